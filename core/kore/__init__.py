@@ -224,3 +224,4 @@ from .aio import (coroname, corotrace, gather, lock, proc, queue,  # noqa: E402
                   socket_wrap, suspend, task_create, task_id, task_kill, timer)
 
 __all__ = [n for n in dir() if not n.startswith("_")]
+_KERNEL_NAMES = frozenset(__all__)

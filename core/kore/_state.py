@@ -13,10 +13,11 @@ for _opt in kernel_options():
 del _opt
 
 pm = None              # the pluggy PluginManager, see kore.plugins
-app = None             # kore.app.Application once loaded
+app = None             # kore.application.Application once loaded
 arbiter = None         # kore.arbiter.Arbiter in the master
-worker = None          # kore.worker.Worker in a worker
+worker = None          # kore.workerproc.Worker in a worker
 tracer = None          # callback set by kore.tracer()
 app_object = None      # value stored by kore.app(obj)
 deferred = []          # [(start_fn, args)] run in every worker at start-up
 progname = "kore"      # kore.setname()
+plugins = []           # [kore.plugins.PluginInfo] loaded in this process

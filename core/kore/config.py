@@ -321,4 +321,9 @@ def kernel_options():
           "changes (development)", flags=("--reload",)),
         O("file", "str", "", "a classic kore.conf file to read",
           flags=("-c", "--config")),
+        O("python_path", "list", [], "directories added to the module search "
+          "path before the app is imported (Kore's python_path)",
+          flags=("--python-path",)),
+        O("python_import", "list", [], "extra Python files or packages to "
+          "import with the app (Kore's python_import)", flags=("--python-import",)),
     ]

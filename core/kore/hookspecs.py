@@ -69,7 +69,7 @@ def kore_app_loaded(app):
     Runs in the master after the application module was imported and
     ``koreapp.configure(args)`` / ``kore_parent_configure(args)`` returned,
     and before the configuration is frozen.  ``app`` is the
-    ``kore.app.Application``.  Plugins resolve what the app declared here
+    ``kore.application.Application``.  Plugins resolve what the app declared here
     (the http plugin installs ``@kore.route`` routes); raise
     ``kore.ConfigError`` to stop start-up with a message.
     """
@@ -125,7 +125,7 @@ def kore_worker_init(worker):
 
     Runs in the new worker, after the gevent hub was re-initialised and
     privileges were dropped, before ``koreapp.workerstart()``.  ``worker`` is
-    the ``kore.worker.Worker``.
+    the ``kore.workerproc.Worker``.
     """
 
 

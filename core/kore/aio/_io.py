@@ -1,0 +1,63 @@
+"""Waiting for a file descriptor on the gevent hub, cancellable by close()."""
+
+from time import monotonic
+
+from gevent import Timeout
+from gevent.hub import get_hub
+
+from . import _task
+
+READ = 1
+WRITE = 2
+
+
+class Closed(Exception):
+    """Raised in a waiting greenlet when its object was closed under it."""
+
+
+class TimedOut(Exception):
+    """Internal: a wait reached its deadline."""
+
+
+class FdWaits:
+    """The watchers currently waited on for one object, by direction, so
+    close() can wake the waiters before the descriptor goes away."""
+
+    __slots__ = ("watchers",)
+
+    def __init__(self):
+        self.watchers = {}
+
+    def wait(self, fd, event, seconds=None):
+        """Block until ``fd`` is ready for ``event``; TimedOut after
+        ``seconds`` (None = forever); Closed if cancel_all() ran."""
+        hub = get_hub()
+        watcher = hub.loop.io(fd, event)
+        self.watchers[event] = watcher
+        _task.suspended()
+        try:
+            if seconds is None:
+                hub.wait(watcher)
+            else:
+                if seconds <= 0:
+                    raise TimedOut()
+                with Timeout(seconds, TimedOut()):
+                    hub.wait(watcher)
+        finally:
+            if self.watchers.get(event) is watcher:
+                del self.watchers[event]
+            watcher.close()
+        _task.wokeup()
+
+    def cancel_all(self):
+        hub = get_hub()
+        for watcher in list(self.watchers.values()):
+            hub.cancel_wait(watcher, Closed(), True)
+        self.watchers.clear()
+
+
+def remaining(deadline):
+    """Seconds until a time.monotonic() deadline (None = no deadline)."""
+    if deadline is None:
+        return None
+    return deadline - monotonic()

@@ -1,0 +1,355 @@
+"""Coroutines on greenlets: drive(), tasks, ids, names and tracing.
+
+A coroutine is run by ``drive(coro)`` in the calling greenlet: every kore
+awaitable blocks that greenlet on gevent and returns its value without
+yielding, so one ``coro.send(None)`` runs the coroutine to its end.  A
+coroutine that yields is awaiting something foreign (asyncio): that is a
+TypeError naming the object.
+
+Every running coroutine has a ``Task`` record (id, name) known to
+``task_id()``, ``task_kill()``, ``coroname()`` and the lock owner checks.
+"""
+
+import inspect
+import itertools
+import os
+import sys
+import types
+
+import gevent
+from gevent import GreenletExit
+from greenlet import getcurrent
+
+from .. import _state
+from ..log import LOG, LOG_ERR, LOG_NOTICE
+
+_ids = itertools.count(1)
+_tasks = {}       # id -> Task, every coroutine that may still run
+_running = {}     # greenlet -> Task it is driving right now (innermost)
+_tracing = False  # kore.corotrace()
+
+
+class Task:
+    """One coroutine: a handler driven by drive(), a task or a gather child."""
+
+    __slots__ = ("id", "name", "coro", "greenlet", "kind")
+
+    def __init__(self, coro, kind="coroutine"):
+        self.id = next(_ids)
+        self.name = None
+        self.coro = coro
+        self.greenlet = None
+        self.kind = kind
+
+    def __repr__(self):
+        return "<kore task %d%s (%s)>" % (
+            self.id, "" if self.name is None else " %r" % self.name, self.kind)
+
+
+def current():
+    """The Task running in this greenlet, or None."""
+    return _running.get(getcurrent())
+
+
+def owner_key():
+    """Who owns a lock taken here: the coroutine, else the greenlet."""
+    g = getcurrent()
+    task = _running.get(g)
+    return g if task is None else task
+
+
+# ---------------------------------------------------------------------------
+# drive
+# ---------------------------------------------------------------------------
+
+def _innermost(coro):
+    obj = coro
+    for _ in range(1000):
+        nxt = getattr(obj, "cr_await", None)
+        if nxt is None:
+            nxt = getattr(obj, "gi_yieldfrom", None)
+        if nxt is None:
+            return obj
+        obj = nxt
+    return obj
+
+
+def _describe(obj):
+    if isinstance(obj, (types.GeneratorType, types.CoroutineType)):
+        return "%s %s()" % (type(obj).__name__, obj.__qualname__)
+    t = type(obj)
+    text = repr(obj)
+    if len(text) > 80:
+        text = text[:77] + "..."
+    if t.__module__ in ("builtins", None):
+        return text
+    return "%s.%s %s" % (t.__module__, t.__qualname__, text)
+
+
+def _foreign_error(coro, yielded):
+    if yielded is not None:
+        what = _describe(yielded)
+    else:
+        what = _describe(_innermost(coro))
+    return TypeError(
+        "coroutine %s awaited %s, which is not a kore awaitable (kore runs "
+        "coroutines without an asyncio event loop)" % (_coro_name(coro), what))
+
+
+def _coro_name(coro):
+    return "'%s'" % (getattr(coro, "__qualname__", None) or type(coro).__name__)
+
+
+def drive(coro, task=None):
+    """Run the coroutine ``coro`` to completion in the current greenlet and
+    return its value; its exception propagates.
+
+    Awaiting anything but a kore awaitable raises TypeError inside the
+    coroutine (at the ``await``); a coroutine that still insists is closed.
+    """
+    if task is None:
+        if not isinstance(coro, types.CoroutineType):
+            if hasattr(coro, "__await__") and not hasattr(coro, "send"):
+                coro = coro.__await__()
+            elif not hasattr(coro, "send"):
+                raise TypeError("kore.aio.drive: expected a coroutine, got %s"
+                                % type(coro).__name__)
+        task = Task(coro)
+    g = getcurrent()
+    prev = _running.get(g)
+    _running[g] = task
+    _tasks[task.id] = task
+    task.greenlet = g
+    if _tracing:
+        _trace("running", task)
+    try:
+        try:
+            yielded = coro.send(None)
+        except StopIteration as stop:
+            return stop.value
+        exc = _foreign_error(coro, yielded)
+        try:
+            coro.throw(exc)
+        except StopIteration as stop:
+            return stop.value
+        # It caught the TypeError and awaited something foreign again.
+        coro.close()
+        raise exc
+    finally:
+        if _tracing:
+            _trace("deleted", task)
+        _tasks.pop(task.id, None)
+        if prev is None:
+            _running.pop(g, None)
+        else:
+            _running[g] = prev
+
+
+# ---------------------------------------------------------------------------
+# tasks
+# ---------------------------------------------------------------------------
+
+def report(where, task=None, exc_info=None):
+    """An uncaught exception left a task, timer or callback: tracer or log,
+    then the kore_task_error hook.  Never raises."""
+    if exc_info is None:
+        exc_info = sys.exc_info()
+    from .. import trace
+    try:
+        trace.report(exc_info, where=where)
+    except Exception:  # pragma: no cover - report never raises
+        pass
+    pm = _state.pm
+    if pm is not None:
+        try:
+            pm.hook.kore_task_error(task=task, exc_info=exc_info)
+        except Exception:
+            import traceback
+            LOG.write(LOG_ERR, "kore_task_error hook raised:\n"
+                      + traceback.format_exc().rstrip())
+
+
+def _run_task(task):
+    try:
+        drive(task.coro, task)
+    except GreenletExit:
+        raise
+    except Exception:
+        report("coroutine", task)
+
+
+def _start_task(task):
+    _tasks[task.id] = task
+    task.greenlet = gevent.spawn(_run_task, task)
+    return task
+
+
+def task_create(coro):
+    """Run the coroutine ``coro`` as a task; return its id.
+
+    In the master (module-level code of the app) the task is only recorded:
+    every worker starts its own copy right after it was forked.
+    """
+    if not isinstance(coro, types.CoroutineType):
+        raise TypeError("kore.task_create: expected a coroutine object "
+                        "(call the async function), got %s"
+                        % type(coro).__name__)
+    task = Task(coro, kind="task")
+    if _state.role == "master":
+        _deferred_tasks[task.id] = task
+        _state.deferred.append((_start_deferred_task, (task,)))
+        _close_at_exit()
+        if _tracing:
+            _trace("created", task)
+        return task.id
+    if _tracing:
+        _trace("created", task)
+    _start_task(task)
+    return task.id
+
+
+_deferred_tasks = {}   # id -> Task recorded in the master
+_atexit_done = False
+
+
+def _start_deferred_task(task):
+    if _deferred_tasks.pop(task.id, None) is None:
+        return  # killed before the worker started
+    _start_task(task)
+
+
+def _close_at_exit():
+    # The master never runs the coroutines it recorded; close them when it
+    # exits so Python does not warn that they were never awaited.
+    global _atexit_done
+    if _atexit_done:
+        return
+    _atexit_done = True
+    import atexit
+    pid = os.getpid()
+
+    def close():
+        if os.getpid() != pid:
+            return
+        for task in list(_deferred_tasks.values()):
+            _close_unstarted(task.coro)
+    atexit.register(close)
+
+
+def _close_unstarted(coro):
+    try:
+        if inspect.getcoroutinestate(coro) == inspect.CORO_CREATED:
+            coro.close()
+    except Exception:
+        pass
+
+
+def task_id():
+    """The id of the running coroutine; RuntimeError outside coroutines."""
+    task = _running.get(getcurrent())
+    if task is None:
+        raise RuntimeError("no coroutine active")
+    return task.id
+
+
+def task_kill(task_id):
+    """Kill the coroutine with id ``task_id``: True if it existed.
+
+    The coroutine sees GreenletExit at the ``await`` where it is suspended:
+    ``finally`` blocks and ``async with`` exits run, a lock is released, a
+    process it was awaiting is killed and reaped, a socket it was using is
+    closed.  Killing the running coroutine is a RuntimeError.
+    """
+    if not isinstance(task_id, int) or isinstance(task_id, bool):
+        raise TypeError("kore.task_kill: task id must be an int")
+    g = getcurrent()
+    cur = _running.get(g)
+    if cur is not None and cur.id == task_id:
+        raise RuntimeError("refusing to kill active coroutine")
+    task = _deferred_tasks.pop(task_id, None)
+    if task is not None:
+        return True
+    task = _tasks.get(task_id)
+    if task is None:
+        return False
+    target = task.greenlet
+    if target is g:
+        # An outer coroutine of this very greenlet (drive() inside drive()).
+        raise RuntimeError("refusing to kill active coroutine")
+    _tasks.pop(task_id, None)
+    if target is not None and not target.dead:
+        if isinstance(target, gevent.Greenlet):
+            target.kill(block=g is not gevent.get_hub())
+        elif target.parent is None:
+            raise RuntimeError("cannot kill a coroutine driven by the main greenlet")
+        else:
+            gevent.kill(target)
+    _close_unstarted(task.coro)
+    return True
+
+
+# ---------------------------------------------------------------------------
+# names and tracing
+# ---------------------------------------------------------------------------
+
+def coroname(name):
+    """Name the running coroutine (used by corotrace)."""
+    task = _running.get(getcurrent())
+    if task is None:
+        raise RuntimeError("kore.coroname() only available in coroutines")
+    if not isinstance(name, str):
+        raise TypeError("kore.coroname: name must be a str")
+    task.name = name
+    return None
+
+
+def corotrace(enabled):
+    """Log every state change of every coroutine (LOG_NOTICE)."""
+    global _tracing
+    _tracing = bool(enabled)
+    return None
+
+
+def _trace(label, task=None):
+    if task is None:
+        task = _running.get(getcurrent())
+        if task is None:
+            return
+    frame = getattr(task.coro, "cr_frame", None) or getattr(task.coro, "gi_frame", None)
+    if frame is not None:
+        code = frame.f_code
+        func = code.co_name
+        fname = os.path.basename(code.co_filename)
+        line = frame.f_lineno
+    else:
+        func = fname = "unknown"
+        line = -1
+    who = ("'%s'" % task.name) if task.name else str(task.id)
+    LOG.write(LOG_NOTICE, "coro %s %s <%s> @ [%s:%d]" % (who, label, func, fname, line))
+
+
+def suspended():
+    """Called by kore awaitables before they block (corotrace)."""
+    if _tracing:
+        _trace("suspended")
+
+
+def wokeup():
+    """Called by kore awaitables after they blocked (corotrace)."""
+    if _tracing:
+        _trace("wokeup")
+
+
+def start_deferred():
+    """Start the tasks and timers the app created in the master.
+
+    The kernel calls this in every worker right after the fork; each worker
+    runs its own copy.  Safe to call twice (the list is emptied).
+    """
+    items = list(_state.deferred)
+    del _state.deferred[:]
+    for fn, args in items:
+        try:
+            fn(*args)
+        except Exception:
+            report("deferred start")
