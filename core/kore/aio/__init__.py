@@ -1,21 +1,19 @@
-"""kore's asynchronous runtime (work in progress)."""
+"""kore's asynchronous runtime: Kore's coroutine API on gevent greenlets.
 
+There is no asyncio event loop.  A kore awaitable blocks the current greenlet
+on gevent (timers, events, fd readiness) inside its ``__await__`` and returns
+its value without ever yielding, so ``drive(coro)`` runs a whole coroutine
+with a single ``coro.send(None)`` while gevent runs other greenlets
+underneath.  See docs/async.md.
+"""
 
-def _todo(*a, **kw):
-    raise NotImplementedError("kore.aio: not implemented yet")
+from ._proc import proc, split_command
+from ._socket import socket, socket_wrap
+from ._sync import TaskKilled, gather, lock, queue, suspend, timer
+from ._task import (Task, coroname, corotrace, current, drive, start_deferred,
+                    task_create, task_id, task_kill)
 
-
-coroname = corotrace = gather = lock = proc = queue = socket_wrap = _todo
-suspend = task_create = task_id = task_kill = timer = _todo
-
-
-def drive(coro):
-    try:
-        coro.send(None)
-    except StopIteration as exc:
-        return exc.value
-    raise TypeError("coroutine awaited a foreign awaitable")
-
-
-def start_deferred():
-    pass
+__all__ = ["coroname", "corotrace", "current", "drive", "gather", "lock", "proc",
+           "queue", "socket", "socket_wrap", "split_command", "start_deferred",
+           "suspend", "Task", "TaskKilled", "task_create", "task_id",
+           "task_kill", "timer"]
