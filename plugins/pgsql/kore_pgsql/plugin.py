@@ -1,0 +1,70 @@
+"""The kore plugin: options, ``kore`` names and per-worker pools."""
+
+from kore import hookimpl
+from kore.config import Option
+
+from . import api
+from .pool import install_wait_callback
+
+OWNER = "kore-plugin-pgsql"
+
+
+def _install_req_pgsql():
+    """Give the http plugin's request class Kore 3's ``req.pgsql``."""
+    try:
+        from kore_http.request import HttpRequest
+    except Exception:
+        return False
+    if getattr(HttpRequest, "pgsql", None) is not api.req_pgsql:
+        try:
+            HttpRequest.pgsql = api.req_pgsql
+        except (AttributeError, TypeError):
+            return False
+    return True
+
+
+@hookimpl
+def kore_config_options(registry):
+    registry.add(Option("pgsql_conn_max", "int", 2, "connections each worker "
+                        "opens at most per database", minimum=1, owner=OWNER))
+    registry.add(Option("pgsql_queue_limit", "int", 1000, "queries that may wait "
+                        "for a busy pool per database and worker before dbquery "
+                        "fails (503 when uncaught)", minimum=0, owner=OWNER))
+    registry.add(Option("pgsql_connect_timeout", "float", 10.0, "seconds a new "
+                        "database connection may take to open", minimum=0.1,
+                        owner=OWNER))
+
+
+@hookimpl
+def kore_namespace():
+    install_wait_callback()
+    _install_req_pgsql()
+    return {"dbsetup": api.dbsetup, "register_database": api.register_database,
+            "dbquery": api.dbquery, "dbquery_sync": api.dbquery_sync}
+
+
+@hookimpl
+def kore_app_reset():
+    api.forget()
+
+
+@hookimpl
+def kore_master_bind(arbiter):
+    # connections the master opened (dbquery_sync in configure) are closed
+    # before workers are forked: each worker opens its own
+    api.close_pools()
+
+
+@hookimpl
+def kore_worker_init(worker):
+    install_wait_callback()
+    _install_req_pgsql()
+    api._check_pid()
+
+
+@hookimpl
+def kore_worker_shutdown(worker):
+    api.close_pools()
+
+
+_install_req_pgsql()
