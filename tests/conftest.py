@@ -113,7 +113,7 @@ class KoreServer:
         except (ProcessLookupError, PermissionError):
             return []
 
-    def signal(self, signo):
+    def send_signal(self, signo):
         self.proc.send_signal(signo)
 
     def stop(self, signo=signal.SIGTERM, timeout=15.0):

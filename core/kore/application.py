@@ -25,6 +25,7 @@ import os
 import sys
 
 from . import _state
+from .config import ConfigError
 from .errors import AppLoadError
 
 # koreapp method -> C-style module function
@@ -71,7 +72,7 @@ class Application:
                 self._load_file(target)
             else:
                 self._load_module_spec(target)
-        except AppLoadError:
+        except (AppLoadError, ConfigError):
             raise
         except SystemExit as exc:
             raise AppLoadError("application '%s' called exit(%s) while loading"
@@ -232,10 +233,9 @@ class Application:
             raise
         except SystemExit as exc:
             raise AppLoadError("koreapp.configure() called exit(%s)" % exc.code) from exc
+        except ConfigError:
+            raise
         except Exception as exc:
-            from .config import ConfigError
-            if isinstance(exc, ConfigError):
-                raise
             import traceback
             raise AppLoadError("koreapp.configure() raised %s: %s\n%s"
                                % (type(exc).__name__, exc,

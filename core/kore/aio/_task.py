@@ -195,32 +195,25 @@ def task_create(coro):
                         "(call the async function), got %s"
                         % type(coro).__name__)
     task = Task(coro, kind="task")
-    if _state.role == "master":
-        _deferred_tasks[task.id] = task
-        _state.deferred.append((_start_deferred_task, (task,)))
-        _close_at_exit()
-        if _tracing:
-            _trace("created", task)
-        return task.id
     if _tracing:
         _trace("created", task)
+    if _state.role == "master":
+        _master_tasks.append(task)
+        _state.deferred.append((_start_task, (task,)))
+        _close_at_exit()
+        return task.id
     _start_task(task)
     return task.id
 
 
-_deferred_tasks = {}   # id -> Task recorded in the master
+# Tasks recorded in the master stay referenced here: the master never runs
+# them (each worker runs its copy), and closes them when it exits so Python
+# does not warn that they were never awaited.
+_master_tasks = []
 _atexit_done = False
 
 
-def _start_deferred_task(task):
-    if _deferred_tasks.pop(task.id, None) is None:
-        return  # killed before the worker started
-    _start_task(task)
-
-
 def _close_at_exit():
-    # The master never runs the coroutines it recorded; close them when it
-    # exits so Python does not warn that they were never awaited.
     global _atexit_done
     if _atexit_done:
         return
@@ -229,11 +222,18 @@ def _close_at_exit():
     pid = os.getpid()
 
     def close():
-        if os.getpid() != pid:
-            return
-        for task in list(_deferred_tasks.values()):
-            _close_unstarted(task.coro)
+        if os.getpid() == pid:
+            for task in _master_tasks:
+                _close_unstarted(task.coro)
     atexit.register(close)
+
+
+def _kill_deferred(task_id):
+    for i, (fn, args) in enumerate(_state.deferred):
+        if fn is _start_task and args[0].id == task_id:
+            del _state.deferred[i]
+            return True
+    return False
 
 
 def _close_unstarted(coro):
@@ -266,8 +266,7 @@ def task_kill(task_id):
     cur = _running.get(g)
     if cur is not None and cur.id == task_id:
         raise RuntimeError("refusing to kill active coroutine")
-    task = _deferred_tasks.pop(task_id, None)
-    if task is not None:
+    if _state.role == "master" and _kill_deferred(task_id):
         return True
     task = _tasks.get(task_id)
     if task is None:
