@@ -149,13 +149,16 @@ def connect(conninfo, timeout=None):
                                 client_encoding="UTF8")
     except psycopg2.Error as exc:
         text = " ".join(str(exc).split())
+        if not text.startswith("connection to server"):
+            text = "connection to %s failed: %s" % (_where(conninfo), text)
         raise PgsqlUnavailable("pgsql error: cannot connect: %s" % text,
                                sqlstate=exc.pgcode or "08001", message=text) from None
     except gevent.Timeout as t:
         if t is not timer:
             raise
-        raise PgsqlUnavailable("pgsql error: cannot connect: no answer within %gs"
-                               % timeout, sqlstate="08001") from None
+        raise PgsqlUnavailable("pgsql error: cannot connect: connection to %s: no "
+                               "answer within %gs" % (_where(conninfo), timeout),
+                               sqlstate="08001") from None
     finally:
         if timer is not None:
             timer.close()
@@ -163,6 +166,18 @@ def connect(conninfo, timeout=None):
     ext.register_type(TEXT, conn)
     ext.register_type(BYTES, conn)
     return conn
+
+
+def _where(conninfo):
+    """Say which server a connection string points to (no password)."""
+    try:
+        d = ext.parse_dsn(conninfo)
+    except psycopg2.Error:
+        return "the server"
+    host = d.get("host") or d.get("hostaddr") or os.environ.get("PGHOST") or "localhost"
+    port = d.get("port") or os.environ.get("PGPORT") or "5432"
+    kind = "socket directory" if host.startswith("/") else "server at"
+    return "%s %s port %s" % (kind, host, port)
 
 
 def _usable(conn):
@@ -234,6 +249,7 @@ class Pool:
                         exc.db = self.name
                         exc.args = ("pgsql error: database '%s': %s"
                                     % (self.name, exc.args[0][len("pgsql error: "):]),)
+                        exc.message = exc.args[0]
                     raise
                 return conn, False
             if len(self.waiters) >= self.queue_limit:
