@@ -244,6 +244,7 @@ class Arbiter:
             try:
                 msg = wp.channel.recv()
             except ipc.ChannelClosed:
+                self._wake.set()        # the worker is probably gone: reap it
                 return
             msg.src = wp.id
             if msg.dst == ipc.MASTER:
