@@ -49,11 +49,15 @@ class FdWaits:
             watcher.close()
         _task.wokeup()
 
+    def cancel(self, event):
+        """Wake the greenlet waiting for ``event`` with Closed."""
+        watcher = self.watchers.pop(event, None)
+        if watcher is not None:
+            get_hub().cancel_wait(watcher, Closed())
+
     def cancel_all(self):
-        hub = get_hub()
-        for watcher in list(self.watchers.values()):
-            hub.cancel_wait(watcher, Closed(), True)
-        self.watchers.clear()
+        for event in list(self.watchers):
+            self.cancel(event)
 
 
 def remaining(deadline):

@@ -163,7 +163,7 @@ class proc:
     def close_stdin(self):
         """Close the pipe to the child's stdin (it sees EOF)."""
         if self._in is not None:
-            self._waits.cancel_all()
+            self._waits.cancel(_io.WRITE)
             fd, self._in = self._in, None
             os.close(fd)
         return True
