@@ -1,0 +1,79 @@
+"""TLS: one ssl.SSLContext per domain, chosen by SNI; client certificates."""
+
+import os
+import ssl
+
+from kore import _state
+from kore.config import ConfigError
+
+
+def _context_for(domain):
+    reg = _state.registry
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    version = reg.get("tls_version")
+    if version == "1.2":
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    elif version == "1.3":
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+    else:
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    cipher = reg.get("tls_cipher")
+    if cipher:
+        try:
+            ctx.set_ciphers(cipher)
+        except ssl.SSLError as exc:
+            raise ConfigError("tls_cipher %r: %s" % (cipher, exc)) from None
+    dh = reg.get("tls_dhparam")
+    if dh and os.path.exists(dh):
+        try:
+            ctx.load_dh_params(dh)
+        except (ssl.SSLError, OSError) as exc:
+            raise ConfigError("tls_dhparam %r: %s" % (dh, exc)) from None
+    if domain.acme and not (domain.cert and domain.key):
+        raise ConfigError("domain '%s': acme=True needs kore-plugin-acme (not "
+                          "installed); give cert= and key=" % domain.host)
+    try:
+        ctx.load_cert_chain(domain.cert, domain.key)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError("domain '%s': cannot load cert %r / key %r: %s"
+                          % (domain.host, domain.cert, domain.key, exc)) from None
+    if domain.client_verify:
+        try:
+            ctx.load_verify_locations(cafile=domain.client_verify)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError("domain '%s': client_verify %r: %s"
+                              % (domain.host, domain.client_verify, exc)) from None
+        ctx.verify_mode = ssl.CERT_REQUIRED
+        if domain.crl:
+            try:
+                ctx.load_verify_locations(cafile=domain.crl)
+                ctx.verify_flags |= ssl.VERIFY_CRL_CHECK_LEAF
+            except (OSError, ssl.SSLError) as exc:
+                raise ConfigError("domain '%s': crl %r: %s" % (domain.host, domain.crl, exc)) from None
+    ctx.set_alpn_protocols(["http/1.1"])
+    return ctx
+
+
+def build_contexts(server):
+    """Give the server an SSLContext whose SNI callback picks the domain's."""
+    if not server.domains:
+        raise ConfigError("TLS server '%s' has no domain (a domain holds the "
+                          "certificate)" % server.name)
+    for d in server.domains:
+        d.ssl_context = _context_for(d)
+    default = server.domains[0].ssl_context
+    domains = list(server.domains)
+
+    def sni(sslobj, name, ctx):
+        if name:
+            h = name.lower()
+            for d in domains:
+                if d.matches(h):
+                    if d.ssl_context is not ctx:
+                        sslobj.context = d.ssl_context
+                    return None
+        return None
+
+    default.sni_callback = sni
+    server.ssl_context = default
