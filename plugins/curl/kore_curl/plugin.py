@@ -1,0 +1,42 @@
+"""Hooks of kore-plugin-curl."""
+
+from kore import hookimpl
+from kore.config import Option
+
+from . import multi
+from .client import DEFAULT_RECV_MAX, DEFAULT_TIMEOUT, curl, httpclient
+from .options import CONSTANTS
+
+OWNER = "kore-plugin-curl"
+
+
+@hookimpl
+def kore_config_options(registry):
+    registry.add(Option(
+        "curl_timeout", "int", DEFAULT_TIMEOUT,
+        "seconds a kore.httpclient / kore.curl transfer may take in total "
+        "(0: no limit)", minimum=0, maximum=65535, owner=OWNER))
+    registry.add(Option(
+        "curl_recv_max", "int", DEFAULT_RECV_MAX,
+        "largest response body (and header block) a transfer may receive, "
+        "in bytes", minimum=0, owner=OWNER))
+
+
+@hookimpl
+def kore_namespace():
+    names = {"httpclient": httpclient, "curl": curl,
+             "pyhttpclient": httpclient, "pycurlhandle": curl}
+    names.update(CONSTANTS)
+    return names
+
+
+@hookimpl
+def kore_worker_init(worker):
+    # libcurl state inherited from the master is never used in a worker;
+    # each worker creates its own multi handle on first use.
+    multi.reset_after_fork()
+
+
+@hookimpl
+def kore_worker_shutdown(worker):
+    multi.shutdown()
