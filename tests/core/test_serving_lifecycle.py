@@ -1,0 +1,166 @@
+"""Arbiter behaviour seen by HTTP clients: respawn, graceful TERM, HUP reload."""
+
+import os
+import signal
+import threading
+import time
+
+import httpx
+
+APP = """
+import os, gevent, kore
+
+VERSION = "v1"
+
+class App:
+    def configure(self, args):
+        kore.server("default", ip="127.0.0.1", port="8888", tls=False)
+        d = kore.domain("*", attach="default")
+        d.route("/", self.index, methods=["get"])
+        d.route("/slow", self.slow, methods=["get"])
+        d.route("/pid", self.pid, methods=["get"])
+
+    def index(self, req):
+        req.response(200, VERSION.encode())
+
+    def pid(self, req):
+        req.response(200, str(os.getpid()).encode())
+
+    async def slow(self, req):
+        await kore.suspend(2000)
+        req.response(200, b"slow done")
+
+koreapp = App()
+"""
+
+
+def wait_for(pred, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def get(url, path="/", timeout=5.0):
+    # a fresh connection per request
+    return httpx.get(url + path, timeout=timeout, headers={"connection": "close"})
+
+
+def test_respawn_after_sigkill_while_other_worker_serves(kore_server):
+    srv = kore_server(APP, workers=2)
+    assert wait_for(lambda: len(srv.children()) == 2)
+    victim, other = srv.children()
+    os.kill(victim, signal.SIGKILL)
+    pids = set()
+    t_end = time.monotonic() + 3.0
+    while time.monotonic() < t_end:
+        r = get(srv.url, "/pid")
+        assert r.status_code == 200
+        pids.add(int(r.text))
+    assert victim not in pids
+    assert other in pids
+    assert wait_for(lambda: len(srv.children()) == 2 and victim not in srv.children())
+    assert srv.wait_log("restarting it")
+    assert srv.stop() == 0
+    assert not srv.group_alive()
+
+
+def test_term_lets_inflight_request_finish(kore_server):
+    srv = kore_server(APP, workers=1)
+    result = {}
+
+    def slow():
+        try:
+            result["r"] = get(srv.url, "/slow", timeout=10)
+        except Exception as exc:  # recorded and asserted below
+            result["e"] = exc
+
+    t = threading.Thread(target=slow)
+    t.start()
+    time.sleep(0.5)
+    t0 = time.monotonic()
+    code = srv.stop(signal.SIGTERM, timeout=15)
+    t.join(10)
+    assert "e" not in result, result.get("e")
+    assert result["r"].status_code == 200 and result["r"].text == "slow done"
+    assert code == 0
+    assert time.monotonic() - t0 < 10
+    assert not srv.group_alive()
+
+
+def test_graceful_timeout_bounds_the_stop(kore_server):
+    srv = kore_server(APP, workers=1, args=["--graceful-timeout", "0.5"])
+    errors = []
+
+    def slow():
+        try:
+            get(srv.url, "/slow", timeout=10)
+        except Exception as exc:
+            errors.append(exc)
+
+    s = threading.Thread(target=slow)
+    s.start()
+    time.sleep(0.4)
+    t0 = time.monotonic()
+    assert srv.stop(signal.SIGTERM, timeout=15) == 0
+    elapsed = time.monotonic() - t0
+    s.join(10)
+    assert errors     # the request was cut off when the timeout passed
+    assert elapsed < 1.9     # did not wait for the 2 s handler
+    assert not srv.group_alive()
+
+
+def test_hup_reload_under_load_serves_new_code_without_failures(kore_server, tmp_path):
+    srv = kore_server(APP, workers=2)
+    app_file = tmp_path / "app.py"
+    stop = threading.Event()
+    stats = {"ok": 0, "fail": [], "versions": []}
+
+    def hammer():
+        with httpx.Client(timeout=5) as keepalive:
+            while not stop.is_set():
+                for client in ("fresh", "keepalive"):
+                    try:
+                        if client == "fresh":
+                            r = get(srv.url)
+                        else:
+                            r = keepalive.get(srv.url + "/")
+                        if r.status_code != 200:
+                            stats["fail"].append((client, r.status_code))
+                        else:
+                            stats["ok"] += 1
+                            stats["versions"].append(r.text)
+                    except Exception as exc:
+                        stats["fail"].append((client, repr(exc)))
+
+    threads = [threading.Thread(target=hammer) for _ in range(2)]
+    for t in threads:
+        t.start()
+    time.sleep(1.0)
+    old_workers = set(srv.children())
+    app_file.write_text(app_file.read_text().replace('VERSION = "v1"', 'VERSION = "v2"'))
+    srv.send_signal(signal.SIGHUP)
+    assert srv.wait_log("reload complete", timeout=20), srv.log()
+    assert wait_for(lambda: not (set(srv.children()) & old_workers), timeout=15)
+    time.sleep(1.0)
+    stop.set()
+    for t in threads:
+        t.join(10)
+    assert stats["fail"] == []
+    assert stats["ok"] > 50
+    assert stats["versions"][-1] == "v2"
+    assert "v1" in stats["versions"]
+    assert srv.stop() == 0
+
+
+def test_hup_with_broken_code_keeps_old_workers(kore_server, tmp_path):
+    srv = kore_server(APP, workers=1)
+    app_file = tmp_path / "app.py"
+    app_file.write_text("import kore\nraise SyntaxError('half-written file')\n")
+    srv.send_signal(signal.SIGHUP)
+    assert srv.wait_log("reload failed"), srv.log()
+    r = get(srv.url)
+    assert r.status_code == 200 and r.text == "v1"
+    assert srv.stop() == 0
