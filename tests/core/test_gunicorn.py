@@ -1,0 +1,68 @@
+"""The gunicorn bridge: gunicorn -k kore.gunicorn.KoreWorker serves a kore app."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import httpx
+
+from conftest import free_port, wait_port
+
+APP = """
+import kore
+
+class App:
+    def configure(self, args):
+        kore.server("default", ip="127.0.0.1", port="1", tls=False)
+        d = kore.domain("*", attach="default")
+        d.route("/", self.index, methods=["get"])
+        d.route("^/echo/([a-z]+)$", self.echo, methods=["get"])
+
+    def workerstart(self):
+        kore.log(kore.LOG_INFO, "kore workerstart under gunicorn")
+
+    async def index(self, req):
+        await kore.suspend(5)
+        req.response(200, b"worker %d" % kore.worker())
+
+    def echo(self, req, word):
+        req.send({"word": word})
+
+koreapp = App()
+"""
+
+
+def test_gunicorn_worker_class_serves_kore_app(tmp_path):
+    (tmp_path / "app.py").write_text(APP)
+    port = free_port()
+    gunicorn = os.path.join(os.path.dirname(sys.executable), "gunicorn")
+    env = dict(os.environ, HOME=str(tmp_path), KORE_PLUGINS="http")
+    log = open(tmp_path / "gunicorn.log", "wb")
+    proc = subprocess.Popen([gunicorn, "-k", "kore.gunicorn.KoreWorker", "-w", "2",
+                             "-b", "127.0.0.1:%d" % port, "--graceful-timeout", "5",
+                             "app.py"], cwd=str(tmp_path), env=env, stdout=log,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        assert wait_port("127.0.0.1", port, 20, proc)
+        url = "http://127.0.0.1:%d" % port
+        seen = set()
+        deadline = time.monotonic() + 10
+        while len(seen) < 2 and time.monotonic() < deadline:
+            r = httpx.get(url + "/", headers={"connection": "close"}, timeout=5)
+            assert r.status_code == 200
+            seen.add(r.text)
+        assert seen <= {"worker 1", "worker 2", "worker 3"} and len(seen) >= 1
+        r = httpx.get(url + "/echo/abc", timeout=5)
+        assert r.json() == {"word": "abc"}
+        assert httpx.get(url + "/missing", timeout=5).status_code == 404
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(15) == 0
+        text = (tmp_path / "gunicorn.log").read_text()
+        assert text.count("kore workerstart under gunicorn") >= 2
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(5)
+        log.close()
