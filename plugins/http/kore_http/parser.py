@@ -163,9 +163,8 @@ def framing(fields_list, minor):
             raise HttpError(400, "Transfer-Encoding in HTTP/1.0")
         codings = [c.strip(" \t").lower() for c in te.split(",")]
         if codings[-1] != "chunked":
-            raise HttpError(501 if all(c in ("gzip", "deflate", "compress", "identity")
-                                       for c in codings) else 400,
-                            "unsupported Transfer-Encoding")
+            # RFC 9112 6.3: the length cannot be determined: 400 and close
+            raise HttpError(400, "chunked is not the final Transfer-Encoding")
         if len(codings) != 1:
             raise HttpError(501, "unsupported Transfer-Encoding")
         return 0, True

@@ -1,0 +1,266 @@
+"""HTTP/1.1 conformance against a real korectl (RFC 9110/9112)."""
+
+import json
+import socket
+import time
+
+import httpx
+import pytest
+
+from kh_util import Conn, request, wait_for
+
+
+def test_basic_get_date_server(main_server):
+    r, closed = request(main_server.port, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert r.status == 200 and r.body == b"hello"
+    assert r.header("server") == "kore"
+    assert r.header("date").endswith(" GMT")
+    assert r.header("content-length") == "5"
+    assert not closed
+
+
+def test_keepalive_many_requests_one_connection(main_server):
+    c = Conn(main_server.port)
+    for i in range(50):
+        c.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        r = c.read_response()
+        assert r.status == 200 and r.body == b"hello"
+    c.close()
+
+
+def test_pipelining_in_one_packet(main_server):
+    c = Conn(main_server.port)
+    c.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+           b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc"
+           b"GET /opt/zz HTTP/1.1\r\nHost: x\r\n\r\n"
+           b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    bodies = [c.read_response().body for _ in range(4)]
+    assert bodies == [b"hello", b"abc", b'["zz"]', b"hello"]
+    assert c.closed()
+
+
+def test_http10_closes_and_keepalive_opt_in(main_server):
+    r, closed = request(main_server.port, b"GET / HTTP/1.0\r\n\r\n")
+    assert r.status == 200 and closed
+    c = Conn(main_server.port)
+    c.send(b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+    r = c.read_response()
+    assert r.header("connection").lower() == "keep-alive"
+    c.send(b"GET / HTTP/1.0\r\n\r\n")
+    assert c.read_response().status == 200
+    assert c.closed()
+
+
+def test_connection_close(main_server):
+    r, closed = request(main_server.port, b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert r.header("connection") == "close" and closed
+
+
+def test_head_follows_get(main_server):
+    c = Conn(main_server.port)
+    c.send(b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\n")
+    r = c.read_response(head_only=True)
+    assert r.status == 200 and r.header("content-length") == "5"
+    # no body follows: the next response comes right after the head
+    c.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert c.read_response().body == b"hello"
+    c.close()
+
+
+def test_chunked_request_body(main_server):
+    r, _ = request(main_server.port,
+                   b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                   b"5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\nTrailer: x\r\n\r\n")
+    assert r.status == 200 and r.body == b"hello world"
+
+
+def test_chunked_response_body(main_server):
+    r, _ = request(main_server.port, b"GET /stream HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert r.header("transfer-encoding") == "chunked"
+    assert r.body == b"abcdef"
+    # HTTP/1.0 gets a close-delimited body instead of chunks
+    r, closed = request(main_server.port, b"GET /stream HTTP/1.0\r\n\r\n")
+    assert r.header("transfer-encoding") is None and r.body == b"abcdef" and closed
+
+
+def test_expect_100_continue(main_server):
+    c = Conn(main_server.port)
+    c.send(b"POST /sfy/continue HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n"
+           b"Expect: 100-continue\r\n\r\n")
+    r = c.read_response()
+    assert r.status == 100
+    c.send(b"abcd")
+    r = c.read_response()
+    assert r.status == 200 and json.loads(r.body) == {"len": 4}
+    c.close()
+
+
+def test_expect_100_over_limit_gets_413_without_continue(main_server):
+    r, closed = request(main_server.port,
+                        b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999\r\n"
+                        b"Expect: 100-continue\r\n\r\n")
+    assert r.status == 413 and closed
+
+
+def test_curl_expect_continue_large_upload(main_server, tmp_path):
+    import subprocess
+    p = tmp_path / "up"
+    p.write_bytes(b"z" * 50000)
+    out = subprocess.run(["curl", "-s", "-o", "-", "--data-binary", "@%s" % p,
+                          "-H", "Expect: 100-continue", main_server.url + "/echo"],
+                         capture_output=True, timeout=20)
+    assert out.stdout == b"z" * 50000
+
+
+def test_body_limits(main_server):
+    r, closed = request(main_server.port,
+                        b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 1024001\r\n\r\n")
+    assert r.status == 413 and closed
+    body = b"y" * 1024000
+    with httpx.Client() as cl:
+        resp = cl.post(main_server.url + "/echo", content=body)
+    assert resp.status_code == 200 and len(resp.content) == len(body)
+    # chunked over the limit
+    c = Conn(main_server.port)
+    c.send(b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+    c.send(b"fa000\r\n" + b"q" * 0xfa000 + b"\r\n" + b"fa000\r\n" + b"q" * 0xfa000 + b"\r\n")
+    r = c.read_response()
+    assert r.status == 413
+    c.close()
+
+
+def test_body_offload_to_disk(main_server):
+    body = b"o" * 200000
+    with httpx.Client() as cl:
+        resp = cl.post(main_server.url + "/echo", content=body)
+    assert resp.content == body
+    assert resp.headers["x-body-path"].startswith("/") and "bodies" in resp.headers["x-body-path"]
+    import hashlib
+    assert resp.headers["x-digest"] == hashlib.sha256(body).hexdigest()
+    resp = httpx.post(main_server.url + "/echo", content=b"small")
+    assert resp.headers["x-body-path"] == "None"
+    assert resp.headers["x-digest"] == hashlib.sha256(b"small").hexdigest()
+
+
+def test_digest_not_stale(main_server):
+    import hashlib
+    c = Conn(main_server.port)
+    c.send(b"PUT /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc")
+    assert c.read_response().header("x-digest") == hashlib.sha256(b"abc").hexdigest()
+    c.send(b"PATCH /echo HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert c.read_response().header("x-digest") == hashlib.sha256(b"").hexdigest()
+    c.close()
+
+
+def test_header_too_large_431(main_server):
+    r, closed = request(main_server.port, b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: "
+                        + b"a" * 5000 + b"\r\n\r\n")
+    assert r.status == 431 and closed
+
+
+def test_uri_too_long_414(main_server):
+    r, closed = request(main_server.port, b"GET /" + b"a" * 1997 + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert r.status == 404
+    r, closed = request(main_server.port, b"GET /" + b"a" * 1998 + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert r.status == 414 and closed
+    # still sending the request line
+    c = Conn(main_server.port)
+    c.send(b"GET /" + b"a" * 3000)
+    r = c.read_response()
+    assert r.status == 414
+    c.close()
+
+
+def test_handler_exception_500_and_worker_keeps_serving(main_server):
+    c = Conn(main_server.port)
+    c.send(b"GET /boom HTTP/1.1\r\nHost: x\r\n\r\n")
+    r = c.read_response()
+    assert r.status == 500
+    c.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert c.read_response().body == b"hello"
+    c.close()
+    assert main_server.wait_log("ValueError: boom")
+    r, _ = request(main_server.port, b"GET /async-boom HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert r.status == 500
+    assert main_server.wait_log("KeyError")
+
+
+def test_no_response_gives_500_and_log_names_route(main_server):
+    r, _ = request(main_server.port, b"GET /noresponse HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert r.status == 500
+    assert main_server.wait_log("route '/noresponse' returned without responding")
+
+
+def test_exception_after_response_only_logged(main_server):
+    c = Conn(main_server.port)
+    c.send(b"GET /boom-after HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    r = c.read_response()
+    assert r.status == 200 and r.body == b"sent"
+    r2 = c.read_response()
+    assert r2.status == 200 and r2.body == b"hello"     # no stray second 500
+    c.close()
+    assert main_server.wait_log("after response")
+
+
+def test_return_value_ignored(main_server):
+    r, _ = request(main_server.port, b"GET /returns HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert r.status == 200 and r.body == b"ok"
+    r, _ = request(main_server.port, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert r.status == 200
+
+
+def test_async_handler(main_server):
+    r, _ = request(main_server.port, b"GET /async HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert r.body == b"async"
+
+
+def test_404_405_allow(main_server):
+    r, closed = request(main_server.port, b"GET /nope HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert r.status == 404 and not closed
+    r, closed = request(main_server.port, b"DELETE / HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert r.status == 405 and r.header("allow") == "GET, HEAD"
+    r, _ = request(main_server.port, b"OPTIONS / HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert r.status == 405
+    # body of a refused request is drained, the connection stays usable
+    c = Conn(main_server.port)
+    c.send(b"POST /nope HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhelloGET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert c.read_response().status == 404
+    assert c.read_response().body == b"hello"
+    c.close()
+
+
+def test_status_reason_and_204_304(main_server):
+    r, _ = request(main_server.port, b"GET /status?code=299 HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert r.status == 299 and r.reason == ""
+    c = Conn(main_server.port)
+    c.send(b"GET /status?code=204 HTTP/1.1\r\nHost: x\r\n\r\n")
+    r = c.read_response()
+    assert r.status == 204 and r.header("content-length") is None
+    c.send(b"GET /status?code=304 HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert c.read_response().status == 304
+    c.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert c.read_response().body == b"hello"
+    c.close()
+
+
+def test_absolute_form_target(main_server):
+    r, _ = request(main_server.port, b"GET http://example.com/info?q=1 HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert r.status == 200
+    d = json.loads(r.body)
+    assert d["host"] == "example.com" and d["path"] == "/info"
+
+
+def test_httpx_client_roundtrips(main_server):
+    with httpx.Client(base_url=main_server.url) as cl:
+        for _ in range(5):
+            assert cl.get("/").text == "hello"
+        assert cl.post("/echo", content=b"x" * 10000).content == b"x" * 10000
+        assert cl.get("/stream").content == b"abcdef"
+
+
+def test_curl(main_server):
+    import subprocess
+    out = subprocess.run(["curl", "-s", "-i", main_server.url + "/", main_server.url + "/opt/ab/12"],
+                         capture_output=True, timeout=20).stdout
+    assert out.count(b"HTTP/1.1 200 OK") == 2
+    assert b'["ab", "/12", "12"]' in out
