@@ -1,0 +1,113 @@
+"""Timeouts, request limits, graceful behaviour and handler cancellation."""
+
+import os
+import socket
+import time
+
+import pytest
+
+from conftest import start_module_server
+from kh_util import Conn, request, wait_for
+
+SHORT = {"KORE_HTTP_HEADER_TIMEOUT": "1", "KORE_HTTP_BODY_TIMEOUT": "1",
+         "KORE_HTTP_KEEPALIVE_TIME": "2", "KORE_HTTP_REQUEST_LIMIT": "2"}
+
+
+@pytest.fixture(scope="module")
+def short(tmp_path_factory):
+    srv = start_module_server(tmp_path_factory, "main_app.py", env=SHORT)
+    yield srv
+    srv.cleanup()
+
+
+def test_header_timeout_408_on_idle_worker(short):
+    c = Conn(short.port)
+    c.send(b"GET / HTTP/1.1\r\nHost: x\r\n")        # never finished
+    t0 = time.monotonic()
+    r = c.read_response()
+    assert r.status == 408 and 0.8 < time.monotonic() - t0 < 4
+    assert c.closed()
+
+
+def test_no_bytes_at_all_closes_after_keepalive(short):
+    c = Conn(short.port)
+    t0 = time.monotonic()
+    assert c.closed(wait=6)
+    assert 1.5 < time.monotonic() - t0 < 5
+
+
+def test_idle_keepalive_closed_silently(short):
+    c = Conn(short.port)
+    c.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert c.read_response().status == 200
+    t0 = time.monotonic()
+    assert c.read_response() is None           # closed, no 408 on an idle connection
+    assert 1.5 < time.monotonic() - t0 < 5
+
+
+def test_body_timeout_408(short):
+    c = Conn(short.port)
+    c.send(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc")
+    r = c.read_response()
+    assert r.status == 408
+    assert c.closed()
+
+
+def test_request_limit_503(short):
+    slow = [Conn(short.port) for _ in range(2)]
+    for c in slow:
+        c.send(b"GET /slow?ms=1500 HTTP/1.1\r\nHost: x\r\n\r\n")
+    time.sleep(0.3)
+    r, closed = request(short.port, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert r.status == 503 and closed
+    for c in slow:
+        assert c.read_response().body == b"slow"
+    r, _ = request(short.port, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert r.status == 200
+
+
+def test_slowloris_does_not_block_others(short):
+    lazies = []
+    for _ in range(20):
+        c = Conn(short.port)
+        c.send(b"GET / HTTP/1.1\r\n")
+        lazies.append(c)
+    r, _ = request(short.port, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert r.status == 200
+    for c in lazies:
+        c.close()
+
+
+@pytest.mark.parametrize("route", ["hang", "hang-sync"])
+def test_disconnect_cancels_suspended_handler(main_server, tmp_path, route):
+    marker = str(tmp_path / ("m-" + route))
+    c = Conn(main_server.port)
+    c.send(b"GET /%s?marker=%s HTTP/1.1\r\nHost: x\r\n\r\n" % (route.encode(), marker.encode()))
+    time.sleep(0.3)
+    assert not os.path.exists(marker)
+    c.sock.shutdown(socket.SHUT_WR)
+    c.close()
+    assert wait_for(lambda: os.path.exists(marker), 5)
+    assert open(marker).read() == "finally"
+    if route == "hang":
+        assert wait_for(lambda: os.path.exists(marker + ".aborted"), 5)
+        assert open(marker + ".aborted").read() == "aborted=True"
+    r, _ = request(main_server.port, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert r.status == 200
+
+
+def test_graceful_stop_finishes_inflight_request(tmp_path, kore_server):
+    import signal
+    srv = kore_server(os.path.join(os.path.dirname(__file__), "apps", "main_app.py"))
+    idle = Conn(srv.port)
+    idle.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert idle.read_response().status == 200
+    c = Conn(srv.port)
+    c.send(b"GET /slow?ms=800 HTTP/1.1\r\nHost: x\r\n\r\n")
+    time.sleep(0.2)
+    srv.proc.send_signal(signal.SIGTERM)
+    r = c.read_response()
+    assert r.status == 200 and r.body == b"slow"
+    assert r.header("connection") == "close"
+    assert idle.closed(wait=3)
+    assert srv.proc.wait(15) == 0
