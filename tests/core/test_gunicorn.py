@@ -8,7 +8,7 @@ import time
 
 import httpx
 
-from conftest import free_port, wait_port
+from kore_testing import free_port, wait_port
 
 APP = """
 import kore

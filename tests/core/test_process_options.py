@@ -69,7 +69,7 @@ def test_runas_unknown_user_is_a_config_error(korectl, tmp_path):
 
 
 def test_production_deployment_daemonizes(korectl, tmp_path):
-    from conftest import free_port, wait_port
+    from kore_testing import free_port, wait_port
     port = free_port()
     (tmp_path / "app.py").write_text(APP)
     pidfile = tmp_path / "kore.pid"

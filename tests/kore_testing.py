@@ -1,0 +1,154 @@
+"""Helpers for tests: real ``korectl`` processes on free loopback ports.
+
+Imported by tests as ``kore_testing`` (a unique name: several test folders
+have a conftest.py of their own).
+"""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BIN = os.path.dirname(sys.executable)
+KORECTL = os.path.join(BIN, "korectl")
+
+
+def free_port(family=socket.AF_INET, host="127.0.0.1"):
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def wait_port(host, port, timeout=15.0, proc=None):
+    deadline = time.monotonic() + timeout
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            return False
+        try:
+            with socket.socket(family, socket.SOCK_STREAM) as s:
+                s.settimeout(0.5)
+                s.connect((host, port))
+                return True
+        except OSError:
+            time.sleep(0.05)
+    return False
+
+
+class KoreServer:
+    def __init__(self, tmp_path, app, extra=(), workers=1, env=None, args=(),
+                 bind=True, timeout=20.0, wait=True, cwd=None):
+        self.tmp_path = tmp_path
+        if "\n" in app:
+            path = tmp_path / "app.py"
+            path.write_text(textwrap.dedent(app))
+            app = str(path)
+        self.app = app
+        self.host = "127.0.0.1"
+        self.port = free_port()
+        self.url = "http://%s:%d" % (self.host, self.port)
+        self.logpath = tmp_path / ("korectl-%d.log" % self.port)
+        cmd = [KORECTL, "run"]
+        if bind:
+            cmd += ["--bind", "%s:%d" % (self.host, self.port)]
+        if workers is not None:
+            cmd += ["--workers", str(workers)]
+        cmd += list(args) + [app] + list(extra)
+        self.cmd = cmd
+        e = dict(os.environ)
+        e.setdefault("PYTHONUNBUFFERED", "1")
+        e.update(env or {})
+        self._logf = open(self.logpath, "wb")
+        self.proc = subprocess.Popen(cmd, stdout=self._logf, stderr=subprocess.STDOUT,
+                                     env=e, cwd=cwd or str(tmp_path),
+                                     start_new_session=True)
+        if wait and bind:
+            if not wait_port(self.host, self.port, timeout, self.proc):
+                out = self.log()
+                self.kill()
+                raise AssertionError("korectl did not start listening on %d:\n%s"
+                                     % (self.port, out))
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def log(self):
+        try:
+            self._logf.flush()
+        except ValueError:
+            pass
+        return self.logpath.read_text(errors="replace")
+
+    def wait_log(self, text, timeout=10.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if text in self.log():
+                return True
+            time.sleep(0.05)
+        return False
+
+    def children(self):
+        """Pids of the master's direct children (its workers)."""
+        try:
+            out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(self.proc.pid)],
+                                 capture_output=True, text=True, timeout=5).stdout
+        except subprocess.TimeoutExpired:
+            return []
+        return [int(x) for x in out.split()]
+
+    def group_alive(self):
+        try:
+            os.killpg(self.proc.pid, 0)
+            out = subprocess.run(["ps", "-o", "pid=,stat=", "-g", str(self.proc.pid)],
+                                 capture_output=True, text=True, timeout=5).stdout
+            return [l for l in out.splitlines() if l.strip() and "Z" not in l.split()[1]]
+        except (ProcessLookupError, PermissionError):
+            return []
+
+    def send_signal(self, signo):
+        self.proc.send_signal(signo)
+
+    def stop(self, signo=signal.SIGTERM, timeout=15.0):
+        """Stop the server; return its exit code (None if it had to be killed)."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signo)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
+                return None
+        return self.proc.returncode
+
+    def kill(self):
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            pass
+        try:
+            self._logf.close()
+        except Exception:
+            pass
+
+    def cleanup(self):
+        if self.proc.poll() is None:
+            self.stop()
+        # whatever is left of the group (workers) goes too
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        try:
+            self._logf.close()
+        except Exception:
+            pass
+
+
