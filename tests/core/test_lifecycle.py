@@ -285,3 +285,31 @@ def kore_worker_configure():
     assert srv.stop(signal.SIGQUIT) == 0
     assert time.monotonic() - t < 5
     assert not srv.group_alive()
+
+
+def test_sigtrap_reaches_koreapp_signal(kore_server):
+    app = """
+import signal, kore
+
+class App:
+    def configure(self, args):
+        kore.sigtrap(signal.SIGUSR2)
+        try:
+            kore.sigtrap(signal.SIGTERM)
+        except RuntimeError as exc:
+            kore.log(kore.LOG_INFO, "refused: %s" % exc)
+
+    def workerstart(self):
+        kore.log(kore.LOG_INFO, "ready")
+
+    def signal(self, signo):
+        kore.log(kore.LOG_INFO, "koreapp.signal(%d) in worker %d" % (signo, kore.worker()))
+
+koreapp = App()
+"""
+    srv = kore_server(app, workers=1, bind=False, env=NOPLUG)
+    assert srv.wait_log("ready"), srv.log()
+    assert "refused: kore.sigtrap: signal 15 is used by the server" in srv.log()
+    os.kill(srv.children()[0], signal.SIGUSR2)
+    assert srv.wait_log("koreapp.signal(%d) in worker 1" % signal.SIGUSR2), srv.log()
+    assert srv.stop() == 0
