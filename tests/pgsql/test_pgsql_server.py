@@ -315,3 +315,50 @@ def test_kore_example_app(kore_server, pg_up, admin):
     assert json.loads(get(srv, "/coder/guido")[1]) == {"name": "guido", "lang": "python"}
     assert get(srv, "/coder/nobody")[0] == 404
     assert get(srv, "/hello") == (200, b"hello\n")
+
+
+CONFIGURE_APP = r'''
+import json, os
+import kore
+
+class App:
+    def configure(self, args):
+        kore.dbsetup("db", args[1])
+        # a synchronous query in the master, before the workers exist
+        self.master_backend = kore.dbquery_sync("db", "SELECT pg_backend_pid() AS p")[0]["p"]
+
+    @kore.route("/who", methods=["get"])
+    async def who(self, req):
+        me = await kore.dbquery("db", "SELECT pg_backend_pid() AS p")
+        master = await kore.dbquery("db", "SELECT count(*) AS n FROM pg_stat_activity "
+                                          "WHERE pid = $1::int", params=[self.master_backend])
+        req.response(200, json.dumps({"worker": os.getpid(), "backend": me[0]["p"],
+                                      "master_backend": self.master_backend,
+                                      "master_alive": master[0]["n"]}).encode())
+
+koreapp = App()
+'''
+
+
+def test_configure_sync_query_and_per_worker_pools(kore_server, pg_up):
+    import signal
+    srv = kore_server(CONFIGURE_APP, pg_up.dsn, workers=2)
+    seen = {}
+    deadline = time.monotonic() + 10
+    while len(seen) < 2 and time.monotonic() < deadline:
+        status, body = get(srv, "/who")
+        assert status == 200, srv.log()
+        d = json.loads(body)
+        seen[d["worker"]] = d["backend"]
+        # the master's connection was closed before the workers were forked
+        assert d["master_alive"] == "0" and d["backend"] != d["master_backend"]
+    assert len(seen) == 2 and len(set(seen.values())) == 2   # one pool per worker
+    # a reload forgets the databases and the reloaded app declares them again
+    os.kill(srv.pid, signal.SIGHUP)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        status, body = get(srv, "/who")
+        if status == 200 and json.loads(body)["worker"] not in seen:
+            break
+        time.sleep(0.1)
+    assert status == 200 and json.loads(body)["worker"] not in seen, srv.log()

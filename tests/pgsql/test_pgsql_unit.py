@@ -338,3 +338,16 @@ def test_pools_are_per_process(pgsql):
     assert status == 0 and child_pid and child_pid != parent_pid
     # the parent's session survived the child's exit
     assert pgsql.dbquery_sync("db", "SELECT pg_backend_pid() AS p")[0]["p"] == parent_pid
+
+
+def test_query_timeout_option(pgsql, pgsql_settings, admin):
+    pgsql_settings(query_timeout=0.3)
+    t0 = time.monotonic()
+    with pytest.raises(pgsql.PgsqlTimeout):
+        pgsql.dbquery_sync("db", "SELECT pg_sleep(5) /*opttmo*/")
+    assert time.monotonic() - t0 < 1.0
+    # an explicit timeout= wins over the option
+    assert pgsql.dbquery_sync("db", "SELECT pg_sleep(0.5) /*opttmo*/", timeout=3) \
+        == [{"pg_sleep": ""}]
+    time.sleep(0.1)
+    assert "active" not in _backends(admin, "%opttmo%")

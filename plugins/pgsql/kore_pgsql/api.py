@@ -16,7 +16,7 @@ from . import sql as _sql
 from .errors import PgsqlError
 
 DEFAULTS = {"pgsql_conn_max": 2, "pgsql_queue_limit": 1000,
-            "pgsql_connect_timeout": 10.0}
+            "pgsql_connect_timeout": 10.0, "pgsql_query_timeout": 0.0}
 
 _databases = {}     # name -> conninfo (inherited through fork)
 _pools = {}         # name -> Pool, only for the process in _pools_pid
@@ -98,6 +98,7 @@ def get_pool(name):
             name, conninfo, conn_max=_setting("pgsql_conn_max"),
             queue_limit=_setting("pgsql_queue_limit"),
             connect_timeout=_setting("pgsql_connect_timeout"))
+        p.query_timeout = _setting("pgsql_query_timeout")
     return p
 
 
@@ -158,6 +159,8 @@ def _prepare(db, query, params, binary):
 def _execute(db, text, args, binary, timeout):
     p = get_pool(db)
     if timeout is None:
+        timeout = p.query_timeout
+    if not timeout:
         return _pool.run(p, text, args, binary)
     return _pool.run_with_timeout(p, text, args, binary, timeout)
 

@@ -33,6 +33,9 @@ def kore_config_options(registry):
     registry.add(Option("pgsql_connect_timeout", "float", 10.0, "seconds a new "
                         "database connection may take to open", minimum=0.1,
                         owner=OWNER))
+    registry.add(Option("pgsql_query_timeout", "float", 0.0, "seconds a query may "
+                        "run before it is cancelled on the server (0: no limit; "
+                        "dbquery's timeout= overrides it)", minimum=0, owner=OWNER))
 
 
 @hookimpl

@@ -216,6 +216,7 @@ class Pool:
         self.count = 0              # open connections, idle or busy, + opening
         self.waiters = collections.deque()
         self.closed = False
+        self.query_timeout = 0.0
 
     def __repr__(self):
         return "<kore_pgsql.Pool %r %d/%d open, %d idle, %d waiting>" % (
