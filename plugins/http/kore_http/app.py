@@ -97,7 +97,7 @@ class Domain:
         self.exact = {}       # path -> [Route] (exact routes)
         self.regex = []       # [Route] in insertion order
         self.redirects = []   # [(compiled, status, dst)]
-        self.filemaps = []    # [FileMap]
+        self.filemap_list = []  # [FileMap]
         self.mounts = []      # [WsgiMount]
         self.routes = []      # every Route, in insertion order
         self._accesslog = None
@@ -143,10 +143,10 @@ class Domain:
             if not isinstance(url, str) or not url.startswith("/"):
                 raise RuntimeError("filemap url %r must start with /" % (url,))
             fm = FileMap(self, url, str(target), auth)
-            for other in self.filemaps:
+            for other in self.filemap_list:
                 if other.url == fm.url:
                     raise ConfigError("duplicate filemap %s on domain %s" % (url, self.host))
-            self.filemaps.append(fm)
+            self.filemap_list.append(fm)
         return None
 
     def redirect(self, regex, status, dst):

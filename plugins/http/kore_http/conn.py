@@ -495,6 +495,9 @@ def dispatch(c, req, buf, pos, length, chunked):
                       % (req.host, ", ".join(x.host for x in c.server.domains)))
         return simple(c, req, buf, pos, length, chunked, 404)
     req.domain = d
+    if d.client_verify and c.tls and not c.peer_cert_der():
+        req.keepalive = False
+        return simple(c, req, buf, pos, length, chunked, 403)
     if d.redirects:
         for rx, status, dst in d.redirects:
             m = rx.search(req.path)
@@ -535,7 +538,7 @@ def dispatch(c, req, buf, pos, length, chunked):
             allowed = (allowed or set()) | r.methods
     if route is None:
         if allowed is None:
-            for fm in d.filemaps:
+            for fm in d.filemap_list:
                 if fm.match(path):
                     buf, pos = read_body(c, req, buf, pos, length, chunked, None)
                     if buf is None:

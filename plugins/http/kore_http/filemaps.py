@@ -220,8 +220,8 @@ def _parse_range(value, size):
         b = int(last) if last else size - 1
     except ValueError:
         return None
-    if a > b:
-        return None
     if a >= size:
         return "unsatisfiable"
+    if a > b:
+        return None
     return a, min(b, size - 1)

@@ -64,6 +64,14 @@ def build_contexts(server):
         d.ssl_context = _context_for(d)
     default = server.domains[0].ssl_context
     domains = list(server.domains)
+    verifying = [d for d in domains if d.client_verify]
+    if verifying and len(verifying) != len(domains):
+        # OpenSSL keeps the verify mode of the context the handshake started
+        # with when SNI switches contexts: ask every client for an optional
+        # certificate (each domain's own CA verifies it) and let the HTTP
+        # layer refuse requests to verifying domains without one.
+        for d in domains:
+            d.ssl_context.verify_mode = ssl.CERT_OPTIONAL
 
     def sni(sslobj, name, ctx):
         if name:

@@ -1,0 +1,202 @@
+"""Servers, domains, routes as Kore: matching, start-up errors, --bind."""
+
+import json
+import os
+import socket
+import subprocess
+
+import httpx
+import pytest
+
+from kh_util import Conn, request
+
+MULTI = """
+import kore
+
+class App:
+    def configure(self, args):
+        kore.config.workers = 1
+        kore.server("one", ip="127.0.0.1", port=os.environ["P1"], tls=False)
+        kore.server("two", ip="::1", port=os.environ["P2"], tls=False)
+        kore.server("three", path=os.environ["SOCK"], tls=False)
+        a = kore.domain("a.example.com", attach="one")
+        w = kore.domain("*.example.com", attach="one")
+        s = kore.domain("*", attach="two")
+        u = kore.domain("*", attach="three")
+        a.route("/", self.a, methods=["get"])
+        w.route("/", self.w, methods=["get"])
+        s.route("/", self.v6, methods=["get"])
+        u.route("/", self.unix, methods=["get"])
+        a.redirect("^/old/(.*)$", 301, "/new/$1")
+        a.accesslog = os.environ["ALOG"]
+
+    def a(self, req):
+        req.response(200, b"a " + req.host.encode())
+
+    def w(self, req):
+        req.response(200, b"wildcard")
+
+    def v6(self, req):
+        req.response(200, req.connection.addr.encode())
+
+    def unix(self, req):
+        req.response(200, b"unix " + repr(req.get_remote_address()).encode())
+
+import os
+koreapp = App()
+"""
+
+
+def _port(family=socket.AF_INET, host="127.0.0.1"):
+    with socket.socket(family) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def test_several_servers_unix_ipv6_domains(kore_server, tmp_path):
+    p1, p2 = _port(), _port(socket.AF_INET6, "::1")
+    sock = str(tmp_path / "web.sock")
+    alog = str(tmp_path / "a.log")
+    srv = kore_server(MULTI, bind=False,
+                      env={"P1": str(p1), "P2": str(p2), "SOCK": sock, "ALOG": alog})
+    from conftest import KoreServer  # noqa
+    import time
+    from kh_util import wait_for
+    assert wait_for(lambda: os.path.exists(sock), 15), srv.log()
+
+    def get(host, path="/"):
+        return request(p1, b"GET %s HTTP/1.1\r\nHost: %s\r\n\r\n" % (path.encode(), host.encode()))[0]
+
+    assert wait_for(lambda: _try(lambda: get("a.example.com")), 10)
+    assert get("a.example.com:8080").body == b"a a.example.com:8080"
+    assert get("A.Example.Com").body.startswith(b"a ")
+    assert get("b.example.com").body == b"wildcard"
+    r = get("other.org")
+    assert r.status == 404
+    assert srv.wait_log("no domain matches host 'other.org' (configured: a.example.com, *.example.com)")
+    r = get("a.example.com", "/old/x/y")
+    assert r.status == 301 and r.header("location") == "/new/x/y"
+    r, _ = request(p2, b"GET / HTTP/1.1\r\nHost: [::1]\r\n\r\n", family=socket.AF_INET6, host="::1")
+    assert r.body == b"::1"
+    r, _ = request(None, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", path=sock)
+    assert r.body == b"unix ''"
+    assert wait_for(lambda: os.path.exists(alog) and "GET / HTTP/1.1\" 200" in open(alog).read(), 5)
+
+
+def _try(fn):
+    try:
+        return fn()
+    except OSError:
+        return False
+
+
+ERRORS = [
+    ("duplicate", """
+import kore
+kore.server("default", ip="127.0.0.1", port="0", tls=False)
+kore.domain("*")
+@kore.route("/x", methods=["get"])
+def a(req): pass
+@kore.route("/x", methods=["get", "post"])
+def b(req): pass
+""", "duplicate route /x (GET) on domain *"),
+    ("ambiguous", """
+import kore
+kore.server("default", ip="127.0.0.1", port="0", tls=False)
+kore.domain("a")
+kore.domain("b")
+@kore.route("/x")
+def a(req): pass
+""", "ambiguous domain on route /x"),
+    ("tls-no-cert", """
+import kore
+kore.server("default", ip="127.0.0.1", port="0")
+kore.domain("a")
+""", "needs cert= and key="),
+    ("unknown-server", """
+import kore
+kore.domain("a", attach="nope")
+""", "server 'nope' does not exist"),
+    ("bad-kw", """
+import kore
+kore.server("default", ip="127.0.0.1", port="0", tls=False)
+d = kore.domain("*")
+d.route("/x", lambda r: None, bogus=1)
+""", "unknown keyword(s) bogus"),
+]
+
+
+@pytest.mark.parametrize("src,message", [e[1:] for e in ERRORS], ids=[e[0] for e in ERRORS])
+def test_startup_errors(korectl, tmp_path, src, message):
+    app = tmp_path / "app.py"
+    app.write_text(src)
+    out = korectl("run", "--workers", "1", str(app), timeout=30, cwd=str(tmp_path))
+    assert out.returncode != 0
+    assert message in out.stdout + out.stderr, out.stdout + out.stderr
+
+
+def test_bind_creates_default_server_and_domain(kore_server):
+    srv = kore_server("""
+import kore
+
+@kore.route("/", methods=["get"])
+def index(req):
+    req.response(200, b"bound")
+""")
+    assert httpx.get(srv.url + "/").text == "bound"
+
+
+def test_bind_replaces_single_server_address(kore_server):
+    srv = kore_server("""
+import kore
+kore.server("main", ip="127.0.0.1", port="1", tls=False)
+d = kore.domain("*", attach="main")
+d.route("/", lambda req: req.response(200, b"moved"), methods=["get"])
+""")
+    assert httpx.get(srv.url + "/").text == "moved"
+
+
+def test_bind_several_servers_is_an_error(korectl, tmp_path):
+    app = tmp_path / "app.py"
+    app.write_text("""
+import kore
+kore.server("a", ip="127.0.0.1", port="1", tls=False)
+kore.server("b", ip="127.0.0.1", port="2", tls=False)
+""")
+    out = korectl("run", "--bind", "127.0.0.1:0", "--workers", "1", str(app), timeout=30)
+    assert out.returncode != 0 and "--bind cannot be used with several servers" in out.stdout + out.stderr
+
+
+def test_koreapp_class_method_routes(kore_server):
+    srv = kore_server("""
+import kore
+
+class App:
+    def __init__(self):
+        self.greeting = b"from self"
+
+    @kore.route("/m", methods=["get"])
+    def m(self, req):
+        req.response(200, self.greeting)
+
+koreapp = App()
+""")
+    assert httpx.get(srv.url + "/m").text == "from self"
+
+
+def test_two_workers_share_the_load(kore_server):
+    srv = kore_server("""
+import kore
+
+@kore.route("/w")
+def w(req):
+    req.response(200, str(kore.worker()).encode())
+""", workers=2)
+    seen = set()
+    for _ in range(60):
+        r, _ = request(srv.port, b"GET /w HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        if r is not None:
+            seen.add(r.body)
+        if len(seen) == 2:
+            break
+    assert seen == {b"1", b"2"}
