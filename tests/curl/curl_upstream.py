@@ -230,9 +230,11 @@ class Upstream:
         if path.startswith("/status/"):
             return int(path[8:]), [], b"status"
         if path == "/stats":
+            seen = [r.path for r in self.requests if r.path != "/stats"]
             return 200, [], json.dumps({"connections": self.connections,
                                         "aborted": self.aborted,
-                                        "requests": len(self.requests)}).encode()
+                                        "requests": len(seen),
+                                        "paths": seen}).encode()
         return 200, [("x-upstream", "yes")], b"ok"
 
 

@@ -25,11 +25,20 @@ DEFAULT_TIMEOUT = 60
 DEFAULT_RECV_MAX = 2 * 1024 * 1024
 
 
+_frozen = {}   # option values once the configuration is frozen (workers)
+
+
 def _setting(name, default):
-    try:
-        return _state.registry.get(name)
-    except Exception:
-        return default
+    registry = _state.registry
+    if registry.frozen:
+        value = _frozen.get(name)
+        if value is None:
+            value = _frozen[name] = registry.get(name) \
+                if name in registry.options else default
+        return value
+    if name not in registry.options:
+        return default    # used as a library, without the plugin's options
+    return registry.get(name)
 
 
 def curl_timeout():

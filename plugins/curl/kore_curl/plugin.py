@@ -3,7 +3,7 @@
 from kore import hookimpl
 from kore.config import Option
 
-from . import multi
+from . import client, multi
 from .client import DEFAULT_RECV_MAX, DEFAULT_TIMEOUT, curl, httpclient
 from .options import CONSTANTS
 
@@ -35,6 +35,7 @@ def kore_worker_init(worker):
     # libcurl state inherited from the master is never used in a worker;
     # each worker creates its own multi handle on first use.
     multi.reset_after_fork()
+    client._frozen.clear()
 
 
 @hookimpl
