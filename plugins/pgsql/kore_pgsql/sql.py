@@ -31,8 +31,11 @@ def _dollar_tag(sql, i):
 @functools.lru_cache(maxsize=512)
 def translate(sql):
     """Return ``(psycopg2_sql, order)``: ``order`` lists the 0-based index of
-    the parameter for each ``%s`` in ``psycopg2_sql``; ``max_index`` is the
-    highest ``$N`` seen (0 if none)."""
+    the parameter for each ``%s`` in ``psycopg2_sql``.
+
+    Only used for queries with parameters: without them the query is sent
+    unchanged (psycopg2 then leaves ``%`` alone), as Kore sends a
+    parameterless query with ``PQsendQuery``."""
     out = []
     order = []
     i = 0
@@ -97,20 +100,3 @@ def translate(sql):
     out.append(sql[start:].replace("%", "%%"))
     return "".join(out), tuple(order)
 
-
-def bind(sql, params):
-    """Return ``(query, args)`` for ``cursor.execute``.
-
-    Without parameters the query goes as is (psycopg2 then leaves ``%``
-    alone), exactly as Kore sends a parameterless query with ``PQsendQuery``.
-    """
-    if not params:
-        return sql, None
-    text, order = translate(sql)
-    count = len(params)
-    args = []
-    for idx in order:
-        if idx < 0 or idx >= count:
-            raise IndexError(idx + 1)
-        args.append(params[idx])
-    return text, args
