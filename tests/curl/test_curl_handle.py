@@ -148,3 +148,24 @@ def test_concurrent_run_of_one_handle(run, upstream):
     b = gevent.spawn(run, second())
     gevent.joinall([a, b], timeout=5)
     assert a.value == b"slow" and b.value == "refused"
+
+
+def test_setopt_extensions(run, upstream):
+    async def main():
+        h = curl(upstream.url + "/echo")
+        assert h.setopt(C["CURLOPT_MAXFILESIZE_LARGE"], 10 ** 6) is True   # off_t
+        assert h.setopt(C["CURLOPT_POSTFIELDS"], b"a=1&b=2") is True
+        return json.loads(await h.run())
+    doc = run(main())
+    assert doc["method"] == "POST" and doc["body"] == "a=1&b=2"
+
+
+def test_setopt_blob(pki, tls_upstream, run):
+    with open(pki["ca"], "rb") as f:
+        ca = f.read()
+
+    async def main():
+        h = curl(tls_upstream.url + "/")
+        assert h.setopt(C["CURLOPT_CAINFO_BLOB"], ca) is True
+        return await h.run()
+    assert run(main()) == b"ok"

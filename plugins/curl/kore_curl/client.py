@@ -234,14 +234,17 @@ class httpclient:
         try:
             limit = curl_recv_max()
             sink = _Sink(limit)
-            hsink = _HeaderSink(limit)
+            # headers are only parsed when asked for (libcurl bounds their
+            # size by itself otherwise)
+            hsink = _HeaderSink(limit) if return_headers else None
             setopt = easy.setopt
             setopt(pycurl.URL, self.url)
             setopt(pycurl.NOSIGNAL, 1)
             setopt(pycurl.USERAGENT, USER_AGENT)
             setopt(pycurl.TIMEOUT, curl_timeout())
             setopt(pycurl.WRITEFUNCTION, sink.write)
-            setopt(pycurl.HEADERFUNCTION, hsink.write)
+            if hsink is not None:
+                setopt(pycurl.HEADERFUNCTION, hsink.write)
             if method == _HEAD:
                 setopt(pycurl.NOBODY, 1)
             elif method == _PUT:
