@@ -121,13 +121,13 @@ class Conn:
         self.sock.close()
 
 
-def request(port, data, timeout=5.0, **kw):
+def request(port, data, timeout=5.0, check_closed=True, **kw):
     """Send raw bytes, return (first response or None, closed-after?)."""
     c = Conn(port, timeout=timeout, **kw)
     try:
         c.send(data)
         r = c.read_response()
-        return r, c.closed(0.3)
+        return r, (c.closed(0.3) if check_closed else None)
     finally:
         c.close()
 
