@@ -74,7 +74,7 @@ def plugin_site(tmp_path_factory):
 
 
 def env_with(site, **extra):
-    e = {"PYTHONPATH": str(site)}
+    e = {"PYTHONPATH": str(site), "KORE_PLUGINS": "", "KORE_DISABLE_PLUGIN_AUTOLOAD": ""}
     e.update(extra)
     return e
 
