@@ -6,6 +6,7 @@ import types
 import gevent
 import gevent.pool
 from gevent import GreenletExit
+from gevent import sleep as _sleep
 from gevent.event import AsyncResult
 from greenlet import getcurrent
 
@@ -33,13 +34,18 @@ class suspend:
     __slots__ = ("ms",)
 
     def __init__(self, ms):
-        _check_ms("kore.suspend", ms)
+        if ms.__class__ is not int:
+            _check_ms("kore.suspend", ms)
+        elif ms < 0:
+            raise ValueError("kore.suspend: milliseconds must be >= 0")
         self.ms = ms
 
     def __await__(self):
-        _task.suspended()
-        gevent.sleep(self.ms / 1000.0)
-        _task.wokeup()
+        if _task._tracing:
+            _task._trace("suspended")
+        _sleep(self.ms / 1000.0 if self.ms else 0)
+        if _task._tracing:
+            _task._trace("wokeup")
         return None
         yield  # noqa: unreachable: makes this a generator that never yields
 

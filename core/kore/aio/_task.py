@@ -108,12 +108,8 @@ def drive(coro, task=None):
     coroutine (at the ``await``); a coroutine that still insists is closed.
     """
     if task is None:
-        if not isinstance(coro, types.CoroutineType):
-            if hasattr(coro, "__await__") and not hasattr(coro, "send"):
-                coro = coro.__await__()
-            elif not hasattr(coro, "send"):
-                raise TypeError("kore.aio.drive: expected a coroutine, got %s"
-                                % type(coro).__name__)
+        if coro.__class__ is not types.CoroutineType:
+            coro = _as_coroutine(coro)
         task = Task(coro)
     g = getcurrent()
     prev = _running.get(g)
@@ -140,9 +136,17 @@ def drive(coro, task=None):
             _trace("deleted", task)
         _tasks.pop(task.id, None)
         if prev is None:
-            _running.pop(g, None)
+            del _running[g]
         else:
             _running[g] = prev
+
+
+def _as_coroutine(obj):
+    if isinstance(obj, types.CoroutineType) or hasattr(obj, "send"):
+        return obj
+    if hasattr(obj, "__await__"):
+        return obj.__await__()
+    raise TypeError("kore.aio.drive: expected a coroutine, got %s" % type(obj).__name__)
 
 
 # ---------------------------------------------------------------------------

@@ -1,0 +1,248 @@
+"""Async handlers against sync handlers, and many suspended handlers.
+
+    .venv/bin/python bench/async/bench.py [--seconds 5] [--rounds 3]
+                                          [--connections 50] [--held 10000]
+
+Starts one ``korectl run`` worker serving:
+
+* ``/sync``: a plain handler answering at once;
+* ``/async``: the same answer after ``await kore.suspend(0)`` (the coroutine
+  is driven and really suspends: the greenlet yields to the hub once);
+* ``/hold``: awaits a queue nobody pushes to, so the handler stays suspended.
+
+Part 1 alternates ``wrk`` rounds on /sync and /async (keep-alive, same
+connection count) and compares the best round of each, and the worker's CPU
+time per request (from /proc; steadier than req/s on a shared machine).  Part 2 opens
+``--held`` connections each suspended in /hold, reads the worker's RSS, then
+closes them all and times how long the worker takes to cancel every handler
+(the client disconnect cancels it).  Needs ``wrk`` on the PATH for part 1.
+"""
+
+import argparse
+import http.client
+import os
+import re
+import resource
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+KORECTL = os.path.join(os.path.dirname(sys.executable), "korectl")
+
+APP = r'''
+import os
+import kore
+
+# Kore's default is 1000 requests in flight per worker (503 beyond).
+kore.config.http_request_limit = int(os.environ["BENCH_REQUEST_LIMIT"])
+
+never = kore.queue()
+state = {"held": 0, "cancelled": 0}
+
+@kore.route("/sync", methods=["get"])
+def sync(req):
+    req.response(200, b"hello")
+
+@kore.route("/async", methods=["get"])
+async def async_(req):
+    await kore.suspend(0)
+    req.response(200, b"hello")
+
+@kore.route("/hold", methods=["get"])
+async def hold(req):
+    state["held"] += 1
+    try:
+        await never.pop()
+    finally:
+        state["held"] -= 1
+        state["cancelled"] += 1
+
+@kore.route("/count", methods=["get"])
+def count(req):
+    req.response(200, b"%d %d" % (state["held"], state["cancelled"]))
+'''
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, timeout=20):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return True
+        except OSError:
+            time.sleep(0.05)
+    return False
+
+
+def worker_pid(master):
+    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(master)],
+                         capture_output=True, text=True).stdout.split()
+    return int(out[0])
+
+
+def rss_mb(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024.0
+    return float("nan")
+
+
+def cpu_seconds(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def wrk(port, path, seconds, connections):
+    """-> (requests per second, requests served)"""
+    out = subprocess.run(["wrk", "-t1", "-c%d" % connections, "-d%ds" % seconds,
+                          "http://127.0.0.1:%d%s" % (port, path)],
+                         capture_output=True, text=True, timeout=seconds + 30).stdout
+    m = re.search(r"Requests/sec:\s+([0-9.]+)", out)
+    n = re.search(r"(\d+) requests in", out)
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if not m or not n or errors:
+        raise RuntimeError("wrk failed:\n" + out)
+    return float(m.group(1)), int(n.group(1))
+
+
+def count(port):
+    for _ in range(50):
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        try:
+            c.request("GET", "/count")
+            r = c.getresponse()
+            body = r.read()
+            if r.status == 200:
+                held, cancelled = map(int, body.split())
+                return held, cancelled
+            last = "%d %r" % (r.status, body)
+        except OSError as exc:
+            last = repr(exc)
+        finally:
+            c.close()
+        time.sleep(0.1)
+    raise RuntimeError("/count failed: %s" % last)
+
+
+def hold(port, n, batch=250):
+    socks = []
+    req = b"GET /hold HTTP/1.1\r\nHost: bench\r\n\r\n"
+    while len(socks) < n:
+        for _ in range(min(batch, n - len(socks))):
+            s = socket.create_connection(("127.0.0.1", port), timeout=30)
+            s.sendall(req)
+            socks.append(s)
+        deadline = time.monotonic() + 60
+        while count(port)[0] < len(socks):
+            if time.monotonic() > deadline:
+                raise RuntimeError("handlers did not start: %s of %d"
+                                   % (count(port)[0], len(socks)))
+            time.sleep(0.02)
+    return socks
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--seconds", type=int, default=5)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--connections", type=int, default=50)
+    ap.add_argument("--held", type=int, default=10000)
+    args = ap.parse_args()
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = min(hard, args.held * 2 + 1000) if hard != resource.RLIM_INFINITY else args.held * 2 + 1000
+    if soft < want:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+    if want < args.held + 500:
+        sys.exit("open file limit %d is too low for --held %d" % (want, args.held))
+
+    tmp = tempfile.mkdtemp(prefix="kore-bench-async-")
+    app = os.path.join(tmp, "app.py")
+    with open(app, "w") as f:
+        f.write(APP)
+    port = free_port()
+    log = open(os.path.join(tmp, "korectl.log"), "wb")
+    srv = subprocess.Popen([KORECTL, "run", "--bind", "127.0.0.1:%d" % port,
+                            "--workers", "1", "--log-level", "warning",
+                            "--worker-connections", str(args.held + 1000), app],
+                           stdout=log, stderr=subprocess.STDOUT, cwd=tmp,
+                           env=dict(os.environ, BENCH_REQUEST_LIMIT=str(args.held + 100)),
+                           start_new_session=True)
+    try:
+        if not wait_port(port):
+            sys.exit("korectl did not start (log in %s)" % tmp)
+        wpid = worker_pid(srv.pid)
+        print("kore.aio bench: 1 worker (pid %d), python %s"
+              % (wpid, sys.version.split()[0]))
+
+        if shutil.which("wrk"):
+            wrk(port, "/sync", 1, args.connections)    # warm-up
+            wrk(port, "/async", 1, args.connections)
+            res = {"/sync": [], "/async": []}
+            cpu = {"/sync": [], "/async": []}
+            for r in range(args.rounds):
+                for path in ("/sync", "/async"):
+                    c0 = cpu_seconds(wpid)
+                    rps, n = wrk(port, path, args.seconds, args.connections)
+                    us = (cpu_seconds(wpid) - c0) / n * 1e6
+                    res[path].append(rps)
+                    cpu[path].append(us)
+                    print("  round %d %-7s %9.0f req/s %7.1f us worker CPU per request"
+                          % (r + 1, path, rps, us))
+            best_s, best_a = max(res["/sync"]), max(res["/async"])
+            print("best round: sync %.0f req/s, async %.0f req/s, async/sync = %.3f"
+                  % (best_s, best_a, best_a / best_s))
+            med_s = sorted(cpu["/sync"])[len(cpu["/sync"]) // 2]
+            med_a = sorted(cpu["/async"])[len(cpu["/async"]) // 2]
+            print("median worker CPU per request: sync %.1f us, async %.1f us: "
+                  "async/sync throughput at equal CPU = %.3f" % (med_s, med_a, med_s / med_a))
+        else:
+            print("wrk not found: part 1 skipped")
+
+        base = rss_mb(wpid)
+        t0 = time.monotonic()
+        socks = hold(port, args.held)
+        t_open = time.monotonic() - t0
+        time.sleep(0.5)
+        full = rss_mb(wpid)
+        print("%d suspended handlers: worker RSS %.1f MB (idle %.1f MB, +%.1f KB "
+              "per handler); opened in %.1f s"
+              % (len(socks), full, base, (full - base) * 1024 / len(socks), t_open))
+        t0 = time.monotonic()
+        for s in socks:
+            s.close()
+        deadline = time.monotonic() + 120
+        while count(port)[0] > 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        held, cancelled = count(port)
+        print("clients closed: %d handlers cancelled in %.2f s (%d still held)"
+              % (cancelled, time.monotonic() - t0, held))
+    finally:
+        try:
+            os.killpg(srv.pid, signal.SIGTERM)
+            srv.wait(15)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            try:
+                os.killpg(srv.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        log.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
