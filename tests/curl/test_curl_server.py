@@ -65,6 +65,16 @@ async def error(req):
         req.response(502, str(exc).encode())
 
 
+@kore.route("/big", methods=["get"], get={"n": "^[0-9]+$"})
+async def big(req):
+    req.populate_get()
+    try:
+        status, body = await kore.httpclient(UP + "/big?n=" + req.argument("n")).get()
+        req.response(200, b"%d bytes" % len(body))
+    except RuntimeError as exc:
+        req.response(502, str(exc).encode())
+
+
 @kore.route("/config", methods=["get"])
 def config(req):
     req.response(200, ("%d %d" % (kore.config.curl_timeout,
@@ -197,3 +207,15 @@ def test_workers_have_their_own_multi(kore_server, upstream_proc):
     for _ in range(10):
         assert get(srv.url + "/handle")[0] == 200
     assert srv.stop() == 0
+
+
+def test_config_from_environment(kore_server, upstream_proc):
+    env = {"UPSTREAM": upstream_proc, "CLOSED_PORT": str(closed_port()),
+           "KORE_CURL_TIMEOUT": "7", "KORE_CURL_RECV_MAX": "1000"}
+    srv = kore_server(APP, workers=1, env=env)
+    assert get(srv.url + "/config") == (200, b"7 1000")
+    assert get(srv.url + "/big?n=1000") == (200, b"1000 bytes")
+    with pytest.raises(urllib.error.HTTPError) as info:
+        get(srv.url + "/big?n=1001")
+    assert info.value.code == 502
+    assert b"received too large transfer (1001 > 1000)" in info.value.read()

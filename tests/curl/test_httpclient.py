@@ -290,3 +290,26 @@ def test_loop_watchers_released(run, upstream):
 def test_http_version_info():
     # libcurl that pycurl loads here: the HTTP/2 tests rely on it
     assert pycurl.version_info()[4] & pycurl.VERSION_HTTP2
+
+
+def test_many_transfers_with_random_cancellations(run, upstream):
+    import random
+    rnd = random.Random(7)
+    m = multi.get_multi()
+
+    async def one(ms):
+        return await httpclient(upstream.url + "/slow?ms=%d" % ms).get()
+
+    gs = [gevent.spawn(drive, one(rnd.randint(10, 300))) for _ in range(200)]
+    victims = rnd.sample(gs, 100)
+    for g in victims:
+        gevent.sleep(rnd.random() * 0.003)
+        g.kill(block=False)
+    gevent.joinall(gs, timeout=10)
+    assert all(g.ready() for g in gs)
+    survivors = [g for g in gs if g not in victims]
+    assert [g.value for g in survivors] == [(200, b"slow")] * len(survivors)
+    assert m.pending() == 0
+    # only idle cached connections may still be watched
+    assert len(m.watchers) <= upstream.open
+    assert run(one(1)) == (200, b"slow")

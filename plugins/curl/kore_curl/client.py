@@ -88,8 +88,12 @@ class _HeaderSink(_Sink):
         self.headers = {}
 
     def write(self, data):
-        if _Sink.write(self, data) == 0:
+        size = self.size + len(data)
+        if size > self.limit:
+            self.overflow = size
+            log(LOG_ERR, "received too large transfer (%d > %d)" % (size, self.limit))
             return 0
+        self.size = size
         if data[:5] == b"HTTP/":
             self.headers = {}
             return None
