@@ -149,10 +149,11 @@ def try_(req):
 
 @kore.route("/serial", methods=["get"])
 async def serial(req):
-    start = kore.time()
     async with lock:
+        start = kore.time()
         await kore.suspend(200)
-    req.response(200, str(kore.time() - start).encode())
+        end = kore.time()
+    req.response(200, b"%d %d" % (start, end))
 
 @kore.route("/sleep", methods=["get"])
 async def sleep(req):
@@ -187,15 +188,20 @@ def test_lock_serialises_handlers(kore_server):
     results = []
 
     def call():
-        results.append(int(get(srv, "/serial").text))
+        results.append(tuple(map(int, get(srv, "/serial").text.split())))
     threads = [threading.Thread(target=call) for _ in range(3)]
+    t0 = time.monotonic()
     for t in threads:
         t.start()
     for t in threads:
         t.join(20)
+    elapsed = time.monotonic() - t0
     results.sort()
     assert len(results) == 3
-    assert results[0] >= 190 and results[1] >= 390 and results[2] >= 590
+    # the holders never overlap
+    for (s1, e1), (s2, e2) in zip(results, results[1:]):
+        assert e1 - s1 >= 195 and s2 >= e1
+    assert elapsed >= 0.59
 
 
 def test_disconnect_releases_lock(kore_server):
