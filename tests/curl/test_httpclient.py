@@ -301,6 +301,8 @@ def test_many_transfers_with_random_cancellations(run, upstream):
         return await httpclient(upstream.url + "/slow?ms=%d" % ms).get()
 
     gs = [gevent.spawn(drive, one(rnd.randint(10, 300))) for _ in range(200)]
+    gevent.sleep(0)     # every greenlet started and added its transfer
+    assert m.pending() == 200
     victims = rnd.sample(gs, 100)
     for g in victims:
         gevent.sleep(rnd.random() * 0.003)
