@@ -62,21 +62,30 @@ def owner_key():
 # drive
 # ---------------------------------------------------------------------------
 
-def _innermost(coro):
+def _deepest_foreign(coro):
+    """The innermost coroutine or generator of the await chain below
+    ``coro``, preferring coroutines (``asyncio.sleep`` rather than the
+    generator it delegates to)."""
     obj = coro
+    best = None
     for _ in range(1000):
         nxt = getattr(obj, "cr_await", None)
         if nxt is None:
             nxt = getattr(obj, "gi_yieldfrom", None)
         if nxt is None:
-            return obj
+            break
         obj = nxt
-    return obj
+        if isinstance(obj, types.CoroutineType) or best is None:
+            best = obj
+    return best if best is not None else obj
 
 
 def _describe(obj):
     if isinstance(obj, (types.GeneratorType, types.CoroutineType)):
-        return "%s %s()" % (type(obj).__name__, obj.__qualname__)
+        frame = getattr(obj, "cr_frame", None) or getattr(obj, "gi_frame", None)
+        mod = frame.f_globals.get("__name__") if frame is not None else None
+        name = obj.__qualname__ if not mod else "%s.%s" % (mod, obj.__qualname__)
+        return "%s %s()" % (type(obj).__name__, name)
     t = type(obj)
     text = repr(obj)
     if len(text) > 80:
@@ -90,7 +99,7 @@ def _foreign_error(coro, yielded):
     if yielded is not None:
         what = _describe(yielded)
     else:
-        what = _describe(_innermost(coro))
+        what = _describe(_deepest_foreign(coro))
     return TypeError(
         "coroutine %s awaited %s, which is not a kore awaitable (kore runs "
         "coroutines without an asyncio event loop)" % (_coro_name(coro), what))
