@@ -60,7 +60,7 @@ def test_foreign_future_is_a_type_error_naming_it(run):
 def test_foreign_asyncio_sleep_is_a_type_error(run):
     async def handler():
         await asyncio.sleep(0)
-    with pytest.raises(TypeError, match=r"'handler' awaited coroutine asyncio.tasks.sleep\(\)"):
+    with pytest.raises(TypeError, match=r"handler' awaited coroutine asyncio.tasks.sleep\(\)"):
         run(handler())
 
 
