@@ -315,3 +315,16 @@ def test_many_transfers_with_random_cancellations(run, upstream):
     # only idle cached connections may still be watched
     assert len(m.watchers) <= upstream.open
     assert run(one(1)) == (200, b"slow")
+
+
+def test_name_resolution_does_not_block(run, upstream):
+    # libcurl's threaded resolver reports back through a socket the multi
+    # handle watches: names resolve while the hub keeps running
+    assert pycurl.version_info()[4] & pycurl.VERSION_ASYNCHDNS
+    url = "http://localhost:%d/" % upstream.port
+
+    async def one():
+        return await httpclient(url, curlopt={C["CURLOPT_IPRESOLVE"]: 1}).get()
+    gs = [gevent.spawn(run, one()) for _ in range(20)]
+    gevent.joinall(gs, timeout=10)
+    assert [g.value for g in gs] == [(200, b"ok")] * 20

@@ -27,7 +27,7 @@ import pycurl
 from gevent import get_hub
 from gevent.hub import Waiter
 
-from kore.log import LOG_ERR, log
+from kore.log import LOG_ERR, LOG_WARNING, log
 
 _READ = 1   # libev/libuv READ; equal to CSELECT_IN and POLL_IN
 _WRITE = 2  # libev/libuv WRITE; equal to CSELECT_OUT and POLL_OUT
@@ -264,7 +264,19 @@ def get_multi():
     if m is None or m.closed:
         m = Multi(hub)
         _multis[hub] = m
+        _warn_blocking_dns()
     return m
+
+
+_warned = []
+
+
+def _warn_blocking_dns():
+    if not _warned and not pycurl.version_info()[4] & pycurl.VERSION_ASYNCHDNS:
+        _warned.append(True)
+        log(LOG_WARNING, "curl: this libcurl resolves names synchronously: "
+            "a lookup blocks the whole worker (use addresses, CURLOPT_RESOLVE "
+            "or a pycurl built with the threaded resolver or c-ares)")
 
 
 def current_multi():
