@@ -329,3 +329,24 @@ def test_start_deferred_reports_failures(master_role, reports):
     _state.role = "worker"
     start_deferred()
     assert [str(e) for e in reports] == ["bad start"]
+
+
+def test_task_kill_does_not_hang_on_a_coroutine_that_ignores_it(monkeypatch):
+    from kore.aio import _task as t
+    monkeypatch.setattr(t, "KILL_WAIT", 0.1)
+    lines = []
+    monkeypatch.setattr(LOG, "write", lambda prio, msg: lines.append(msg))
+    stop = []
+
+    async def stubborn():
+        while not stop:
+            try:
+                await kore.suspend(10)
+            except BaseException:
+                pass
+    tid = kore.task_create(stubborn())
+    gevent.sleep(0.02)
+    assert kore.task_kill(tid) is True
+    assert any("still runs" in m for m in lines)
+    stop.append(1)
+    gevent.sleep(0.05)

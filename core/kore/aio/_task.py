@@ -27,6 +27,7 @@ _ids = itertools.count(1)
 _tasks = {}       # id -> Task, every coroutine that may still run
 _running = {}     # greenlet -> Task it is driving right now (innermost)
 _tracing = False  # kore.corotrace()
+KILL_WAIT = 10.0  # seconds task_kill() waits for the coroutine to unwind
 
 
 class Task:
@@ -291,7 +292,14 @@ def task_kill(task_id):
     _tasks.pop(task_id, None)
     if target is not None and not target.dead:
         if isinstance(target, gevent.Greenlet):
-            target.kill(block=g is not gevent.get_hub())
+            if g is gevent.get_hub():
+                target.kill(block=False)
+            else:
+                target.kill(block=True, timeout=KILL_WAIT)
+                if not target.dead:
+                    LOG.write(LOG_ERR, "kore.task_kill: coroutine %d still runs %ss after "
+                              "it was killed (it catches GreenletExit?)"
+                              % (task_id, KILL_WAIT))
         elif target.parent is None:
             raise RuntimeError("cannot kill a coroutine driven by the main greenlet")
         else:
