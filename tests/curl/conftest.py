@@ -17,8 +17,19 @@ from kore_curl import multi, plugin
 from curl_certs import make_pki
 from curl_upstream import Upstream
 
-if "curl_timeout" not in _state.registry.options:
-    plugin.kore_config_options(_state.registry)
+
+
+@pytest.fixture(autouse=True)
+def _curl_options():
+    """The plugin's options in this process's registry, for curl tests only."""
+    added = "curl_timeout" not in _state.registry.options
+    if added:
+        plugin.kore_config_options(_state.registry)
+    yield
+    if added:
+        for name in ("curl_timeout", "curl_recv_max"):
+            _state.registry.options.pop(name, None)
+            _state.registry._values.pop(name, None)
 
 
 @pytest.fixture
