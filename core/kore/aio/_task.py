@@ -25,7 +25,7 @@ from ..log import LOG, LOG_ERR, LOG_NOTICE
 
 _ids = itertools.count(1)
 _tasks = {}       # id -> Task, every coroutine that may still run
-_running = {}     # greenlet -> Task it is driving right now (innermost)
+_running = {}     # greenlet -> Task (or bare coroutine, see drive) running now
 _tracing = False  # kore.corotrace()
 KILL_WAIT = 10.0  # seconds task_kill() waits for the coroutine to unwind
 
@@ -47,15 +47,28 @@ class Task:
             self.id, "" if self.name is None else " %r" % self.name, self.kind)
 
 
+def _current(g):
+    task = _running.get(g)
+    if task is None or task.__class__ is Task:
+        return task
+    # A handler's coroutine gets its Task (and id) the first time one is
+    # needed: most requests never ask.
+    task = Task(task)
+    task.greenlet = g
+    _running[g] = task
+    _tasks[task.id] = task
+    return task
+
+
 def current():
     """The Task running in this greenlet, or None."""
-    return _running.get(getcurrent())
+    return _current(getcurrent())
 
 
 def owner_key():
     """Who owns a lock taken here: the coroutine, else the greenlet."""
     g = getcurrent()
-    task = _running.get(g)
+    task = _current(g)
     return g if task is None else task
 
 
@@ -120,14 +133,18 @@ def drive(coro, task=None):
     if task is None:
         if coro.__class__ is not types.CoroutineType:
             coro = _as_coroutine(coro)
-        task = Task(coro)
+        if _tracing:
+            task = Task(coro)
     g = getcurrent()
     prev = _running.get(g)
-    _running[g] = task
-    _tasks[task.id] = task
-    task.greenlet = g
-    if _tracing:
-        _trace("running", task)
+    if task is None:
+        _running[g] = coro      # becomes a Task on demand (_current)
+    else:
+        _running[g] = task
+        _tasks[task.id] = task
+        task.greenlet = g
+        if _tracing:
+            _trace("running", task)
     try:
         try:
             yielded = coro.send(None)
@@ -142,9 +159,11 @@ def drive(coro, task=None):
         coro.close()
         raise exc
     finally:
-        if _tracing:
-            _trace("deleted", task)
-        _tasks.pop(task.id, None)
+        task = _running.get(g)
+        if task.__class__ is Task:
+            if _tracing:
+                _trace("deleted", task)
+            _tasks.pop(task.id, None)
         if prev is None:
             del _running[g]
         else:
@@ -260,7 +279,7 @@ def _close_unstarted(coro):
 
 def task_id():
     """The id of the running coroutine; RuntimeError outside coroutines."""
-    task = _running.get(getcurrent())
+    task = _current(getcurrent())
     if task is None:
         raise RuntimeError("no coroutine active")
     return task.id
@@ -277,7 +296,7 @@ def task_kill(task_id):
     if not isinstance(task_id, int) or isinstance(task_id, bool):
         raise TypeError("kore.task_kill: task id must be an int")
     g = getcurrent()
-    cur = _running.get(g)
+    cur = _current(g)
     if cur is not None and cur.id == task_id:
         raise RuntimeError("refusing to kill active coroutine")
     if _state.role == "master" and _kill_deferred(task_id):
@@ -314,7 +333,7 @@ def task_kill(task_id):
 
 def coroname(name):
     """Name the running coroutine (used by corotrace)."""
-    task = _running.get(getcurrent())
+    task = _current(getcurrent())
     if task is None:
         raise RuntimeError("kore.coroname() only available in coroutines")
     if not isinstance(name, str):
@@ -332,7 +351,7 @@ def corotrace(enabled):
 
 def _trace(label, task=None):
     if task is None:
-        task = _running.get(getcurrent())
+        task = _current(getcurrent())
         if task is None:
             return
     frame = getattr(task.coro, "cr_frame", None) or getattr(task.coro, "gi_frame", None)
