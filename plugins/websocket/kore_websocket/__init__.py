@@ -1,0 +1,1 @@
+"""kore-plugin-websocket: Kore's websocket API and socketify-style topics."""
