@@ -114,7 +114,8 @@ class Conn:
 
     __slots__ = ("sock", "fd", "addr", "family", "server", "tls", "keepalive", "hsts",
                  "glet", "watcher", "idle", "proxied_address", "trusted", "_facade",
-                 "req", "tmo", "listener", "buffered", "closed", "requests")
+                 "req", "tmo", "listener", "buffered", "closed", "requests", "deadline",
+                 "deadline_status")
 
     def __init__(self, sock, addr, listener):
         self.sock = sock
@@ -133,7 +134,9 @@ class Conn:
         self.proxied_address = None
         self._facade = None
         self.req = None
-        self.tmo = -1.0
+        self.tmo = None
+        self.deadline = 0.0
+        self.deadline_status = None
         self.buffered = b""
         self.closed = False
         self.requests = 0
@@ -144,7 +147,16 @@ class Conn:
             self.trusted = True
 
     def send(self, data):
-        self.sock.sendall(data)
+        # one non-blocking send usually takes it all; gevent waits otherwise
+        if self.tls:
+            self.sock.sendall(data)
+            return
+        try:
+            n = self.sock._sock.send(data)
+        except BlockingIOError:
+            n = 0
+        if n < len(data):
+            self.sock.sendall(memoryview(data)[n:])
 
     def settimeout(self, t):
         if t != self.tmo:
@@ -212,7 +224,7 @@ class Conn:
         if req is not None and req._sent != DONE:
             req._aborted = True
             self.keepalive = False
-            self.glet.kill(block=False)
+            self.glet.throw(GreenletExit())
 
 
 def error_response(status, close=True, headers=b""):
@@ -235,18 +247,41 @@ def send_error(c, status, close=True):
         pass
 
 
+class Expired(Exception):
+    """Raised in a connection greenlet blocked past its deadline (sweeper)."""
+
+
 def _recv(c, deadline, status=408):
-    remaining = deadline - monotonic()
-    if remaining <= 0:
+    if monotonic() >= deadline:
         raise HttpError(status, "timeout")
-    c.settimeout(remaining)
+    c.deadline = deadline
+    c.deadline_status = status
     try:
         data = c.sock.recv(65536)
-    except _timeout:
+    except Expired:
         raise HttpError(status, "timeout") from None
+    finally:
+        c.deadline = 0.0
     if not data:
         raise ClientGone()
     return data
+
+
+def sweep():
+    """Every half second: end connections blocked past their deadline.
+
+    Deadlines (keep-alive, header, body timeouts) are plain floats on the
+    connection, so waiting for a request costs no timer per read; this timer
+    runs whether or not the worker has anything else to do.
+    """
+    now = monotonic()
+    for c in list(CONNS):
+        d = c.deadline
+        if d and now >= d:
+            c.deadline = 0.0
+            # from the hub: switches into the blocked greenlet right now, so
+            # the exception cannot land anywhere but the expired read
+            c.glet.throw(Expired())
 
 
 def serve(sock, addr, listener):
@@ -261,11 +296,12 @@ def serve(sock, addr, listener):
             c.sock = sock = listener.ssl_context.wrap_socket(
                 sock, server_side=True, do_handshake_on_connect=False)
             sock.do_handshake()
+            c.settimeout(None)
         buf = b""
         if S.proxy_protocol and c.trusted:
             buf = read_proxy_header(c)
         loop(c, buf)
-    except (OSError, ClientGone, GreenletExit, _timeout):
+    except (OSError, ClientGone, GreenletExit, _timeout, Expired):
         pass
     except HttpError as exc:
         send_error(c, exc.status)
@@ -293,6 +329,8 @@ def serve(sock, addr, listener):
 def loop(c, buf):
     sock = c.sock
     recv = sock.recv
+    # plain TCP: try the non-blocking socket first, gevent's wait only if empty
+    raw_recv = None if c.tls else sock._sock.recv
     pos = 0
     while True:
         if pos >= len(buf):
@@ -300,11 +338,18 @@ def loop(c, buf):
             if not c.keepalive or STOPPING[0]:
                 return
             c.idle = True
-            c.settimeout(S.keepalive_time)
             try:
-                buf = recv(65536)
-            except _timeout:
-                return
+                if raw_recv is None:
+                    raise BlockingIOError
+                buf = raw_recv(65536)
+            except BlockingIOError:
+                c.deadline = monotonic() + S.keepalive_time
+                try:
+                    buf = recv(65536)
+                except Expired:
+                    return
+                finally:
+                    c.deadline = 0.0
             c.idle = False
             if not buf:
                 return
@@ -640,7 +685,6 @@ def finish(c, req, buf, pos):
         _close_body_file(req)
     if req._upgrade_to is not None:
         handler = req._upgrade_to
-        c.settimeout(None)
         c.idle = False
         try:
             handler(c.sock, buf[pos:])

@@ -111,6 +111,7 @@ def _fmt(addr):
 
 
 _paused = [False]
+_sweeper = [None]
 _threshold = [16]
 
 
@@ -119,6 +120,9 @@ def worker_serve(worker):
     _conn.STOPPING[0] = False
     _threshold[0] = _state.registry.get("worker_accept_threshold")
     loop = gevent.get_hub().loop
+    t = loop.timer(0.5, 0.5)
+    t.start(_conn.sweep)
+    _sweeper[0] = t
     for lst in LISTENERS:
         lst.sock.setblocking(False)
         w = loop.io(lst.sock.fileno(), 1)
@@ -188,7 +192,10 @@ def stop_accepting(worker):
     for c in list(_conn.CONNS):
         c.keepalive = False
         if c.idle:
-            c.glet.kill(block=False)
+            try:
+                c.sock.shutdown(socket.SHUT_RD)    # its read returns EOF
+            except OSError:
+                pass
 
 
 def busy(worker):

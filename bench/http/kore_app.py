@@ -1,0 +1,14 @@
+"""kore for Python: plaintext and JSON, one route each."""
+
+import kore
+
+
+@kore.route("/plaintext", methods=["get"])
+def plaintext(req):
+    req.response_header("Content-Type", "text/plain")
+    req.response(200, b"Hello, World!")
+
+
+@kore.route("/json", methods=["get"])
+def json(req):
+    req.send({"message": "Hello, World!"})
