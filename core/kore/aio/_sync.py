@@ -14,6 +14,7 @@ from .. import _state
 from . import _task
 
 _NO_DATA = object()
+_DONE = iter(())   # an exhausted iterator: ``await`` gets None from it at once
 
 
 def _check_ms(name, ms):
@@ -41,13 +42,15 @@ class suspend:
         self.ms = ms
 
     def __await__(self):
+        # Blocks, then hands ``await`` an exhausted iterator: the value is
+        # None and no generator is created (this is the hottest awaitable).
         if _task._tracing:
             _task._trace("suspended")
-        _sleep(self.ms / 1000.0 if self.ms else 0)
-        if _task._tracing:
+            _sleep(self.ms / 1000.0 if self.ms else 0)
             _task._trace("wokeup")
-        return None
-        yield  # noqa: unreachable: makes this a generator that never yields
+        else:
+            _sleep(self.ms / 1000.0 if self.ms else 0)
+        return _DONE
 
     def __repr__(self):
         return "<kore.suspend %d ms>" % self.ms
