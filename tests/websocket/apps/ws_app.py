@@ -10,6 +10,7 @@ EVENTS = []
 
 
 def onconnect(c):
+    kore.log(kore.LOG_INFO, "ws-connect fd=%d" % c.fd)
     c.websocket_send(kore.WEBSOCKET_OP_TEXT, "hello %d" % kore.worker())
 
 
