@@ -219,7 +219,7 @@ class Route:
 
     __slots__ = ("domain", "path", "callback", "rx", "methods", "mask", "params",
                  "qs", "auth", "on_headers", "on_body_chunk", "on_free", "name",
-                 "wsgi", "is_coro")
+                 "wsgi", "is_coro", "where")
 
     def __repr__(self):
         return "<route %s>" % self.name
@@ -257,6 +257,7 @@ def make_route(d, path, callback, kw):
     r.path = path
     r.callback = callback
     r.name = path
+    r.where = "route '%s'" % path
     r.wsgi = None
     r.is_coro = None
     if path.startswith("/"):

@@ -115,7 +115,7 @@ class Conn:
     __slots__ = ("sock", "fd", "addr", "family", "server", "tls", "keepalive", "hsts",
                  "glet", "watcher", "idle", "proxied_address", "trusted", "_facade",
                  "req", "tmo", "listener", "buffered", "closed", "requests", "deadline",
-                 "deadline_status")
+                 "deadline_status", "rwatcher")
 
     def __init__(self, sock, addr, listener):
         self.sock = sock
@@ -137,6 +137,7 @@ class Conn:
         self.tmo = None
         self.deadline = 0.0
         self.deadline_status = None
+        self.rwatcher = None
         self.buffered = b""
         self.closed = False
         self.requests = 0
@@ -312,6 +313,8 @@ def serve(sock, addr, listener):
         CONNS.discard(c)
         if c.watcher is not None:
             c.watcher.close()
+        if c.rwatcher is not None:
+            c.rwatcher.close()
         try:
             sock.close()
         except OSError:
@@ -329,8 +332,14 @@ def serve(sock, addr, listener):
 def loop(c, buf):
     sock = c.sock
     recv = sock.recv
-    # plain TCP: try the non-blocking socket first, gevent's wait only if empty
-    raw_recv = None if c.tls else sock._sock.recv
+    if c.tls:
+        raw_recv = None
+    else:
+        # plain TCP: wait for readability, then one recv (no EAGAIN recv
+        # per request as a read-first loop would do)
+        raw_recv = sock._sock.recv
+        hub_wait = gevent.get_hub().wait
+        rw = c.rwatcher = gevent.get_hub().loop.io(c.fd, 1)
     pos = 0
     while True:
         if pos >= len(buf):
@@ -338,18 +347,21 @@ def loop(c, buf):
             if not c.keepalive or STOPPING[0]:
                 return
             c.idle = True
+            c.deadline = monotonic() + S.keepalive_time
             try:
                 if raw_recv is None:
-                    raise BlockingIOError
-                buf = raw_recv(65536)
-            except BlockingIOError:
-                c.deadline = monotonic() + S.keepalive_time
-                try:
                     buf = recv(65536)
-                except Expired:
-                    return
-                finally:
-                    c.deadline = 0.0
+                else:
+                    hub_wait(rw)
+                    try:
+                        buf = raw_recv(65536)
+                    except BlockingIOError:
+                        buf = b""
+                        continue
+            except Expired:
+                return
+            finally:
+                c.deadline = 0.0
             c.idle = False
             if not buf:
                 return
@@ -588,14 +600,14 @@ def dispatch(c, req, buf, pos, length, chunked):
                     buf, pos = read_body(c, req, buf, pos, length, chunked, None)
                     if buf is None:
                         return None, 0
-                    run_guarded(c, req, fm.serve, fm.auth, "filemap %s" % fm.url)
+                    run_guarded(c, req, fm.serve, fm.auth, fm.where)
                     return finish(c, req, buf, pos)
             for mnt in d.mounts:
                 if mnt.match(path):
                     buf, pos = read_body(c, req, buf, pos, length, chunked, None)
                     if buf is None:
                         return None, 0
-                    run_guarded(c, req, mnt.serve, None, "mount %s" % (mnt.prefix or "/"))
+                    run_guarded(c, req, mnt.serve, None, mnt.where)
                     return finish(c, req, buf, pos)
             return simple(c, req, buf, pos, length, chunked, 404)
         req.response_header("Allow", ", ".join(m for m in _ALLOW_ORDER if m in allowed))
@@ -622,7 +634,7 @@ def dispatch(c, req, buf, pos, length, chunked):
         buf, pos = read_body(c, req, buf, pos, length, chunked, route.on_body_chunk)
         if buf is None:
             return None, 0
-    run_guarded(c, req, route.callback, route.auth, "route '%s'" % route.name)
+    run_guarded(c, req, route.callback, route.auth, route.where)
     if c.closed:
         return None, 0
     return finish(c, req, buf, pos)

@@ -55,6 +55,7 @@ class FileMap:
         self.root = root
         self.auth = auth
         self._realroot = None
+        self.where = "filemap %s" % url
 
     def match(self, path):
         p = self.prefix

@@ -362,34 +362,32 @@ class HttpRequest:
             line, status = status_line(status)
         self._status = status
         conn = self.conn
-        parts = [line, HEADERS.get()]
-        if conn.tls and conn.hsts:
-            parts.append(conn.hsts)
+        head = line + HEADERS.get()
+        if conn.hsts is not None:
+            head += conn.hsts
         if ctype is not None:
-            parts.append(b"Content-Type: " + ctype + b"\r\n")
+            head += b"Content-Type: " + ctype + b"\r\n"
         rh = self._rheaders
-        if rh:
-            parts.append("".join(["%s: %s\r\n" % (n, v) for n, v in rh]).encode("latin-1"))
-        if close:
+        has_cl = False
+        if rh is not None:
+            head += "".join(["%s: %s\r\n" % (n, v) for n, v in rh]).encode("latin-1")
+            has_cl = any(n.lower() == "content-length" for n, _ in rh)
+        if close or not conn.keepalive:
             self.keepalive = False
-        if status < 200 or status == 204 or status == 304:
-            if status == 101:
-                pass
+        bodyless = status < 200 or status == 204 or status == 304
+        if not bodyless and not has_cl:
+            head += b"Content-Length: %d\r\n" % len(body)
+        if not self.keepalive:
+            head += b"Connection: close\r\n\r\n"
+        elif self.http11:
+            head += b"\r\n"
         else:
-            if not (rh and any(n.lower() == "content-length" for n, _ in rh)):
-                parts.append(b"Content-Length: %d\r\n" % len(body))
-        if not self.keepalive or not conn.keepalive:
-            self.keepalive = False
-            parts.append(b"Connection: close\r\n\r\n")
-        elif not self.http11:
-            parts.append(b"Connection: keep-alive\r\n\r\n")
-        else:
-            parts.append(b"\r\n")
-        if self._meth != "HEAD" and status >= 200 \
-                and status != 204 and status != 304:
-            parts.append(body)
+            head += b"Connection: keep-alive\r\n\r\n"
         self._sent = DONE
-        self._write(b"".join(parts))
+        if bodyless or self._meth == "HEAD":
+            self._write(head)
+        else:
+            self._write(head + body)
 
     def _write(self, data):
         if self._cork is not None:

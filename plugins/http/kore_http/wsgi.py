@@ -18,6 +18,7 @@ class WsgiMount:
     def __init__(self, prefix, app):
         self.prefix = prefix
         self.app = app
+        self.where = "mount %s" % (prefix or "/")
 
     def match(self, path):
         p = self.prefix
