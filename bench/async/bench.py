@@ -206,6 +206,9 @@ def main():
             best_s, best_a = max(res["/sync"]), max(res["/async"])
             print("best round: sync %.0f req/s, async %.0f req/s, async/sync = %.3f"
                   % (best_s, best_a, best_a / best_s))
+            ratios = sorted(a / b for a, b in zip(res["/async"], res["/sync"]))
+            print("median of the per-round async/sync req/s ratios: %.3f"
+                  % ratios[len(ratios) // 2])
             med_s = sorted(cpu["/sync"])[len(cpu["/sync"]) // 2]
             med_a = sorted(cpu["/async"])[len(cpu["/async"]) // 2]
             print("median worker CPU per request: sync %.1f us, async %.1f us: "
