@@ -46,7 +46,7 @@ def commands(port):
                             "wsgi_app:app"],
         "granian": [os.path.join(BIN, "granian"), "--interface", "asgi", "--host",
                     "127.0.0.1", "--port", str(port), "--workers", "1", "--http", "1",
-                    "--no-ws", "--log-level", "warning", "--app-dir", HERE if False else HERE,
+                    "--no-ws", "--log-level", "warning", "--working-dir", HERE,
                     "asgi_app:app"],
     }
 
