@@ -22,32 +22,6 @@ if not HAVE_HTTP:
     pytestmark = [pytestmark, pytest.mark.skip(reason="kore-plugin-http is not installed")]
 
 
-def _http_honours_status():
-    """Whether kore-plugin-http answers an uncaught exception with its
-    ``http_status`` attribute (503 for PgsqlPoolFull / PgsqlUnavailable)."""
-    import glob
-    if not HAVE_HTTP:
-        return False
-    pkg = os.path.dirname(kore_http.plugin.__file__)
-    for path in glob.glob(os.path.join(pkg, "*.py")):
-        with open(path, errors="replace") as f:
-            if "http_status" in f.read():
-                return True
-    return False
-
-
-HONOURS_STATUS = _http_honours_status()
-
-
-def status_503(statuses):
-    """Map the 500 kore-plugin-http gives before it honours ``http_status``
-    to an expected failure; return the statuses otherwise."""
-    if not HONOURS_STATUS and 500 in statuses:
-        pytest.xfail("kore-plugin-http answers 500 for every uncaught exception; "
-                     "it should use getattr(exc, 'http_status', 500)")
-    return statuses
-
-
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 APP = r'''
@@ -237,7 +211,7 @@ def test_pool_overload_is_503(kore_server, pg_up):
     for t in threads:
         t.join(10)
     assert srv.wait_log("pgsql_queue_limit")
-    assert sorted(status_503(results)) == [200, 200, 503, 503], (results, srv.log())
+    assert sorted(results) == [200, 200, 503, 503], (results, srv.log())
 
 
 def test_client_going_away_cancels_query(kore_server, pg_up, admin):
@@ -287,7 +261,7 @@ def test_postgresql_restart_during_traffic(kore_server, pg_up):
     # the failures during the restart were "cannot connect" ones (503)
     errors = [l for l in srv.log().splitlines() if "uncaught exception" in l]
     assert all("PgsqlUnavailable" in l for l in errors), errors
-    codes = status_503([s for s, _ in statuses])
+    codes = [s for s, _ in statuses]
     assert all(s in (200, 503) for s in codes), statuses
 
 
@@ -301,7 +275,7 @@ def test_postgresql_down_at_startup(kore_server, pg_up):
     assert get(srv, "/fast") == (200, b"fast")
     pg_up.start()
     assert get(srv, "/one") == (200, b'[{"one": "1"}]')
-    assert status_503([status]) == [503]
+    assert [status] == [503]
 
 
 def test_kore_example_app(kore_server, pg_up, admin):

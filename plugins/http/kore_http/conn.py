@@ -768,13 +768,17 @@ def run_guarded(c, req, fn, auth, where):
         req._aborted = True
         req._fire_aborted()
         raise ClientGone() from None
-    except Exception:
+    except Exception as exc:
         from kore.trace import report
         report(sys.exc_info(), where="handler %s" % where, req=req)
         if req._sent == NOT_SENT:
             req._rheaders = None
+            # an exception may name its status (a full database pool: 503)
+            status = getattr(exc, "http_status", 500)
+            if not isinstance(status, int) or not 400 <= status <= 599:
+                status = 500
             try:
-                req._respond(500, b"")
+                req._respond(status, b"")
             except OSError:
                 raise ClientGone() from None
         elif req._sent == STREAMING:
