@@ -470,6 +470,10 @@ class Arbiter:
             notice("TTOU: %d workers" % self.num_workers)
         elif signo == signal.SIGUSR1:
             LOG.reopen()
+            try:
+                _state.pm.hook.kore_reopen_logs()
+            except Exception as exc:
+                error("kore_reopen_logs failed: %s" % exc)
             for wp in self.procs.values():
                 self._kill(wp, signal.SIGUSR1)
 

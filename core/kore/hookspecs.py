@@ -164,6 +164,14 @@ def kore_worker_shutdown(worker):
 
 
 @hookspec
+def kore_reopen_logs():
+    """Reopen log files a plugin writes (SIGUSR1, log rotation).
+
+    Runs in the master and in every worker when the master gets USR1.
+    """
+
+
+@hookspec
 def kore_worker_message(worker, msg):
     """A message for this worker arrived from the master or another worker.
 

@@ -188,13 +188,20 @@ class Worker:
             signal.SIGTERM: lambda: self.stop(graceful=True),
             signal.SIGINT: lambda: self.stop(graceful=False),
             signal.SIGQUIT: lambda: self.stop(graceful=False),
-            signal.SIGUSR1: LOG.reopen,
+            signal.SIGUSR1: self._reopen_logs,
         }
         for signo, fn in handlers.items():
             self._signal_watchers.append(gevent.signal_handler(signo, fn))
         for signo in signals.TRAPPED:
             self._signal_watchers.append(
                 gevent.signal_handler(signo, self._trapped, signo))
+
+    def _reopen_logs(self):
+        LOG.reopen()
+        try:
+            _state.pm.hook.kore_reopen_logs()
+        except Exception:
+            report(where="kore_reopen_logs hook")
 
     def _trapped(self, signo):
         gevent.spawn(self._call_signal, signo)

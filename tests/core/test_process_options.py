@@ -157,3 +157,17 @@ def kore_worker_configure():
     assert srv.wait_log("tracer saw KeyError: 'in a task'"), srv.log()
     assert "second tracer refused: tracer already set" in srv.log()
     assert srv.stop() == 0
+
+
+def test_usr1_reopens_access_log(kore_server, tmp_path):
+    access = tmp_path / "access.log"
+    srv = kore_server(APP, workers=1, args=["--access-log", str(access)])
+    assert httpx.get(srv.url + "/", timeout=5).status_code == 200
+    assert wait_for(lambda: access.exists() and access.read_text().count("GET /") == 1)
+    os.rename(access, tmp_path / "access.log.1")
+    srv.send_signal(signal.SIGUSR1)
+    time.sleep(0.3)
+    assert httpx.get(srv.url + "/", timeout=5).status_code == 200
+    assert wait_for(lambda: access.exists() and "GET /" in access.read_text())
+    assert (tmp_path / "access.log.1").read_text().count("GET /") == 1
+    assert srv.stop() == 0

@@ -121,3 +121,9 @@ def kore_worker_busy(worker):
 @hookimpl
 def kore_worker_shutdown(worker):
     listen.shutdown(worker)
+
+
+@hookimpl
+def kore_reopen_logs():
+    from . import accesslog
+    accesslog.reopen()
