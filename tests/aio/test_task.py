@@ -350,3 +350,10 @@ def test_task_kill_does_not_hang_on_a_coroutine_that_ignores_it(monkeypatch):
     assert any("still runs" in m for m in lines)
     stop.append(1)
     gevent.sleep(0.05)
+
+
+def test_drive_accepts_any_kore_awaitable():
+    q = kore.queue()
+    q.push("v")
+    assert drive(kore.suspend(1)) is None
+    assert drive(q.pop()) == "v"

@@ -171,11 +171,15 @@ def drive(coro, task=None):
 
 
 def _as_coroutine(obj):
-    if isinstance(obj, types.CoroutineType) or hasattr(obj, "send"):
-        return obj
     if hasattr(obj, "__await__"):
-        return obj.__await__()
+        return _await(obj)
+    if hasattr(obj, "send") and hasattr(obj, "throw"):
+        return obj      # a generator-based coroutine
     raise TypeError("kore.aio.drive: expected a coroutine, got %s" % type(obj).__name__)
+
+
+async def _await(obj):
+    return await obj
 
 
 # ---------------------------------------------------------------------------
