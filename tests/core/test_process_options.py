@@ -43,9 +43,13 @@ def test_setname_sets_process_titles(kore_server):
     srv = kore_server(APP, workers=1)
     with open("/proc/%d/cmdline" % srv.pid, "rb") as f:
         assert f.read().startswith(b"myapp [parent]")
+    assert wait_for(lambda: len(srv.children()) == 1)
     kid = srv.children()[0]
-    with open("/proc/%d/cmdline" % kid, "rb") as f:
-        assert f.read().startswith(b"myapp [wrk 1]")
+
+    def titled():
+        with open("/proc/%d/cmdline" % kid, "rb") as f:
+            return f.read().startswith(b"myapp [wrk 1]")
+    assert wait_for(titled)     # the port accepts before the worker is up
     assert srv.stop() == 0
 
 

@@ -1,7 +1,20 @@
 """Raw HTTP/1.1 client helpers for the tests: exact bytes in, parsed responses out."""
 
+import os
 import socket
 import time
+
+from kore_testing import KoreServer
+
+APPS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "apps")
+
+
+def start_module_server(tmp_path_factory, app, **kw):
+    """A KoreServer for a whole test module (apps/ names or source text)."""
+    tmp = tmp_path_factory.mktemp("srv")
+    if not os.path.isabs(app) and "\n" not in app:
+        app = os.path.join(APPS, app)
+    return KoreServer(tmp, app, (), **kw)
 
 
 class Response:

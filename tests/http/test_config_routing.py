@@ -59,7 +59,7 @@ def test_several_servers_unix_ipv6_domains(kore_server, tmp_path):
     alog = str(tmp_path / "a.log")
     srv = kore_server(MULTI, bind=False,
                       env={"P1": str(p1), "P2": str(p2), "SOCK": sock, "ALOG": alog})
-    from conftest import KoreServer  # noqa
+    from kore_testing import KoreServer
     import time
     from kh_util import wait_for
     assert wait_for(lambda: os.path.exists(sock), 15), srv.log()

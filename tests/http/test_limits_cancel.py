@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from conftest import start_module_server
+from kh_util import start_module_server
 from kh_util import Conn, request, wait_for
 
 SHORT = {"KORE_HTTP_HEADER_TIMEOUT": "1", "KORE_HTTP_BODY_TIMEOUT": "1",
