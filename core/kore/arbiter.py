@@ -256,6 +256,7 @@ class Arbiter:
         kind = msg.kind
         if kind == MSG_READY and wp is not None:
             wp.ready = True
+            info("worker %d (pid %d) ready" % (wp.id, wp.pid))
             self._wake.set()
         elif kind == MSG_BOOT_ERROR and wp is not None:
             wp.boot_error = msg.payload.decode("utf-8", "replace")

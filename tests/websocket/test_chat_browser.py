@@ -42,6 +42,7 @@ class CDP:
     def __init__(self, ws):
         self.ws = ws
         self.ids = itertools.count(1)
+        self.targets = {}             # session id -> target id
 
     async def call(self, method, session=None, **params):
         mid = next(self.ids)
@@ -64,6 +65,7 @@ class CDP:
 async def open_page(cdp, url):
     t = await cdp.call("Target.createTarget", url=url)
     a = await cdp.call("Target.attachToTarget", targetId=t["targetId"], flatten=True)
+    cdp.targets[a["sessionId"]] = t["targetId"]
     return a["sessionId"]
 
 
@@ -79,6 +81,12 @@ async def wait_for(cdp, session, expr, timeout=15):
 
 def test_chat_two_pages_two_workers(tmp_path_factory):
     srv = start_server(tmp_path_factory, CHAT, workers=2, name="chat")
+    # both workers must be accepting before pages are opened, or every
+    # connection lands on the one that booted first
+    deadline = time.monotonic() + 30
+    while not all(re.search(r"worker %d \(pid \d+\) ready" % w, srv.log()) for w in (1, 2)):
+        assert time.monotonic() < deadline, "workers not ready:\n" + srv.log()
+        time.sleep(0.1)
     profile = tmp_path_factory.mktemp("chromium-profile")
     browser = subprocess.Popen([CHROMIUM] + FLAGS + ["--user-data-dir=%s" % profile,
                                                      "about:blank"],
@@ -98,13 +106,19 @@ def test_chat_two_pages_two_workers(tmp_path_factory):
                                           max_size=None, compression=None) as ws:
                 cdp = CDP(ws)
                 pages = {}
-                for _ in range(8):            # until one page sits on each worker
+                # the kernel hands each connection to whichever worker wakes
+                # first: open pages until one sits on each worker, closing
+                # the extra ones
+                for _ in range(40):
                     s = await open_page(cdp, srv.url + "/")
                     text = await wait_for(cdp, s, "document.querySelector('#log .system')"
                                           " && document.querySelector('#log .system')"
                                           ".textContent")
                     wid = int(re.search(r"worker (\d+)", text).group(1))
-                    pages.setdefault(wid, s)
+                    if wid in pages:
+                        await cdp.call("Target.closeTarget", targetId=cdp.targets[s])
+                        continue
+                    pages[wid] = s
                     if len(pages) == 2:
                         break
                 assert len(pages) == 2, "both pages landed on one worker"
