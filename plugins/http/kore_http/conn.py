@@ -10,6 +10,7 @@ worker is otherwise idle.
 import errno
 import os
 import socket
+import ssl
 import sys
 import tempfile
 import time
@@ -212,20 +213,37 @@ class Conn:
     # cancellation: watch for EOF while a handler is blocked
     def _readable(self):
         w = self.watcher
-        try:
-            data = self.sock._sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
-        except BlockingIOError:
-            return
-        except OSError:
-            data = b""
-        w.stop()
-        if data:
-            return       # a pipelined request: nothing to tell
+        if self.tls:
+            # a TLS peer's close arrives as a close_notify record, which a
+            # peek would take for data: read through OpenSSL instead and keep
+            # what is a pipelined request for the connection loop
+            try:
+                data = self.sock._sslobj.read(65536)
+            except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                return   # part of a record: wait for the rest
+            except (ssl.SSLError, OSError, ValueError, AttributeError):
+                data = b""
+            w.stop()
+            if data:
+                self.buffered += data
+                return
+        else:
+            try:
+                data = self.sock._sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                return
+            except OSError:
+                data = b""
+            w.stop()
+            if data:
+                return       # a pipelined request: nothing to tell
         req = self.req
         if req is not None and req._sent != DONE:
             req._aborted = True
             self.keepalive = False
             self.glet.throw(GreenletExit())
+        elif self.tls:
+            self.keepalive = False     # the peer closed: no next request
 
 
 def error_response(status, close=True, headers=b""):
@@ -672,6 +690,11 @@ def simple(c, req, buf, pos, length, chunked, status):
 
 def finish(c, req, buf, pos):
     """After a response: hooks, logs, upgrade, keep-alive or close."""
+    if c.buffered:
+        # bytes the TLS disconnect watcher read while the handler ran
+        buf = buf[pos:] + c.buffered
+        pos = 0
+        c.buffered = b""
     on_free = req.route.on_free if req.route is not None else None
     if on_free is not None:
         try:

@@ -14,8 +14,21 @@ STATUS_LINES = {code: ("HTTP/1.1 %d %s\r\n" % (code, REASONS.get(code, ""))).enc
                 for code in range(100, 600)}
 
 
+_PARSED = {}     # "200 OK" / b"200 OK" -> (line, code), bounded below
+
+
 def status_line(status):
     """The status line for an int, "200 OK" or b"200 OK"."""
+    hit = _PARSED.get(status) if type(status) in (bytes, str) else None
+    if hit is not None:
+        return hit
+    r = _status_line(status)
+    if type(status) in (bytes, str) and len(_PARSED) < 256:
+        _PARSED[status] = r
+    return r
+
+
+def _status_line(status):
     if type(status) is int:
         line = STATUS_LINES.get(status)
         if line is None:
