@@ -6,8 +6,23 @@ import ssl
 from kore import _state
 from kore.config import ConfigError
 
+from . import openssl_depth
+
+_INT_MAX = 2 ** 31 - 1
+
+
+def _check_verify_depth(domain):
+    """verify_depth must be an int in 0..INT_MAX (Kore's default is 1)."""
+    v = domain.verify_depth
+    if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= _INT_MAX:
+        raise ConfigError("domain '%s': verify_depth %r is invalid: expected an "
+                          "int from 0 to %d (intermediate CAs allowed between the "
+                          "client certificate and the client_verify CA; default 1)"
+                          % (domain.host, v, _INT_MAX))
+
 
 def _context_for(domain):
+    _check_verify_depth(domain)
     reg = _state.registry
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     version = reg.get("tls_version")
@@ -45,6 +60,9 @@ def _context_for(domain):
             raise ConfigError("domain '%s': client_verify %r: %s"
                               % (domain.host, domain.client_verify, exc)) from None
         ctx.verify_mode = ssl.CERT_REQUIRED
+        # Kore: SSL_CTX_set_verify_depth(ctx, x509_verify_depth).  No ssl
+        # module setting exists; on failure it logs a warning and goes on.
+        openssl_depth.set_context_depth(ctx, domain.verify_depth, domain.host)
         if domain.crl:
             try:
                 ctx.load_verify_locations(cafile=domain.crl)
@@ -72,6 +90,12 @@ def build_contexts(server):
         # layer refuse requests to verifying domains without one.
         for d in domains:
             d.ssl_context.verify_mode = ssl.CERT_OPTIONAL
+    # SSL_set_SSL_CTX (the context switch below) keeps the verify depth the
+    # connection got from the context the handshake started with (the first
+    # domain's; OpenSSL's default, 100, when it does not verify).  As
+    # Kore does, give the connection the chosen domain's depth when it differs.
+    start = domains[0].verify_depth if domains[0].client_verify else None
+    own_depth = {id(d) for d in verifying if d.verify_depth != start}
 
     def sni(sslobj, name, ctx):
         if name:
@@ -80,6 +104,9 @@ def build_contexts(server):
                 if d.matches(h):
                     if d.ssl_context is not ctx:
                         sslobj.context = d.ssl_context
+                        if id(d) in own_depth:
+                            openssl_depth.set_connection_depth(
+                                sslobj, d.verify_depth, d.host)
                     return None
         return None
 
