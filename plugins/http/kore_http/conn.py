@@ -18,6 +18,7 @@ from inspect import iscoroutine
 
 import gevent
 from gevent import GreenletExit, getcurrent
+from gevent.event import Event
 
 from kore import _state
 from kore.log import LOG, LOG_ERR, LOG_WARNING
@@ -60,6 +61,7 @@ class Settings:
     body_timeout = 60.0
     keepalive_time = 20.0
     request_limit = 1000
+    request_budget = 0.010
     disk_offload = 0
     disk_path = "tmp_files"
     hsts = 31536000
@@ -82,6 +84,7 @@ class Settings:
         cls.body_timeout = float(get("http_body_timeout"))
         cls.keepalive_time = float(get("http_keepalive_time"))
         cls.request_limit = get("http_request_limit")
+        cls.request_budget = get("http_request_ms") / 1000.0
         cls.disk_offload = get("http_body_disk_offload")
         cls.disk_path = get("http_body_disk_path")
         cls.hsts = get("http_hsts_enable")
@@ -116,7 +119,8 @@ class Conn:
     __slots__ = ("sock", "fd", "addr", "family", "server", "tls", "keepalive", "hsts",
                  "glet", "watcher", "idle", "proxied_address", "trusted", "_facade",
                  "req", "tmo", "listener", "buffered", "closed", "requests", "deadline",
-                 "deadline_status", "rwatcher")
+                 "deadline_status", "rwatcher", "pause_evt", "pause_t0", "paused_total",
+                 "watch_paused")
 
     def __init__(self, sock, addr, listener):
         self.sock = sock
@@ -142,6 +146,10 @@ class Conn:
         self.buffered = b""
         self.closed = False
         self.requests = 0
+        self.pause_evt = None
+        self.pause_t0 = 0.0
+        self.paused_total = 0.0
+        self.watch_paused = False
         if self.family in (socket.AF_INET, socket.AF_INET6):
             ip = addr[0] if addr else ""
             self.trusted = "*" in S.forwarded_allow or ip in S.forwarded_allow
@@ -201,6 +209,34 @@ class Conn:
                     d[k] = v
             out[key] = d
         return out
+
+    # socketify's res.pause() / res.resume(): stop reading from the client
+    # (request body, next request) and its timeouts until resumed
+    def pause(self):
+        if self.pause_evt is None and not self.closed:
+            self.pause_evt = Event()
+            self.pause_t0 = monotonic()
+            w = self.watcher
+            if w is not None and w.active:
+                w.stop()
+                self.watch_paused = True
+
+    def resume(self):
+        evt = self.pause_evt
+        if evt is None:
+            return
+        self.pause_evt = None
+        self.paused_total += monotonic() - self.pause_t0
+        if self.watch_paused:
+            self.watch_paused = False
+            if self.watcher is not None:
+                self.watcher.start(self._readable)
+        evt.set()
+
+    def wait_unpaused(self):
+        evt = self.pause_evt
+        if evt is not None:
+            evt.wait()
 
     def disconnect(self):
         self.keepalive = False
@@ -271,6 +307,12 @@ class Expired(Exception):
 
 
 def _recv(c, deadline, status=408):
+    """One read before ``deadline`` (taken at the start of a read phase as
+    ``monotonic() + timeout - c.paused_total``: time spent paused does not
+    count)."""
+    if c.pause_evt is not None:
+        c.pause_evt.wait()
+    deadline += c.paused_total
     if monotonic() >= deadline:
         raise HttpError(status, "timeout")
     c.deadline = deadline
@@ -359,11 +401,15 @@ def loop(c, buf):
         hub_wait = gevent.get_hub().wait
         rw = c.rwatcher = gevent.get_hub().loop.io(c.fd, 1)
     pos = 0
+    run0 = 0.0
     while True:
         if pos >= len(buf):
             # wait for the next request on an idle connection
             if not c.keepalive or STOPPING[0]:
                 return
+            if c.pause_evt is not None:
+                c.pause_evt.wait()
+                continue
             c.idle = True
             c.deadline = monotonic() + S.keepalive_time
             try:
@@ -384,6 +430,7 @@ def loop(c, buf):
             if not buf:
                 return
             pos = 0
+            run0 = 0.0
         try:
             r = parse_request(buf, pos)
         except HttpError as exc:
@@ -405,11 +452,36 @@ def loop(c, buf):
         buf, pos = request(c, method, target, http11, fields, buf, pos)
         if buf is None:
             return
+        if pos < len(buf):
+            # pipelined requests run back to back: after http_request_ms of
+            # that, let the worker's other connections have a turn
+            now = monotonic()
+            if not run0:
+                run0 = now
+            elif now - run0 >= S.request_budget:
+                _yield_to_io()
+                run0 = 0.0
+
+
+def _yield_to_io():
+    """Let the event loop poll for I/O before this greenlet goes on.
+
+    gevent.sleep(0) would not do: the hub runs callbacks queued while it
+    runs callbacks for up to a switch interval, so a greenlet yielding that
+    way comes straight back without the loop ever polling.  A zero timer
+    fires only in the loop's next iteration, after the poll.
+    """
+    hub = gevent.get_hub()
+    t = hub.loop.timer(0.0)
+    try:
+        hub.wait(t)
+    finally:
+        t.close()
 
 
 def _read_head(c, buf, pos):
     """More bytes of an incomplete head; (None, 0) when the connection ends."""
-    deadline = monotonic() + S.header_timeout
+    deadline = monotonic() + S.header_timeout - c.paused_total
     while True:
         pending = len(buf) - pos
         if pending > S.header_max:
@@ -750,7 +822,10 @@ def run_guarded(c, req, fn, auth, where):
     w = c.watcher
     if w is None:
         w = c.watcher = gevent.get_hub().loop.io(c.fd, 1)
-    w.start(c._readable)
+    if c.pause_evt is None:
+        w.start(c._readable)
+    else:
+        c.watch_paused = True      # resume() starts it
     try:
         if auth is not None and not check_auth(req, auth, where):
             return
@@ -809,6 +884,7 @@ def run_guarded(c, req, fn, auth, where):
             c.keepalive = False
     finally:
         w.stop()
+        c.watch_paused = False
 
 
 def check_auth(req, auth, where):
@@ -923,7 +999,7 @@ def read_body(c, req, buf, pos, length, chunked, hook):
 
 def _read_body(c, req, buf, pos, length, chunked, hook):
     sink = _Sink(req, hook)
-    deadline = monotonic() + S.body_timeout
+    deadline = monotonic() + S.body_timeout - c.paused_total
     if req.expect_continue:
         req.expect_continue = False
         if len(buf) - pos == 0:
@@ -1016,7 +1092,7 @@ _V2_SIG = b"\r\n\r\n\x00\r\nQUIT\n"
 
 
 def read_proxy_header(c):
-    deadline = monotonic() + S.header_timeout
+    deadline = monotonic() + S.header_timeout - c.paused_total
     buf = b""
     while len(buf) < 16:
         buf += _recv(c, deadline, 400)

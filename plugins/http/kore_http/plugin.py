@@ -37,8 +37,9 @@ def _opts():
           "connection stays open", minimum=0),
         o("http_request_limit", "int", 1000, "requests a worker handles at "
           "once (503 above)", minimum=1),
-        o("http_request_ms", "int", 10, "kept for compatibility: Kore's time "
-          "budget per processing pass; gevent schedules by itself", minimum=0),
+        o("http_request_ms", "int", 10, "milliseconds a connection may run "
+          "pipelined requests back to back before other connections get a turn",
+          minimum=0),
         o("http_body_disk_offload", "int", 0, "bodies larger than this many "
           "bytes go to a file (req.body_path); 0 keeps them in memory", minimum=0),
         o("http_body_disk_path", "str", "tmp_files", "directory for offloaded bodies"),

@@ -71,6 +71,7 @@ class HttpRequest:
     _body_hooked = False
     expect_continue = False
     _chunked = False
+    _woff = 0            # body bytes written (socketify's write offset)
 
     def __init__(self, conn, method, target, http11, fields):
         self.conn = conn
@@ -387,6 +388,7 @@ class HttpRequest:
         if bodyless or self._meth == "HEAD":
             self._write(head)
         else:
+            self._woff += len(body)
             self._write(head + body)
 
     def _write(self, data):
@@ -437,6 +439,7 @@ class HttpRequest:
             return b""
         if self._meth == "HEAD" or self._status in (204, 304):
             return b""
+        self._woff += len(data)
         if self._chunked:
             return b"%x\r\n%s\r\n" % (len(data), data)
         return data
@@ -600,6 +603,35 @@ class HttpRequest:
 
     def has_responded(self):
         return self._sent == DONE
+
+    def get_write_offset(self):
+        """Body bytes written so far (head and chunk framing not counted)."""
+        return self._woff
+
+    def write_offset(self, offset):
+        """Override the write offset (uWS overrideWriteOffset), e.g. after
+        sending part of a file with a ``Content-Length`` set; chainable."""
+        if type(offset) is not int or offset < 0:
+            raise ValueError("write offset must be an int >= 0, not %r" % (offset,))
+        if self._sent != DONE:
+            self._woff = offset
+        return self
+
+    def pause(self):
+        """Stop reading from the client (a request body streamed through
+        ``on_body_chunk``, the next request) and stop its timeouts and
+        disconnect detection until ``resume()``; chainable."""
+        self.conn.pause()
+        return self
+
+    def resume(self):
+        """Undo ``pause()``: reading, timeouts and disconnect detection go on."""
+        self.conn.resume()
+        return self
+
+    @property
+    def paused(self):
+        return self.conn.pause_evt is not None
 
     def write_continue(self):
         """Send ``100 Continue`` (the server does it itself before reading a

@@ -1,0 +1,209 @@
+"""socketify's res.pause() / res.resume() and write offsets, and
+http_request_ms: a connection with many pipelined requests lets the others
+have a turn."""
+
+import json
+import os
+import socket
+import threading
+import time
+
+import pytest
+
+from kh_util import Conn, request, start_module_server, wait_for
+
+pytestmark = pytest.mark.timeout(60)
+
+APP = """
+import time
+import gevent
+import kore
+
+
+@kore.route("/", methods=["get"])
+def index(req):
+    req.response(200, b"index")
+
+
+@kore.route("/busy", methods=["get"])
+def busy(req):
+    end = time.perf_counter() + 0.002
+    while time.perf_counter() < end:
+        pass
+    req.response(200, b"busy")
+
+
+def _pausing_chunk(req, data):
+    st = req.__dict__.setdefault("st", {"chunks": 0, "size": 0})
+    st["chunks"] += 1
+    st["size"] += len(data)
+    if st["chunks"] == 1:
+        req.pause()
+        st["paused"] = req.paused
+        t0 = time.monotonic()
+
+        def later():
+            st["paused_for"] = round(time.monotonic() - t0, 2)
+            req.resume()
+        gevent.spawn_later(float(req.get_header("x-pause")), later)
+    return True
+
+
+@kore.route("/upload", methods=["post"], hooks={"on_body_chunk": _pausing_chunk})
+def upload(req):
+    st = req.st
+    req.send({"size": st["size"], "paused": st["paused"],
+              "paused_for": st["paused_for"], "now": req.paused})
+
+
+@kore.route("/offset", methods=["get"])
+def offset(req):
+    out = []
+    req.write("abc")
+    out.append(req.get_write_offset())
+    req.write(b"de")
+    out.append(req.get_write_offset())
+    req.write_offset(100)
+    out.append(req.get_write_offset())
+    try:
+        req.write_offset(-1)
+    except ValueError:
+        out.append("ValueError")
+    req.end(" " + ",".join(map(str, out)))
+
+
+@kore.route("/offset-send", methods=["get"])
+def offset_send(req):
+    before = req.get_write_offset()
+    req.send("hello")
+    req.response_header  # still a request object
+    with open(req.get_query("out"), "w") as f:
+        f.write("%d %d" % (before, req.get_write_offset()))
+
+
+@kore.route("/paused-hang", methods=["get"])
+async def paused_hang(req):
+    marker = req.get_query("marker")
+    req.pause()
+    try:
+        await kore.suspend(800)          # the client leaves meanwhile
+        with open(marker + ".after-pause", "w") as f:
+            f.write("not cancelled while paused")
+        req.resume()
+        await kore.suspend(30000)
+        req.response(200, b"done")
+    finally:
+        with open(marker, "w") as f:
+            f.write("finally")
+"""
+
+
+@pytest.fixture(scope="module")
+def srv(tmp_path_factory):
+    s = start_module_server(tmp_path_factory, APP,
+                            env={"KORE_HTTP_BODY_TIMEOUT": "1", "KORE_HTTP_REQUEST_MS": "10"})
+    yield s
+    s.cleanup()
+
+
+def test_pause_holds_body_reading_without_timing_out(srv):
+    c = Conn(srv.port)
+    body = b"x" * 3000
+    c.send(b"POST /upload HTTP/1.1\r\nHost: x\r\nX-Pause: 1.6\r\nContent-Length: %d\r\n\r\n"
+           % len(body) + body[:1000])
+    time.sleep(0.3)
+    c.send(body[1000:])
+    t0 = time.monotonic()
+    r = c.read_response()
+    took = time.monotonic() - t0
+    assert r.status == 200, r        # the 1 s body timeout did not count the pause
+    got = json.loads(r.body)
+    assert got == {"size": 3000, "paused": True, "paused_for": got["paused_for"],
+                   "now": False}
+    assert 1.5 <= got["paused_for"] < 3 and took > 1.0
+    # the connection goes on
+    c.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert c.read_response().body == b"index"
+
+
+def test_body_timeout_still_applies_after_resume(srv):
+    c = Conn(srv.port)
+    c.send(b"POST /upload HTTP/1.1\r\nHost: x\r\nX-Pause: 0.2\r\nContent-Length: 10\r\n\r\nab")
+    r = c.read_response()
+    assert r.status == 408
+    assert c.closed()
+
+
+def test_write_offset(srv):
+    r, _ = request(srv.port, b"GET /offset HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert r.status == 200 and r.header("transfer-encoding") == "chunked"
+    assert r.body == b"abcde 3,5,100,ValueError"
+
+
+def test_write_offset_after_send(srv, tmp_path):
+    out = tmp_path / "off"
+    r, _ = request(srv.port, b"GET /offset-send?out=%s HTTP/1.1\r\nHost: x\r\n\r\n"
+                   % str(out).encode())
+    assert r.body == b"hello"
+    assert wait_for(out.exists, 5)
+    assert out.read_text() == "0 5"
+
+
+def test_paused_request_is_not_cancelled_until_resumed(srv, tmp_path):
+    marker = str(tmp_path / "m")
+    c = Conn(srv.port)
+    c.send(b"GET /paused-hang?marker=%s HTTP/1.1\r\nHost: x\r\n\r\n" % marker.encode())
+    time.sleep(0.2)
+    c.sock.shutdown(socket.SHUT_WR)
+    c.close()
+    assert wait_for(lambda: os.path.exists(marker + ".after-pause"), 5)
+    # resumed: the disconnect is seen and the handler cancelled
+    assert wait_for(lambda: os.path.exists(marker), 5), srv.log()
+    assert open(marker).read() == "finally"
+
+
+def test_pipelined_flood_leaves_room_for_others(srv):
+    """500 pipelined 2 ms requests on one connection (1 s of work): another
+    client is answered within a few http_request_ms slices, not after the
+    whole batch."""
+    flood = Conn(srv.port, timeout=30)
+    n = 500
+    got = {}
+
+    def reader():
+        data = b""
+        while data.count(b"busy") < n:
+            chunk = flood.sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        got["flood_done"] = time.monotonic()
+
+    th = threading.Thread(target=reader, daemon=True)
+    th.start()
+    flood.send(b"GET /busy HTTP/1.1\r\nHost: x\r\n\r\n" * n)
+    time.sleep(0.15)
+    t0 = time.monotonic()
+    other = Conn(srv.port)
+    other.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    r = other.read_response()
+    answered = time.monotonic()
+    other.close()
+    assert r.body == b"index"
+    th.join(30)
+    assert "flood_done" in got
+    assert answered - t0 < 0.3, answered - t0
+    assert answered < got["flood_done"] - 0.3      # well before the batch ended
+    flood.close()
+
+
+def test_upload_throttle_example(kore_server):
+    from kore_testing import ROOT
+    import httpx
+    srv = kore_server(os.path.join(ROOT, "examples", "upload-throttle", "app.py"))
+    body = os.urandom(400000)                    # 0.4 s at the example's 1 MB/s
+    t0 = time.monotonic()
+    r = httpx.post(srv.url + "/upload", content=body, timeout=20)
+    took = time.monotonic() - t0
+    assert r.status_code == 200 and r.json() == {"received": len(body)}
+    assert took >= 0.3, took
