@@ -189,6 +189,19 @@ def test_bad_verify_depth_stops_startup(kore_server, pki, bad):
     assert "int from 0" in log, log
 
 
+def test_bad_verify_depth_on_a_plain_server_stops_startup(kore_server):
+    srv = kore_server("""
+import kore
+kore.server("default", ip="127.0.0.1", port="1", tls=False)
+kore.domain("*", verify_depth=-2)
+""", bind=False)
+    try:
+        code = srv.proc.wait(40)
+    except subprocess.TimeoutExpired:
+        pytest.fail("korectl kept running:\n" + srv.log())
+    assert code != 0 and "verify_depth -2 is invalid" in srv.log(), srv.log()
+
+
 def test_fallback_warns_once_and_goes_on(monkeypatch):
     """When OpenSSL cannot be reached safely nothing is poked: one warning
     per domain names it and says verify_depth is not enforced."""

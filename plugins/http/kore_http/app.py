@@ -182,6 +182,8 @@ def domain(host, attach="default", cert=None, key=None, acme=False,
         raise RuntimeError("domain '%s' on TLS server '%s' needs cert= and key="
                            % (host, srv.name))
     d = Domain(host, srv, cert, key, acme, client_verify, verify_depth, crl)
+    from .tls import _check_verify_depth
+    _check_verify_depth(d)          # on plain servers too: a typo is a typo
     srv.domains.append(d)
     state.domains.append(d)
     return d
