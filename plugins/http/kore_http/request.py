@@ -12,6 +12,7 @@ starts a chunked response (close-delimited for HTTP/1.0 clients).
 
 import hashlib
 import inspect
+import re
 import json as _json
 import os
 
@@ -35,6 +36,17 @@ DONE = 2
 
 class Aborted(Exception):
     """The client went away while the response was being written."""
+
+
+_BAD_NAME = re.compile(r"[:\r\n \t]")
+_GOOD_NAMES = set()     # response header names already checked (bounded)
+
+
+def _check_name(name, value):
+    if not name or _BAD_NAME.search(name):
+        raise ValueError("bad response header %r: %r" % (name, value))
+    if len(_GOOD_NAMES) < 512:
+        _GOOD_NAMES.add(name)
 
 
 def _drive(result):
@@ -184,7 +196,9 @@ class HttpRequest:
                 value = value.decode("latin-1")
             if not isinstance(name, str) or not isinstance(value, str):
                 value = str(value)
-        if not name or any(c in name for c in ":\r\n \t") or "\r" in value or "\n" in value:
+        if name not in _GOOD_NAMES:
+            _check_name(name, value)
+        if "\r" in value or "\n" in value:
             raise ValueError("bad response header %r: %r" % (name, value))
         rh = self._rheaders
         if rh is None:
@@ -370,9 +384,11 @@ class HttpRequest:
             head += b"Content-Type: " + ctype + b"\r\n"
         rh = self._rheaders
         has_cl = False
-        if rh is not None:
-            head += "".join(["%s: %s\r\n" % (n, v) for n, v in rh]).encode("latin-1")
-            has_cl = any(n.lower() == "content-length" for n, _ in rh)
+        if rh:
+            hs = "\r\n".join(map(": ".join, rh))
+            head += hs.encode("latin-1") + b"\r\n"
+            # values hold no CR/LF, so only a name can follow a line start
+            has_cl = "\ncontent-length:" in "\n" + hs.lower()
         if close or not conn.keepalive:
             self.keepalive = False
         bodyless = status < 200 or status == 204 or status == 304
@@ -412,8 +428,9 @@ class HttpRequest:
         rh = self._rheaders
         has_cl = False
         if rh:
-            parts.append("".join(["%s: %s\r\n" % (n, v) for n, v in rh]).encode("latin-1"))
-            has_cl = any(n.lower() == "content-length" for n, _ in rh)
+            hs = "\r\n".join(map(": ".join, rh))
+            parts.append(hs.encode("latin-1") + b"\r\n")
+            has_cl = "\ncontent-length:" in "\n" + hs.lower()
         head_only = self._meth == "HEAD" or status in (204, 304)
         if has_cl or head_only:
             self._chunked = False
@@ -507,7 +524,9 @@ class HttpRequest:
             value = str(value)
         if self._sent:
             raise RuntimeError("write_header after the response head was sent")
-        if not name or any(c in name for c in ":\r\n \t") or "\r" in value or "\n" in value:
+        if name not in _GOOD_NAMES:
+            _check_name(name, value)
+        if "\r" in value or "\n" in value:
             raise ValueError("bad response header %r: %r" % (name, value))
         self._add_header(name, value)
         return self

@@ -1,0 +1,92 @@
+"""The Python cost of one request, without sockets.
+
+Runs the http plugin's connection loop in-process over a fake socket that
+hands it N pipelined requests in one buffer and swallows the responses, so
+what is timed is parsing, routing, the request object, the handler and the
+response head: the part of the per-request budget that is ours (the rest
+is recv/send and the event loop).
+
+    .venv/bin/python bench/http/hotpath.py [--requests 20000] [--path /plaintext]
+"""
+
+import argparse
+import os
+import sys
+import time
+
+from gevent import monkey
+
+monkey.patch_all()
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+class FakeSock:
+    family = 2
+
+    def __init__(self, data):
+        self.data = data
+        self.sent = 0
+        self.calls = 0
+
+    def fileno(self):
+        return 0
+
+    def recv(self, n):
+        d, self.data = self.data, b""
+        return d
+
+    def sendall(self, data):
+        self.sent += len(data)
+        self.calls += 1
+
+    def settimeout(self, t):
+        pass
+
+    def close(self):
+        pass
+
+
+class Listener:
+    ssl_context = None
+
+    def __init__(self, server):
+        self.server = server
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--requests", type=int, default=20000)
+    ap.add_argument("--path", default="/plaintext")
+    ap.add_argument("--rounds", type=int, default=5)
+    args = ap.parse_args()
+
+    from kore import _state, plugins
+    plugins.install()
+    import runpy
+    runpy.run_path(os.path.join(HERE, "kore_app.py"))
+    from kore_http import app as _app, conn
+    _state.registry.set("http_request_ms", 1000000, "bench")
+    _app.resolve(None, ["127.0.0.1:8080"])
+    conn.Settings.load()
+    srv = _app.state.servers["default"]
+    srv.catchall = srv.domains[0] if (len(srv.domains) == 1
+                                      and srv.domains[0].host == "*") else None
+    req = b"GET %s HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n" % args.path.encode()
+    best = None
+    for _ in range(args.rounds):
+        s = FakeSock(req * args.requests)
+        c = conn.Conn(s, ("127.0.0.1", 5000), Listener(srv))
+        c.tls = True          # the loop reads with sock.recv (no io watcher)
+        t0 = time.perf_counter()
+        conn.loop(c, b"")
+        dt = time.perf_counter() - t0
+        assert s.calls == args.requests, (s.calls, args.requests)
+        us = dt / args.requests * 1e6
+        best = us if best is None else min(best, us)
+        print("%.2f us/request" % us)
+    print("best %.2f us/request (%d requests, %s)" % (best, args.requests, args.path))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
