@@ -398,8 +398,10 @@ def loop(c, buf):
         # plain TCP: wait for readability, then one recv (no EAGAIN recv
         # per request as a read-first loop would do)
         raw_recv = sock._sock.recv
-        hub_wait = gevent.get_hub().wait
-        rw = c.rwatcher = gevent.get_hub().loop.io(c.fd, 1)
+        hub = gevent.get_hub()
+        hub_switch = hub.switch
+        wake = getcurrent().switch
+        rw = c.rwatcher = hub.loop.io(c.fd, 1)
     pos = 0
     run0 = 0.0
     while True:
@@ -416,7 +418,15 @@ def loop(c, buf):
                 if raw_recv is None:
                     buf = recv(65536)
                 else:
-                    hub_wait(rw)
+                    # hub.wait(rw) without its Waiter: the watcher switches
+                    # straight back here.  Anything else that switches in
+                    # early finds no data (BlockingIOError) and waits again;
+                    # a throw (timeout sweep, kill) stops the watcher too.
+                    rw.start(wake)
+                    try:
+                        hub_switch()
+                    finally:
+                        rw.stop()
                     try:
                         buf = raw_recv(65536)
                     except BlockingIOError:
