@@ -92,6 +92,21 @@ class KoreServer:
             time.sleep(0.05)
         return False
 
+    def wait_ready(self, workers, timeout=30.0):
+        """Wait until the master has logged ``worker N (pid P) ready`` for
+        workers 1..``workers`` (listening alone does not mean every worker
+        accepts yet)."""
+        import re
+        deadline = time.monotonic() + timeout
+        while True:
+            log = self.log()
+            if all(re.search(r"worker %d \(pid \d+\) ready" % w, log)
+                   for w in range(1, workers + 1)):
+                return True
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                raise AssertionError("workers not ready:\n" + log)
+            time.sleep(0.05)
+
     def children(self):
         """Pids of the master's direct children (its workers)."""
         try:

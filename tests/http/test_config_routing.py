@@ -192,6 +192,7 @@ import kore
 def w(req):
     req.response(200, str(kore.worker()).encode())
 """, workers=2)
+    srv.wait_ready(2)
     seen = set()
     for _ in range(60):
         r, _ = request(srv.port, b"GET /w HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")

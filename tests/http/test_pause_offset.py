@@ -192,7 +192,7 @@ def test_pipelined_flood_leaves_room_for_others(srv):
     assert r.body == b"index"
     th.join(30)
     assert "flood_done" in got
-    assert answered - t0 < 0.3, answered - t0
+    assert answered - t0 < 0.5, answered - t0     # ~0.04 s on an idle machine
     assert answered < got["flood_done"] - 0.3      # well before the batch ended
     flood.close()
 

@@ -317,6 +317,7 @@ koreapp = App()
 def test_configure_sync_query_and_per_worker_pools(kore_server, pg_up):
     import signal
     srv = kore_server(CONFIGURE_APP, pg_up.dsn, workers=2)
+    srv.wait_ready(2)
     seen = {}
     deadline = time.monotonic() + 10
     while len(seen) < 2 and time.monotonic() < deadline:

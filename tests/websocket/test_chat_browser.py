@@ -83,10 +83,7 @@ def test_chat_two_pages_two_workers(tmp_path_factory):
     srv = start_server(tmp_path_factory, CHAT, workers=2, name="chat")
     # both workers must be accepting before pages are opened, or every
     # connection lands on the one that booted first
-    deadline = time.monotonic() + 30
-    while not all(re.search(r"worker %d \(pid \d+\) ready" % w, srv.log()) for w in (1, 2)):
-        assert time.monotonic() < deadline, "workers not ready:\n" + srv.log()
-        time.sleep(0.1)
+    srv.wait_ready(2)
     profile = tmp_path_factory.mktemp("chromium-profile")
     browser = subprocess.Popen([CHROMIUM] + FLAGS + ["--user-data-dir=%s" % profile,
                                                      "about:blank"],

@@ -33,6 +33,7 @@ def srv(tmp_path_factory):
 @pytest.fixture(scope="module")
 def srv2(tmp_path_factory):
     s = start_server(tmp_path_factory, APP, workers=2, name="ws2")
+    s.wait_ready(2)
     yield s
     s.cleanup()
 

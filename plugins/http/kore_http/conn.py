@@ -93,6 +93,7 @@ class Settings:
         cls.proxy_protocol = get("http_proxy_protocol")
         cls.forwarded_allow = tuple(get("http_forwarded_allow_ips"))
         HEADERS.set_server(get("http_server_version"))
+        HEADERS.refresh()
         pm = _state.pm
         if pm is not None:
             cls.hooks_start = tuple(pm.hook.kore_request_start.get_hookimpls())
@@ -290,7 +291,7 @@ def error_response(status, close=True, headers=b""):
         body = ("<html><head><title>%d %s</title></head><body><h1>%d %s</h1></body>"
                 "</html>\n" % (status, reason, status, reason)).encode("latin-1")
         headers += b"Content-Type: text/html\r\n"
-    return b"".join((STATUS_LINES[status], HEADERS.get(), headers,
+    return b"".join((STATUS_LINES[status], HEADERS.value, headers,
                      b"Content-Length: %d\r\n" % len(body),
                      b"Connection: close\r\n\r\n" if close else b"\r\n", body))
 
@@ -335,6 +336,7 @@ def sweep():
     connection, so waiting for a request costs no timer per read; this timer
     runs whether or not the worker has anything else to do.
     """
+    HEADERS.refresh()
     now = monotonic()
     for c in list(CONNS):
         d = c.deadline

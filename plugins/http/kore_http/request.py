@@ -377,7 +377,7 @@ class HttpRequest:
             line, status = status_line(status)
         self._status = status
         conn = self.conn
-        head = line + HEADERS.get()
+        head = line + HEADERS.value
         if conn.hsts is not None:
             head += conn.hsts
         if ctype is not None:
@@ -420,7 +420,7 @@ class HttpRequest:
             line, status = status_line(status)
         self._status = status
         conn = self.conn
-        parts = [line, HEADERS.get()]
+        parts = [line, HEADERS.value]
         if conn.tls and conn.hsts:
             parts.append(conn.hsts)
         if ctype is not None:

@@ -66,13 +66,19 @@ class HeaderCache:
         self.second = 0
 
     def get(self):
-        now = time.time()
-        sec = int(now)
+        if int(time.time()) != self.second:
+            self.refresh()
+        return self.value
+
+    def refresh(self):
+        """Rebuild the lines if the second changed.  Workers call this from
+        their half-second sweep timer, so responses read ``value`` directly
+        (Date is then at most about a second old, as Kore's cached date)."""
+        sec = int(time.time())
         if sec != self.second:
             self.second = sec
             srv = ("Server: %s\r\n" % self.server) if self.server else ""
             self.value = ("%sDate: %s\r\n" % (srv, formatdate(sec, usegmt=True))).encode("latin-1")
-        return self.value
 
 
 HEADERS = HeaderCache()
