@@ -348,6 +348,11 @@ class Arbiter:
             return
         notice("reloading: importing the application again")
         if self.loader is not None:
+            problem = self._probe_reload()
+            if problem is not None:
+                error("reload failed, keeping the running workers and the loaded "
+                      "application: %s" % problem)
+                return
             try:
                 self.app = self.loader()
             except Exception as exc:
@@ -370,6 +375,87 @@ class Arbiter:
             self._spawn(wid)
         self._reload_deadline = time.monotonic() + max(30.0, _state.registry.get(
             "graceful_timeout"))
+
+    def _probe_reload(self, timeout=120.0):
+        """Load the application once in a throwaway child first.
+
+        Loading resets the master's application state before importing, so a
+        load that fails half-way in the master would leave it with a broken
+        application, which every worker it later forks (a crashed one, TTIN)
+        would get.  The child's output is discarded (the real load prints it
+        again); it reports the error text through a pipe.  Returns None when
+        the application loads, else the error.
+        """
+        r, w = os.pipe()
+        pid = _fork()
+        if pid == 0:
+            code = 0
+            try:
+                os.close(r)
+                null = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(null, 1)
+                os.dup2(null, 2)
+                self._after_fork_child()
+                import io
+                LOG.stream = io.StringIO()
+                try:
+                    self.loader()
+                except BaseException as exc:
+                    code = 1
+                    text = str(exc) or type(exc).__name__
+                    os.write(w, text.encode("utf-8", "replace")[:8000])
+            finally:
+                os._exit(code)
+        os.close(w)
+        chunks = []
+        deadline = time.monotonic() + timeout
+        try:
+            os.set_blocking(r, False)
+            from gevent.socket import wait_read
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    self._kill_pid(pid)
+                    return "the application did not load within %d s" % timeout
+                try:
+                    wait_read(r, timeout=min(left, 1.0))
+                except Exception:
+                    continue            # timed out waiting: check the deadline
+                try:
+                    data = os.read(r, 65536)
+                except BlockingIOError:
+                    continue
+                if not data:
+                    break
+                chunks.append(data)
+        finally:
+            os.close(r)
+        code = self._wait_probe(pid)
+        if chunks:
+            return b"".join(chunks).decode("utf-8", "replace")
+        if code != 0:
+            return "the application loader exited with status %s" % code
+        return None
+
+    def _kill_pid(self, pid):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self._wait_probe(pid)
+
+    def _wait_probe(self, pid, timeout=10.0):
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                done, status = _waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                return None             # reaped elsewhere
+            if done:
+                return os.waitstatus_to_exitcode(status)
+            if time.monotonic() > deadline:
+                return None
+            gevent.sleep(0.02)
 
     def _check_reload(self):
         if self.reloading is None:

@@ -155,8 +155,68 @@ def test_hup_reload_under_load_serves_new_code_without_failures(kore_server, tmp
     assert srv.stop() == 0
 
 
+RELOAD_APP = """
+import kore
+
+VERSION = "v1"
+
+class App:
+    def configure(self, args):
+        kore.config.http_server_version = "app-" + VERSION
+        kore.server("default", ip="127.0.0.1", port="8888", tls=False)
+        d = kore.domain("*", attach="default")
+        d.route("/", self.index, methods=["get"])
+
+    def index(self, req):
+        req.response(200, VERSION.encode())
+
+koreapp = App()
+"""
+
+
+def test_failed_reload_leaves_the_master_with_the_working_app(kore_server, tmp_path):
+    """The new code breaks half-way through configure(), after it changed
+    options: the master keeps the application and the options it had, so a
+    worker it forks later (here: after a crash) is the v1 worker, not a
+    half-loaded v2 one."""
+    srv = kore_server(RELOAD_APP, workers=1)
+    srv.wait_ready(1)
+    r = get(srv.url)
+    assert (r.text, r.headers["server"]) == ("v1", "app-v1")
+    app_file = tmp_path / "app.py"
+    good_v2 = RELOAD_APP.replace('VERSION = "v1"', 'VERSION = "v2"')
+    app_file.write_text(good_v2.replace(
+        '        kore.server("default"',
+        '        raise RuntimeError("configure broke half-way")\n'
+        '        kore.server("default"'))
+    srv.send_signal(signal.SIGHUP)
+    assert srv.wait_log("reload failed", timeout=20), srv.log()
+    assert "configure broke half-way" in srv.log()
+    (old,) = srv.children()
+    os.kill(old, signal.SIGKILL)
+    assert wait_for(lambda: srv.children() and srv.children() != [old], timeout=15)
+    assert wait_for(lambda: _ok(srv.url), timeout=15), srv.log()
+    r = get(srv.url)
+    assert (r.text, r.headers["server"]) == ("v1", "app-v1"), srv.log()
+    # a later good reload still works
+    app_file.write_text(good_v2)
+    srv.send_signal(signal.SIGHUP)
+    assert srv.wait_log("reload complete", timeout=20), srv.log()
+    assert wait_for(lambda: _ok(srv.url) and get(srv.url).text == "v2", timeout=15)
+    assert get(srv.url).headers["server"] == "app-v2"
+    assert srv.stop() == 0
+
+
+def _ok(url):
+    try:
+        return get(url, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
 def test_hup_with_broken_code_keeps_old_workers(kore_server, tmp_path):
     srv = kore_server(APP, workers=1)
+    srv.wait_ready(1)               # signal handlers are installed by then
     app_file = tmp_path / "app.py"
     app_file.write_text("import kore\nraise SyntaxError('half-written file')\n")
     srv.send_signal(signal.SIGHUP)
