@@ -261,13 +261,12 @@ class socket:
                 raise RuntimeError(exc.strerror or str(exc)) from None
             return socket(conn)
 
-    def _send(self, data):
-        sock = self._sock
-        off = 0
-        total = len(data)
-        while off < total:
+    def _write_op(self, op):
+        """op() until it goes through, waiting while the socket is full;
+        Kore's errors: RuntimeError("socket EOF") when the peer is gone."""
+        while True:
             try:
-                off += sock.send(data[off:])
+                return op()
             except BlockingIOError:
                 try:
                     self._wait(_io.WRITE)
@@ -279,24 +278,21 @@ class socket:
                 raise RuntimeError("socket EOF") from None
             except OSError as exc:
                 raise RuntimeError(exc.strerror or str(exc)) from None
+
+    def _send(self, data):
+        send = self._sock.send
+        view = memoryview(data)
+        off = 0
+        total = len(view)
+        while off < total:
+            rest = view[off:]
+            off += self._write_op(lambda: send(rest))
         return None
 
     def _sendto(self, addr, data):
-        while True:
-            try:
-                self._sock.sendto(data, addr)
-                return None
-            except BlockingIOError:
-                try:
-                    self._wait(_io.WRITE)
-                except _io.Closed:
-                    raise RuntimeError("socket EOF") from None
-            except InterruptedError:
-                pass
-            except _EOF_ERRORS:
-                raise RuntimeError("socket EOF") from None
-            except OSError as exc:
-                raise RuntimeError(exc.strerror or str(exc)) from None
+        sock = self._sock
+        self._write_op(lambda: sock.sendto(data, addr))
+        return None
 
     def _connect(self, addr):
         sock = self._sock
