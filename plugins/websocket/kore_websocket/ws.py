@@ -54,6 +54,12 @@ OPEN, CLOSING, CLOSED = 1, 2, 3
 
 _time = time.monotonic
 _PUB = struct.Struct("!H")
+_SEND_FLAGS = int(socket.MSG_DONTWAIT | socket.MSG_NOSIGNAL)   # an int: no enum "|" per send
+
+
+class _Idle(Exception):
+    """Thrown into a connection greenlet waiting for data past half the
+    timeout (see ``WebSocket._idle_check``)."""
 
 
 class Settings:
@@ -88,7 +94,7 @@ class WebSocket(Connection):
 
     __slots__ = ("sock", "raw", "onconnect", "onmsg", "ondisconnect", "deflate",
                  "state", "topics", "_queue", "_qbytes", "_glet", "_watchdog",
-                 "_connected", "__weakref__")
+                 "_connected", "_rx", "_rwatch", "_idle_timer", "__weakref__")
 
     def __init__(self, c, onconnect, onmsg, ondisconnect, deflate):
         Connection.__init__(self, c)
@@ -105,6 +111,9 @@ class WebSocket(Connection):
         self._glet = None
         self._watchdog = None
         self._connected = False
+        self._rx = 0.0              # when data last arrived (or the last ping went out)
+        self._rwatch = None         # read watcher while the plain-TCP read loop runs
+        self._idle_timer = None
 
     def __repr__(self):
         return "<kore.connection websocket fd=%s>" % self._c.fd
@@ -215,7 +224,7 @@ class WebSocket(Connection):
         n = 0
         if raw is not None:
             try:
-                n = raw.send(data, socket.MSG_DONTWAIT | socket.MSG_NOSIGNAL)
+                n = raw.send(data, _SEND_FLAGS)
             except BlockingIOError:
                 n = 0
             except OSError:
@@ -301,10 +310,48 @@ class WebSocket(Connection):
             report(sys.exc_info(), where="websocket %s callback" % where)
             return False
 
+    def _idle_check(self, half):
+        """Timer callback (in the hub): throw _Idle into the connection
+        greenlet when it has waited for data for ``half`` the timeout, else
+        look again when that would be the case.  One timer per half timeout
+        instead of a gevent Timeout per read."""
+        self._idle_timer = None
+        rw = self._rwatch
+        if rw is None or self.state == CLOSED:
+            return
+        idle = _time() - self._rx
+        if idle >= half:
+            if rw.active:
+                # the greenlet is parked in the read wait (the watcher only
+                # runs there): the exception lands in that wait
+                self._glet.throw(_Idle())
+                return
+            delay = min(half, 0.05)       # busy in a callback: look again soon
+        else:
+            delay = half - idle
+        t = self._idle_timer = rw.loop.timer(delay)
+        t.start(self._idle_check, half)
+
     def _read(self, buffered):
         sock = self.sock
         maxframe = Settings.maxframe
         half = max(Settings.timeout / 2.0, 0.05)
+        raw = self.raw
+        if raw is not None:
+            # plain TCP: park on an io watcher that switches straight back to
+            # this greenlet, then one recv; the idle timeout is a timer per
+            # half timeout (_idle_check), not a gevent Timeout per read.
+            raw_recv = raw.recv
+            hub = gevent.get_hub()
+            hub_switch = hub.switch
+            wake = getcurrent().switch
+            rw = self._rwatch = hub.loop.io(self._c.fd, 1)
+            self._rx = _time()
+            t = self._idle_timer = hub.loop.timer(half)
+            t.start(self._idle_check, half)
+        else:
+            sock.settimeout(half)
+            recv = sock.recv
         buf = bytearray(buffered)
         pos = 0
         msg_op = 0            # opcode of the message being reassembled
@@ -314,8 +361,6 @@ class WebSocket(Connection):
         inflater = None       # zlib decompressor of a compressed message
         deflate = self.deflate
         last_rx = _time()
-        sock.settimeout(half)
-        recv = sock.recv
         while True:
             try:
                 while True:
@@ -409,19 +454,37 @@ class WebSocket(Connection):
             if self.state == CLOSED:
                 return
             try:
-                data = recv(262144)
-            except socket.timeout:
+                if raw is not None:
+                    rw.start(wake)
+                    try:
+                        hub_switch()
+                    finally:
+                        rw.stop()
+                    try:
+                        data = raw_recv(262144)
+                    except BlockingIOError:
+                        continue        # woken early (nothing to read yet)
+                    except InterruptedError:
+                        continue
+                else:
+                    data = recv(262144)
+            except (socket.timeout, _Idle):
                 if self.state != OPEN:
                     return
-                if _time() - last_rx >= Settings.timeout:
+                now = _time()
+                if now - last_rx >= Settings.timeout:
                     self.close(1001, "idle timeout")
                     return
                 self._write(encode(OP_PING, b""))
+                if raw is not None:
+                    self._rx = now
+                    t = self._idle_timer = rw.loop.timer(half)
+                    t.start(self._idle_check, half)
                 continue
             if not data:
                 return
             buf += data
-            last_rx = _time()
+            last_rx = self._rx = _time()
 
     def _deliver(self, op, data):
         fn = self.onmsg
@@ -431,6 +494,14 @@ class WebSocket(Connection):
             self.close(1011, "internal error")
 
     def _teardown(self, killed):
+        rw = self._rwatch
+        if rw is not None:
+            self._rwatch = None
+            rw.close()
+        t = self._idle_timer
+        if t is not None:
+            self._idle_timer = None
+            t.close()
         was_open = self.state
         if self.state != CLOSED:
             sock = self.sock
