@@ -1,15 +1,25 @@
-"""Echo round trips per second and broadcast fan-out: kore (korectl, 2
-workers) against the ``websockets`` package's server and, when installed,
-uvicorn's websockets; same run, ratios printed.  Never part of the tests.
+"""Echo round trips per second and broadcast fan-out: kore (korectl, one
+worker by default) against the ``websockets`` package's server and, when
+installed, uvicorn's websockets; every server runs as one process, all start
+once and each round measures them in turn (alternating order); medians and
+ratios printed.  Never part of the tests.
 
-    python bench/websocket/bench.py [--clients 1000] [--seconds 5]
+    python bench/websocket/bench.py [--rounds 3] [--seconds 3] [--only kore,websockets]
+                                    [--tests echo,fanout] [--kore-workers 1]
+
+The echo client is a lean asyncio protocol that writes pre-masked frames and
+counts the echoes (``--client websockets`` uses the websockets package's
+client instead, which costs more CPU per round trip than the servers under
+test and so mostly measures itself).
 """
 
 import argparse
 import asyncio
+import base64
 import os
 import resource
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -101,7 +111,108 @@ def wait_port(port, timeout=15):
     return False
 
 
-async def echo(port, conns, seconds):
+class EchoClient(asyncio.Protocol):
+    """One connection doing strict ping-pong: a masked text frame out, wait
+    for the server's echo, the next frame out.  The frame is built once (the
+    same mask every time, which servers do not check), so the client spends
+    little CPU per round trip and the server is what is measured."""
+
+    def __init__(self, msg, state):
+        mask = os.urandom(4)
+        body = bytes(b ^ mask[i & 3] for i, b in enumerate(msg))
+        self.frame = bytes((0x81, 0x80 | len(msg))) + mask + body
+        self.state = state            # [round trips, stopping]
+        self.buf = b""
+        self.opened = False
+        loop = asyncio.get_running_loop()
+        self.open_fut = loop.create_future()
+        self.idle_fut = loop.create_future()
+        self.transport = None
+
+    def connection_made(self, transport):
+        self.transport = transport
+        key = base64.b64encode(os.urandom(16))
+        transport.write(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+                        b"Connection: Upgrade\r\nSec-WebSocket-Key: " + key +
+                        b"\r\nSec-WebSocket-Version: 13\r\n\r\n")
+
+    def data_received(self, data):
+        buf = self.buf + data if self.buf else data
+        if not self.opened:
+            i = buf.find(b"\r\n\r\n")
+            if i < 0:
+                self.buf = buf
+                return
+            if not buf.startswith(b"HTTP/1.1 101"):
+                self.open_fut.set_exception(RuntimeError("handshake: %r" % buf[:60]))
+                return
+            self.opened = True
+            self.open_fut.set_result(None)
+            buf = buf[i + 4:]
+        pos = 0
+        end = len(buf)
+        while end - pos >= 2:
+            n = buf[pos + 1] & 0x7F
+            hdr = 2
+            if n == 126:
+                if end - pos < 4:
+                    break
+                n = int.from_bytes(buf[pos + 2:pos + 4], "big")
+                hdr = 4
+            elif n == 127:
+                if end - pos < 10:
+                    break
+                n = int.from_bytes(buf[pos + 2:pos + 10], "big")
+                hdr = 10
+            if end - pos < hdr + n:
+                break
+            op = buf[pos] & 0x0F
+            pos += hdr + n
+            if op != 1:
+                continue          # ping, pong, close...: not an echo
+            st = self.state
+            if st[1]:
+                if not self.idle_fut.done():
+                    self.idle_fut.set_result(None)
+            else:
+                st[0] += 1
+                self.transport.write(self.frame)
+        self.buf = buf[pos:] if pos < end else b""
+
+    def connection_lost(self, exc):
+        if not self.open_fut.done():
+            self.open_fut.set_exception(ConnectionError("closed during the handshake"))
+        if not self.idle_fut.done():
+            self.idle_fut.set_result(None)
+
+
+async def echo(port, conns, seconds, msg=b"hello world"):
+    loop = asyncio.get_running_loop()
+    state = [0, False]
+    clients = []
+    for _ in range(conns):
+        _, c = await loop.create_connection(lambda: EchoClient(msg, state),
+                                            "127.0.0.1", port)
+        await asyncio.wait_for(c.open_fut, 10)
+        clients.append(c)
+    t0 = time.monotonic()
+    for c in clients:
+        c.transport.write(c.frame)
+    await asyncio.sleep(seconds)
+    state[1] = True
+    count = state[0]
+    elapsed = time.monotonic() - t0
+    await asyncio.wait_for(asyncio.gather(*(c.idle_fut for c in clients)), 10)
+    for c in clients:       # close 1000, masked with a zero key
+        c.transport.write(b"\x88\x82\x00\x00\x00\x00\x03\xe8")
+    await asyncio.sleep(0.05)
+    for c in clients:
+        c.transport.close()
+    return count / elapsed
+
+
+async def echo_websockets(port, conns, seconds):
+    """The same ping-pong with the websockets package's client."""
     clients = [await websockets.connect("ws://127.0.0.1:%d/" % port, compression=None,
                                         ping_interval=None) for _ in range(conns)]
     count = 0
@@ -140,13 +251,13 @@ async def fanout(port, n, rounds=3):
     return best
 
 
-def start(name, port, tmp):
+def start(name, port, tmp, kore_workers=1):
     if name == "kore":
         path = os.path.join(tmp, "kore_app.py")
         with open(path, "w") as f:
             f.write(textwrap.dedent(KORE_APP))
         cmd = [os.path.join(BIN, "korectl"), "run", "--bind", "127.0.0.1:%d" % port,
-               "--workers", "2", path]
+               "--workers", str(kore_workers), path]
     elif name == "websockets":
         cmd = [sys.executable, "-c", WEBSOCKETS_APP, str(port)]
     else:
@@ -156,7 +267,10 @@ def start(name, port, tmp):
         cmd = [sys.executable, "-m", "uvicorn", "--app-dir", tmp, "--port", str(port),
                "--log-level", "warning", "--ws", "websockets", "--workers", "1",
                "--ws-ping-interval", "0", "uv_app:app"]
-    env = dict(os.environ, KORE_WEBSOCKET_TIMEOUT="600")
+    # kore's per-worker cap (512 by default) would hold back fan-out clients
+    # on one worker; the peers have none
+    env = dict(os.environ, KORE_WEBSOCKET_TIMEOUT="600", KORE_WORKER_MAX_CONNECTIONS="20000",
+               KORE_WORKER_RLIMIT_NOFILES="20100")
     p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
                          start_new_session=True)
     if not wait_port(port):
@@ -165,12 +279,36 @@ def start(name, port, tmp):
     return p
 
 
+def group_cpu(pgid):
+    """CPU seconds (user + system) of every process in group ``pgid``."""
+    ticks = 0
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % pid) as f:
+                st = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(st[2]) == pgid:
+            ticks += int(st[11]) + int(st[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--clients", type=int, default=1000)
-    ap.add_argument("--conns", type=int, default=20)
-    ap.add_argument("--seconds", type=float, default=5)
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--rounds", type=int, default=3, help="rounds over every server (medians)")
+    ap.add_argument("--seconds", type=float, default=3, help="echo seconds per server and round")
+    ap.add_argument("--conns", type=int, default=20, help="echo connections")
+    ap.add_argument("--clients", type=int, default=1000, help="fan-out clients")
+    ap.add_argument("--tests", default="echo,fanout", help="echo,fanout or one of them")
+    ap.add_argument("--only", default="", help="comma list of servers (kore,websockets,uvicorn)")
+    ap.add_argument("--kore-workers", type=int, default=1,
+                    help="korectl --workers (1: one process, like the peers)")
+    ap.add_argument("--client", choices=("raw", "websockets"), default="raw",
+                    help="echo client: the lean one (default) or the websockets package's")
     a = ap.parse_args()
+    tests = set(a.tests.split(","))
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 65536), hard))
     servers = ["kore", "websockets"]
@@ -179,24 +317,64 @@ def main():
         servers.append("uvicorn")
     except ImportError:
         print("uvicorn not installed: skipped")
-    res = {}
+    if a.only:
+        servers = [s for s in servers if s in a.only.split(",")]
+    client = echo if a.client == "raw" else echo_websockets
+    rps = {s: [] for s in servers}
+    usrt = {s: [] for s in servers}
+    fos = {s: [] for s in servers}
+    procs = {}
+    ports = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for name in servers:
-            port = free_port()
-            p = start(name, port, tmp)
-            try:
-                rps = asyncio.run(echo(port, a.conns, a.seconds))
-                fo = asyncio.run(fanout(port, a.clients))
-            finally:
+        try:
+            for name in servers:
+                ports[name] = free_port()
+                procs[name] = start(name, ports[name], tmp, a.kore_workers)
+            time.sleep(1)
+            for r in range(a.rounds):
+                order = servers if r % 2 == 0 else servers[::-1]
+                for name in order:
+                    line = "round %d %-10s" % (r + 1, name)
+                    if "echo" in tests:
+                        c0 = group_cpu(procs[name].pid)
+                        x = asyncio.run(client(ports[name], a.conns, a.seconds))
+                        c1 = group_cpu(procs[name].pid)
+                        rps[name].append(x)
+                        usrt[name].append((c1 - c0) / (x * a.seconds) * 1e6)
+                        line += "  echo %7.0f round trips/s, server %5.1f us CPU each" % (
+                            x, usrt[name][-1])
+                    if "fanout" in tests:
+                        fos[name].append(asyncio.run(fanout(ports[name], a.clients)))
+                        line += "  fan-out %6.1f ms" % (fos[name][-1] * 1e3)
+                    print(line, flush=True)
+        finally:
+            for p in procs.values():
                 os.killpg(p.pid, 15)
                 p.wait(10)
-            res[name] = (rps, fo)
-            print("%-10s echo %8.0f round trips/s (%d connections)   fan-out to %d: %6.1f ms"
-                  % (name, rps, a.conns, a.clients, fo * 1e3))
-    k = res["kore"]
-    for name in servers[1:]:
-        r = res[name]
-        print("kore / %-10s echo %.2fx   fan-out %.2fx faster" % (name, k[0] / r[0], r[1] / k[1]))
+    med = statistics.median
+    print("medians of %d rounds (kore: %d worker%s; echo: %d connections, %s client, "
+          "%.0f s; fan-out to %d clients):" % (a.rounds, a.kore_workers,
+                                               "s" if a.kore_workers > 1 else "", a.conns,
+                                               a.client, a.seconds, a.clients))
+    for name in servers:
+        line = "%-10s" % name
+        if "echo" in tests:
+            line += " echo %8.0f round trips/s  %5.1f us server CPU per round trip" % (
+                med(rps[name]), med(usrt[name]))
+        if "fanout" in tests:
+            line += "   fan-out %6.1f ms" % (med(fos[name]) * 1e3)
+        print(line)
+    if "kore" in servers:
+        for name in servers:
+            if name == "kore":
+                continue
+            line = "kore / %-10s" % name
+            if "echo" in tests:
+                line += " echo %.2fx (CPU per round trip %.2fx less)" % (
+                    med(rps["kore"]) / med(rps[name]), med(usrt[name]) / med(usrt["kore"]))
+            if "fanout" in tests:
+                line += "   fan-out %.2fx faster" % (med(fos[name]) / med(fos["kore"]))
+            print(line)
 
 
 if __name__ == "__main__":
