@@ -34,6 +34,19 @@ from .log import LOG, error, info, notice, warning
 _fork = monkey.get_original("os", "fork")
 _waitpid = monkey.get_original("os", "waitpid")
 
+# Signals that arrive while the master is still loading the app and binding,
+# before run() installs its handlers: recorded here and handled once it runs
+# (their default action would kill or stop the process).
+EARLY_SIGNALS = (signal.SIGHUP, signal.SIGTERM, signal.SIGUSR1, signal.SIGTTIN,
+                 signal.SIGTTOU)
+_early = []
+
+
+def trap_early_signals():
+    for signo in EARLY_SIGNALS:
+        signal.signal(signo, lambda signo, frame: _early.append(signo))
+
+
 WORKER_BOOT_ERROR = 3
 APP_LOAD_ERROR = 4
 
@@ -147,6 +160,8 @@ class Arbiter:
         proctitle.set_role("parent")
         self._write_pidfile()
         self._install_signals()
+        while _early:
+            self._on_signal(_early.pop(0))
         notice("kore for Python %s, master %d, %d worker%s"
                % (_kore_version(), os.getpid(), self.num_workers,
                   "" if self.num_workers == 1 else "s"))

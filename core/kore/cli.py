@@ -129,6 +129,8 @@ def _load_plugins():
 
 def cmd_run(args):
     from .log import LOG, warning
+    from .arbiter import trap_early_signals
+    trap_early_signals()
     loader = AppLoader(args.app, args.app_args)
     try:
         _apply_cli(args)

@@ -224,3 +224,33 @@ def test_hup_with_broken_code_keeps_old_workers(kore_server, tmp_path):
     r = get(srv.url)
     assert r.status_code == 200 and r.text == "v1"
     assert srv.stop() == 0
+
+
+SLOW_START_APP = """
+import time, kore
+time.sleep(1.5)          # a slow import: signals arrive meanwhile
+
+@kore.route("/")
+def index(req):
+    req.response(200, b"up")
+"""
+
+
+def test_signals_during_startup_are_handled_once_running(kore_server):
+    """HUP (or TERM) sent while the master still imports the app would kill
+    it with the default action; it is held and handled once the master
+    runs."""
+    srv = kore_server(SLOW_START_APP, workers=1, wait=False)
+    time.sleep(0.5)
+    srv.send_signal(signal.SIGHUP)
+    assert srv.wait_log("HUP received", timeout=20), srv.log()
+    assert srv.wait_log("reload complete", timeout=20), srv.log()
+    assert wait_for(lambda: _ok(srv.url), timeout=15), srv.log()
+    assert get(srv.url).text == "up"
+    assert srv.stop() == 0
+
+    srv = kore_server(SLOW_START_APP, workers=1, wait=False)
+    time.sleep(0.5)
+    srv.send_signal(signal.SIGTERM)
+    assert srv.proc.wait(30) == 0, srv.log()
+    assert "TERM received" in srv.log()
