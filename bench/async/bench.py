@@ -24,7 +24,6 @@ import os
 import re
 import resource
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -32,6 +31,9 @@ import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+
+from benchlib import cpu_seconds, free_port, rss_mb, stop_group, wait_port, worker_pid  # noqa: E402,E501
 ROOT = os.path.dirname(os.path.dirname(HERE))
 KORECTL = os.path.join(os.path.dirname(sys.executable), "korectl")
 
@@ -69,41 +71,14 @@ def count(req):
 '''
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
-def wait_port(port, timeout=20):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return True
-        except OSError:
-            time.sleep(0.05)
-    return False
 
 
-def worker_pid(master):
-    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(master)],
-                         capture_output=True, text=True).stdout.split()
-    return int(out[0])
 
 
-def rss_mb(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024.0
-    return float("nan")
 
 
-def cpu_seconds(pid):
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def wrk(port, path, seconds, connections):
@@ -235,14 +210,7 @@ def main():
         print("clients closed: %d handlers cancelled in %.2f s (%d still held)"
               % (cancelled, time.monotonic() - t0, held))
     finally:
-        try:
-            os.killpg(srv.pid, signal.SIGTERM)
-            srv.wait(15)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            try:
-                os.killpg(srv.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        stop_group(srv)
         log.close()
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -15,21 +15,17 @@ import random
 import re
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
-import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 BIN = os.path.dirname(sys.executable)
-TICK = os.sysconf("SC_CLK_TCK")
+sys.path.insert(0, os.path.dirname(HERE))
+
+from benchlib import free_port, group_cpu, stop_group, wait_port  # noqa: E402
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def commands(port):
@@ -51,30 +47,8 @@ def commands(port):
     }
 
 
-def wait_port(port, timeout=20):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return True
-        except OSError:
-            time.sleep(0.1)
-    return False
 
 
-def group_cpu(pgid):
-    total = 0
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % pid) as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid:        # field 5: pgrp
-            total += int(fields[11]) + int(fields[12])   # utime + stime
-    return total / TICK
 
 
 def parse_latency(text):
@@ -143,14 +117,7 @@ def main():
                          "  (%d errors)" % errs if errs else ""), flush=True)
     finally:
         for p, _ in procs.values():
-            try:
-                os.killpg(p.pid, signal.SIGTERM)
-                p.wait(10)
-            except Exception:
-                try:
-                    os.killpg(p.pid, signal.SIGKILL)
-                except OSError:
-                    pass
+            stop_group(p, 10)
     print()
     print("%-16s %-11s %10s %10s %12s %10s" % ("server", "path", "req/s", "p99 ms",
                                                  "cpu s/100k", "kore/peer"))

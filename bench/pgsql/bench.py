@@ -14,7 +14,6 @@ keep-alive connections and the best round of each is compared.
 import argparse
 import http.client
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -25,6 +24,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(ROOT, "tests", "pgsql"))
 
+sys.path.insert(0, os.path.dirname(HERE))
+
+from benchlib import stop_group  # noqa: E402
 from pgcluster import Cluster, free_port  # noqa: E402
 
 APP = r'''
@@ -134,14 +136,7 @@ def main():
         print("ratio pool/raw = %.2f (target >= 0.80)" % ratio)
     finally:
         if proc is not None:
-            try:
-                os.killpg(proc.pid, signal.SIGTERM)
-                proc.wait(10)
-            except (ProcessLookupError, subprocess.TimeoutExpired):
-                try:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+            stop_group(proc, 10)
         pg.destroy()
 
 
