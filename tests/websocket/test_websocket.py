@@ -365,6 +365,37 @@ def test_topics_across_workers(srv2):
     run(go())
 
 
+def test_slow_client_does_not_hold_back_fanout_and_keeps_order(srv):
+    """A subscriber that reads nothing: once its socket buffers are full,
+    publishes and broadcasts queue for it, the others get every message at
+    once, and the slow one later gets all of them intact and in order, with
+    a direct send behind them."""
+    n, pad = 700, "y" * 12000          # 8.4 MB: more than both socket buffers hold
+    slow = RawWS(srv.port)
+    assert slow.recv_data() == (1, b"hello 1")
+    slow.send(frame(1, b"sub:fan"))
+    assert slow.recv_data() == (1, b"subscribed fan True")
+    want = ["%05d:%s" % (i, pad) for i in range(n)]
+
+    async def go():
+        async with websockets.connect(url(srv)) as ws:
+            assert (await ws.recv()).startswith("hello ")
+            await ws.send("sub:fan")
+            assert await ws.recv() == "subscribed fan True"
+            t0 = time.monotonic()
+            for i, m in enumerate(want):
+                # topics and broadcasts share the per-connection queue
+                await ws.send(("pub:fan:" if i % 2 else "bcast-all:") + m)
+                assert await asyncio.wait_for(ws.recv(), 5) == m
+            return time.monotonic() - t0
+    assert run(go(), 40) < 20
+    slow.send(frame(1, b"echo:last"))          # queued behind the fan-out
+    for m in want:
+        assert slow.recv_data() == (1, m.encode())
+    assert slow.recv_data() == (1, b"last")
+    slow.close()
+
+
 def test_term_closes_websockets_1001(kore_server):
     s = kore_server(APP, workers=1)
 

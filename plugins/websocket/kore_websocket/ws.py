@@ -234,10 +234,15 @@ class WebSocket(Connection):
                 return True
             if n:
                 data = data[n:]
+        self._enqueue(data)
+        return True
+
+    def _enqueue(self, data):
+        """Queue what the socket did not take (the queue is empty) and start
+        the greenlet that writes it; later frames queue behind it."""
         self._queue = deque((data,))
         self._qbytes = len(data)
         gevent.spawn(self._drain)
-        return True
 
     def _drain(self):
         q = self._queue
@@ -677,11 +682,32 @@ def websocket_broadcast(src, op, data, scope):
 
 
 def _deliver_local(conns, frame, exclude=None):
+    """Write ``frame`` (encoded once: a server frame is the same bytes for
+    every client) to every open connection in ``conns`` but ``exclude``.
+    Plain TCP with nothing queued: one non-blocking send straight from
+    here (no method call per client); what the socket does not take is
+    queued, and a connection with a queue (or TLS) goes through _write, so
+    frames on one connection never interleave or reorder."""
     n = 0
+    size = len(frame)
+    flags = _SEND_FLAGS
     for ws in list(conns):
-        if ws is not exclude and ws.state == OPEN:
+        if ws.state != OPEN or ws is exclude:
+            continue
+        n += 1
+        raw = ws.raw
+        if raw is None or ws._queue is not None:
             ws._write(frame)
-            n += 1
+            continue
+        try:
+            k = raw.send(frame, flags)
+        except BlockingIOError:
+            k = 0
+        except OSError:
+            ws._abort()
+            continue
+        if k != size:
+            ws._enqueue(frame[k:] if k else frame)
     return n
 
 
