@@ -111,3 +111,25 @@ def test_graceful_stop_finishes_inflight_request(tmp_path, kore_server):
     assert r.header("connection") == "close"
     assert idle.closed(wait=3)
     assert srv.proc.wait(15) == 0
+
+
+def test_graceful_stop_serves_a_connection_accepted_without_a_request_yet(kore_server):
+    """A client that connected just before the stop began (no request sent
+    yet) still gets its response; one that never sends is closed after a
+    short grace, not after the keep-alive time."""
+    import signal
+    srv = kore_server(os.path.join(os.path.dirname(__file__), "apps", "main_app.py"))
+    srv.wait_ready(1)
+    fresh = Conn(srv.port)
+    silent = Conn(srv.port)
+    time.sleep(0.3)                     # both accepted by the worker
+    t0 = time.monotonic()
+    srv.proc.send_signal(signal.SIGTERM)
+    time.sleep(0.3)
+    fresh.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    r = fresh.read_response()
+    assert r is not None and r.status == 200, srv.log()
+    assert r.header("connection") == "close"
+    assert silent.closed(wait=6)
+    assert srv.proc.wait(15) == 0
+    assert time.monotonic() - t0 < 6

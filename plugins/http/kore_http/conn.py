@@ -31,6 +31,7 @@ from .status import HEADERS, STATUS_LINES
 _timeout = socket.timeout
 monotonic = time.monotonic
 
+FRESH_GRACE = 2.0       # seconds a stopping worker waits for a new connection's request
 URI_MAX = 1999          # Kore: a request target of 1999 bytes or more gets 414
 CHUNK_LINE_MAX = 4096
 
@@ -409,13 +410,18 @@ def loop(c, buf):
     while True:
         if pos >= len(buf):
             # wait for the next request on an idle connection
+            wait = S.keepalive_time
             if not c.keepalive or STOPPING[0]:
-                return
+                if c.requests or c.closed:
+                    return
+                # accepted just before the worker began to stop: its client
+                # is about to send a request, which is served (briefly)
+                wait = min(wait, FRESH_GRACE)
             if c.pause_evt is not None:
                 c.pause_evt.wait()
                 continue
             c.idle = True
-            c.deadline = monotonic() + S.keepalive_time
+            c.deadline = monotonic() + wait
             try:
                 if raw_recv is None:
                     buf = recv(65536)

@@ -11,6 +11,7 @@ import errno
 import os
 import socket
 import stat
+import time
 
 import gevent
 from gevent import socket as gsocket
@@ -188,10 +189,18 @@ def stop_accepting(worker):
             lst.watcher.stop()
             lst.watcher.close()
             lst.watcher = None
-    # idle keep-alive connections close now; busy ones after their response
+    # idle keep-alive connections close now; busy ones after their response;
+    # one accepted but without a request yet gets FRESH_GRACE seconds to send
+    # it (its client has not seen this connection refuse anything)
+    now = time.monotonic()
     for c in list(_conn.CONNS):
         c.keepalive = False
         if c.idle:
+            if not c.requests:
+                limit = now + _conn.FRESH_GRACE
+                if not c.deadline or c.deadline > limit:
+                    c.deadline = limit
+                continue
             try:
                 c.sock.shutdown(socket.SHUT_RD)    # its read returns EOF
             except OSError:
