@@ -39,6 +39,16 @@ def wait_port(host, port, timeout=15.0, proc=None):
     return False
 
 
+def wait_for(pred, timeout=10.0, step=0.05):
+    """Poll ``pred()`` until it is true (True) or ``timeout`` passes (False)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(step)
+    return False
+
+
 class KoreServer:
     def __init__(self, tmp_path, app, extra=(), workers=1, env=None, args=(),
                  bind=True, timeout=20.0, wait=True, cwd=None):

@@ -9,16 +9,9 @@ import time
 
 import pytest
 
+from kore_testing import wait_for
+
 NOPLUG = {"KORE_DISABLE_PLUGIN_AUTOLOAD": "1"}
-
-
-def wait_for(pred, timeout=10.0, step=0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(step)
-    return False
 
 
 APP_OBJECT = """

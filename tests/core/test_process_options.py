@@ -11,6 +11,8 @@ import pytest
 
 import kore
 
+from kore_testing import wait_for
+
 NOPLUG = {"KORE_DISABLE_PLUGIN_AUTOLOAD": "1"}
 
 APP = """
@@ -28,15 +30,6 @@ class App:
 
 koreapp = App()
 """
-
-
-def wait_for(pred, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def test_setname_sets_process_titles(kore_server):

@@ -7,6 +7,8 @@ import time
 
 import httpx
 
+from kore_testing import wait_for
+
 APP = """
 import os, gevent, kore
 
@@ -32,15 +34,6 @@ class App:
 
 koreapp = App()
 """
-
-
-def wait_for(pred, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def get(url, path="/", timeout=5.0):

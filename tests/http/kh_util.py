@@ -2,9 +2,8 @@
 
 import os
 import socket
-import time
 
-from kore_testing import KoreServer
+from kore_testing import KoreServer, wait_for  # noqa: F401 (tests import it from here)
 
 APPS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "apps")
 
@@ -145,10 +144,3 @@ def request(port, data, timeout=5.0, check_closed=True, **kw):
         c.close()
 
 
-def wait_for(pred, timeout=5.0, step=0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(step)
-    return False
