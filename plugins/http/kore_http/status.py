@@ -65,11 +65,6 @@ class HeaderCache:
         self.server = server
         self.second = 0
 
-    def get(self):
-        if int(time.time()) != self.second:
-            self.refresh()
-        return self.value
-
     def refresh(self):
         """Rebuild the lines if the second changed.  Workers call this from
         their half-second sweep timer, so responses read ``value`` directly
