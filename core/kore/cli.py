@@ -80,7 +80,29 @@ def build_parser():
 
     sub.add_parser("plugins", help="list the installed plugins and their hooks")
     sub.add_parser("version", help="print the version")
+    pm = _state.pm
+    if pm is not None:
+        pm.hook.kore_cli_options(parser=run)
+        pm.hook.kore_cli_commands(subparsers=sub, app_arguments=add_app_arguments,
+                                  load_app=load_app)
     return parser
+
+
+def add_app_arguments(parser):
+    """Give a subcommand ``korectl run``'s option flags and ``APP [ARGS...]``."""
+    _add_option_flags(parser)
+    parser.add_argument("app", metavar="APP")
+    parser.add_argument("app_args", nargs=argparse.REMAINDER, metavar="ARGS")
+
+
+def load_app(args):
+    """Import and configure ``args.app`` as ``korectl run`` would, without
+    serving it; return the ``kore.application.Application``.  Raises
+    ConfigError or AppLoadError, which korectl reports with its exit codes."""
+    loader = AppLoader(args.app, args.app_args)
+    _apply_cli(args)
+    _state.registry.load_env()
+    return loader()
 
 
 class AppLoader:
@@ -229,6 +251,14 @@ def main(argv=None):
         return 0
     if args.command == "run":
         return cmd_run(args)
+    command = getattr(args, "kore_command", None)
+    if command is not None:
+        try:
+            return command(args)
+        except ConfigError as exc:
+            return _fail("configuration error: %s" % exc)
+        except AppLoadError as exc:
+            return _fail(str(exc), EXIT_APP_LOAD)
     if args.command == "config":
         if args.config_command == "show":
             return cmd_config_show(args)

@@ -46,9 +46,26 @@ def kore_namespace():
 def kore_cli_options(parser):
     """Add flags to ``korectl run`` (an ``argparse`` parser).
 
-    Runs in the ``korectl`` process before arguments are parsed.  Flags are
-    usually bound to config options with ``registry.add(Option(...,
-    flag="--x"))`` instead; this hook is for anything else.
+    Runs in the ``korectl`` process before arguments are parsed; ``parser``
+    is the ``korectl run`` sub-parser.  Flags are usually bound to config
+    options with ``registry.add(Option(..., flags=("--x",)))`` instead; this
+    hook is for anything else.
+    """
+
+
+@hookspec
+def kore_cli_commands(subparsers, app_arguments, load_app):
+    """Add ``korectl`` subcommands (``korectl cron list APP``, ...).
+
+    Runs in the ``korectl`` process before arguments are parsed.
+    ``subparsers`` is korectl's ``argparse`` sub-parser action: call
+    ``p = subparsers.add_parser(name, help=...)`` and
+    ``p.set_defaults(kore_command=fn)``; korectl then calls ``fn(args)`` and
+    exits with its return value (an int).  ``app_arguments(p)`` gives ``p``
+    ``korectl run``'s option flags and ``APP [ARGS...]``; ``load_app(args)``
+    imports and configures that app without serving it and returns the
+    ``kore.application.Application`` (a ``ConfigError`` or ``AppLoadError``
+    it raises is reported by korectl with its usual message and exit code).
     """
 
 
