@@ -61,25 +61,26 @@ def main():
     ap.add_argument("--rounds", type=int, default=5)
     args = ap.parse_args()
 
-    from kore import _state, plugins
+    from kore import plugins, runtime
     plugins.install()
     import runpy
     runpy.run_path(os.path.join(HERE, "kore_app.py"))
-    from kore_http import app as _app, conn
-    _state.registry.set("http_request_ms", 1000000, "bench")
-    _app.resolve(None, ["127.0.0.1:8080"])
-    conn.Settings.load()
-    srv = _app.state.servers["default"]
-    srv.catchall = srv.domains[0] if (len(srv.domains) == 1
-                                      and srv.domains[0].host == "*") else None
+    from kore_http import declare, net
+    from kore_http.h1 import server
+    from kore_http.settings import SETTINGS
+    runtime.registry().set("http_request_ms", 1000000, "bench")
+    declare.resolve(None, ["127.0.0.1:8080"])
+    SETTINGS.load()
+    srv = declare.state.servers["default"]
+    net.set_catchall(srv)
     req = b"GET %s HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n" % args.path.encode()
     best = None
     for _ in range(args.rounds):
         s = FakeSock(req * args.requests)
-        c = conn.Conn(s, ("127.0.0.1", 5000), Listener(srv))
+        c = server.H1Connection(net.Client(s, ("127.0.0.1", 5000), Listener(srv)))
         c.tls = True          # the loop reads with sock.recv (no io watcher)
         t0 = time.perf_counter()
-        conn.loop(c, b"")
+        server.loop(c, b"")
         dt = time.perf_counter() - t0
         assert s.calls == args.requests, (s.calls, args.requests)
         us = dt / args.requests * 1e6
