@@ -72,7 +72,18 @@ def handle(req):
                 req._respond(int(status), b"")
             return finish(req)
     stream = req.stream
-    kind, d, target, extra = resolve(stream.server, req.host, req._meth, req.path)
+    # routing.resolve's most common answer, inlined: a catch-all domain
+    # without redirects and one exact route for the path that allows the
+    # method (resolve() gives the same answer, only slower)
+    d = stream.server.catchall
+    rs = d.exact.get(req.path) if d is not None and not d.redirects else None
+    if rs is not None and len(rs) == 1 and (rs[0].methods is None
+                                            or req._meth in rs[0].methods):
+        kind = ROUTE
+        target = rs[0]
+        extra = ()
+    else:
+        kind, d, target, extra = resolve(stream.server, req.host, req._meth, req.path)
     req.domain = d
     if d is not None and d.client_verify and stream.tls and not stream.peer_cert_der():
         req.keepalive = False

@@ -25,7 +25,8 @@ from kore.trace import report
 from . import declare as _declare
 from . import forms
 from .parser import split_fields
-from .response import DONE, NOT_SENT, STREAMING, ResponseVerbs, check_header
+from .response import (DONE, NOT_SENT, STREAMING, ResponseVerbs, _GOOD_NAMES,
+                       check_header)
 
 METHOD_NUM = _declare.METHOD_BITS
 
@@ -196,7 +197,8 @@ class HttpRequest(ResponseVerbs):
                 value = value.decode("latin-1")
             if not isinstance(name, str) or not isinstance(value, str):
                 value = str(value)
-        check_header(name, value)
+        if name not in _GOOD_NAMES or "\r" in value or "\n" in value:
+            check_header(name, value)
         rh = self._rheaders
         if rh is None:
             self._rheaders = [[name, value]]

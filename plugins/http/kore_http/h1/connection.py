@@ -97,6 +97,7 @@ class H1Connection(Client, Stream):
             self._out(self.req, b"".join(out))
 
     def send_response(self, req, status, body, ctype=None, close=False):
+        # the hot path: _header_block and _out inlined
         line = STATUS_LINES.get(status) if type(status) is int else None
         if line is None:
             line, status = status_line(status)
@@ -109,8 +110,10 @@ class H1Connection(Client, Stream):
         rh = req._rheaders
         has_cl = False
         if rh:
-            block, has_cl = _header_block(rh)
-            head += block
+            hs = "\r\n".join(map(": ".join, rh))
+            head += hs.encode("latin-1") + b"\r\n"
+            # values hold no CR/LF, so only a name can follow a line start
+            has_cl = "\ncontent-length:" in "\n" + hs.lower()
         if close or not self.keepalive:
             req.keepalive = False
         bodyless = status < 200 or status == 204 or status == 304
@@ -122,10 +125,21 @@ class H1Connection(Client, Stream):
             head += b"\r\n"
         else:
             head += b"Connection: keep-alive\r\n\r\n"
-        if bodyless or req._meth == "HEAD":
-            self._out(req, head)
-        else:
-            self._out(req, head + body)
+        if not bodyless and req._meth != "HEAD":
+            head += body
+        if self.corked is not None:
+            self.corked.append(head)
+            return
+        req.bytes_sent += len(head)
+        if self.tls:
+            self.sock.sendall(head)
+            return
+        try:
+            n = self.sock._sock.send(head)
+        except BlockingIOError:
+            n = 0
+        if n < len(head):
+            self.sock.sendall(memoryview(head)[n:])
 
     def send_head(self, req, status, ctype=None):
         line = STATUS_LINES.get(status) if type(status) is int else None
@@ -267,8 +281,8 @@ class H1Connection(Client, Stream):
         Client.disconnect(self)
 
     def watch_client(self, req, on):
+        w = self.watcher
         if on:
-            w = self.watcher
             if w is None:
                 w = self.watcher = get_hub().loop.io(self.fd, 1)
             if self.pause_evt is None:
@@ -276,7 +290,7 @@ class H1Connection(Client, Stream):
             else:
                 self.watch_paused = True      # resume() starts it
         else:
-            self.watcher.stop()
+            w.stop()
             self.watch_paused = False
 
     def _readable(self):
