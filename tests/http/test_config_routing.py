@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from kh_util import Conn, request
+from kore_testing import wait_for
 
 MULTI = """
 import kore
@@ -201,3 +202,33 @@ def w(req):
         if len(seen) == 2:
             break
     assert seen == {b"1", b"2"}
+
+
+def test_worker_no_accept_leaves_connections_unanswered(kore_server, tmp_path):
+    # Kore's worker_no_accept: workers run tasks and timers but accept nothing
+    marker = tmp_path / "timer-ran"
+    app = """
+import kore
+
+def tick():
+    open(%r, "w").write("yes")
+
+def kore_worker_configure():
+    kore.timer(tick, 50, kore.TIMER_ONESHOT)
+
+kore.config.worker_no_accept = "yes"
+kore.server("default", ip="127.0.0.1", port="1", tls=False)
+kore.domain("*").route("/", lambda req: req.response(200, b"no"))
+""" % str(marker)
+    srv = kore_server(app)
+    assert srv.wait_log("worker_no_accept: this worker accepts no connections")
+    assert wait_for(marker.exists)
+    import socket
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=5) as s:
+        s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        s.settimeout(1.0)
+        try:
+            data = s.recv(100)
+        except socket.timeout:
+            data = None
+    assert data is None        # queued in the backlog, never accepted

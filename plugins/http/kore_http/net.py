@@ -343,6 +343,11 @@ def worker_serve(worker):
     t = loop.timer(0.5, 0.5)
     t.start(CONNS.sweep)
     CONNS.sweeper = t
+    if runtime.option("worker_no_accept"):
+        # Kore: workers that only run tasks and timers; the master keeps
+        # the listeners open, connections wait in the backlog unanswered
+        LOG.write(LOG_INFO, "worker_no_accept: this worker accepts no connections")
+        return
     for lst in CONNS.listeners:
         lst.sock.setblocking(False)
         w = loop.io(lst.sock.fileno(), 1)
