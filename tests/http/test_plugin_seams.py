@@ -74,8 +74,8 @@ _ALT = []
 
 
 @hookimpl
-def kore_tls_context(domain, server_name, sslobj):
-    if server_name != "alt.test":
+def kore_tls_context(domain, server_name, sslobj, offered_alpn):
+    if server_name != "alt.test" and "alt/1" not in (offered_alpn or ()):
         return None
     if not _ALT:
         import os, ssl
@@ -230,6 +230,10 @@ def test_certificate_chosen_by_plugin_per_server_name(seam_server):
     s.close()
     s = _tls(seam_server.tls_port, ["http/1.1"], "seam.test")
     assert _subject_cn(s) == "CN=seam.test"
+    s.close()
+    # the hook sees what the ClientHello offered (ACME's acme-tls/1)
+    s = _tls(seam_server.tls_port, ["alt/1", "http/1.1"], "seam.test")
+    assert _subject_cn(s) == "CN=alt.test"
     s.close()
 
 

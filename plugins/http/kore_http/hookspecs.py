@@ -67,14 +67,17 @@ def kore_tls_alpn(server):
 
 
 @hookspec(firstresult=True)
-def kore_tls_context(domain, server_name, sslobj):
+def kore_tls_context(domain, server_name, sslobj, offered_alpn):
     """Pick the certificate for one TLS handshake (SNI).
 
     Runs in the worker, inside the handshake's SNI callback (keep it quick:
     no blocking I/O).  ``domain`` is the ``kore.domain`` the server name
     matched (None for an unknown name, the server's first domain is used
     then), ``server_name`` the name the client sent (lower-case) or None,
-    ``sslobj`` the handshake's ``ssl.SSLObject``.  Return an
+    ``sslobj`` the handshake's ``ssl.SSLObject``, ``offered_alpn`` the ALPN
+    ids the client's ClientHello offers (a list; None when it could not be
+    read), so that an ``acme-tls/1`` challenge certificate goes only to the
+    validation handshake.  Return an
     ``ssl.SSLContext`` to use for this handshake (ACME: a placeholder,
     the issued chain or an ``acme-tls/1`` challenge certificate), or None
     for the domain's own context.

@@ -42,6 +42,7 @@ from .connection import Connection
 from .parser import HttpError
 from .settings import SETTINGS as S
 from .status import HEADERS
+from .tls_hello import offered_alpn
 
 monotonic = time.monotonic
 _INET = (socket.AF_INET, socket.AF_INET6)
@@ -423,12 +424,32 @@ class Protocols:
     to choose (more than one ``kore_connection_protocol`` implementation)."""
 
     sniff = False
+    peek_hello = False
     hook = None
 
     @classmethod
     def load(cls):
+        from .tls import wants_client_hello
         cls.hook = runtime.hook("kore_connection_protocol")
         cls.sniff = len(cls.hook.get_hookimpls()) > 1
+        cls.peek_hello = wants_client_hello()
+
+
+def _peek_alpn(sock):
+    """The ALPN ids of the ClientHello waiting on ``sock`` (not consumed)."""
+    deadline = monotonic() + S.header_timeout
+    data = b""
+    while monotonic() < deadline:
+        wait_read(sock.fileno(), timeout=max(0.0, deadline - monotonic()))
+        data = sock.recv(16389, socket.MSG_PEEK)
+        if not data:
+            return None
+        ids = offered_alpn(data)
+        if ids is not None or len(data) >= 16389:
+            return ids
+        # the record is not complete yet: wait for more bytes
+        gevent.sleep(0.005)
+    return None
 
 
 def serve(sock, addr, listener):
@@ -442,8 +463,11 @@ def serve(sock, addr, listener):
         preface = None
         if c.tls:
             sock.settimeout(S.header_timeout)
+            offered = _peek_alpn(sock) if Protocols.peek_hello else None
             c.sock = sock = listener.ssl_context.wrap_socket(
                 sock, server_side=True, do_handshake_on_connect=False)
+            if offered is not None:
+                sock.kore_offered_alpn = offered
             sock.do_handshake()
             sock.settimeout(None)
             c.alpn = sock.selected_alpn_protocol()

@@ -27,6 +27,12 @@ def _check_verify_depth(domain):
                           % (domain.host, v, _INT_MAX))
 
 
+def wants_client_hello():
+    """True when a plugin picks certificates (``kore_tls_context``): the
+    connection layer then peeks at each ClientHello for its ALPN offer."""
+    return bool(runtime.hook("kore_tls_context").get_hookimpls())
+
+
 def alpn_ids(server):
     """The ALPN ids plugins offer on ``server``, in hook order, once each."""
     ids = []
@@ -120,7 +126,7 @@ def build_contexts(server):
     own_depth = {id(d) for d in verifying if d.verify_depth != start}
 
     chooser = runtime.hook("kore_tls_context")
-    choose = bool(chooser.get_hookimpls())
+    choose = wants_client_hello()
 
     def sni(sslobj, name, ctx):
         h = name.lower() if name else None
@@ -131,7 +137,8 @@ def build_contexts(server):
                     found = d
                     break
         if choose:
-            other = chooser(domain=found, server_name=h, sslobj=sslobj)
+            other = chooser(domain=found, server_name=h, sslobj=sslobj,
+                            offered_alpn=getattr(sslobj, "kore_offered_alpn", None))
             if other is not None:
                 if other is not ctx:
                     sslobj.context = other
