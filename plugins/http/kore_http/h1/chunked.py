@@ -51,7 +51,8 @@ class ChunkedDecoder:
     be used again.  When the body is complete, ``done`` is True,
     ``trailers`` is the list of trailer fields ``[(lower-case name,
     value)]`` (str, latin-1, value stripped of SP/HTAB) and ``rest`` holds
-    the bytes fed after the body.  ``size`` counts the data bytes so far.
+    the bytes fed after the body.  ``size`` is the sum of the chunk sizes
+    announced so far (what ``body_max`` limits).
     """
 
     __slots__ = ("body_max", "trailer_max", "line_max", "size", "done", "trailers",
