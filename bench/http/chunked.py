@@ -10,6 +10,7 @@ so what is timed is the framing work alone.
 
 import argparse
 import os
+import re
 import sys
 import time
 
@@ -17,11 +18,22 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "..", "plugins", "http"))
 
 from kore_http.h1.chunked import ChunkedDecoder  # noqa: E402
-from kore_http.parser import HttpError, chunk_size  # noqa: E402
+from kore_http.parser import HttpError  # noqa: E402
 
 CHUNK_LINE_MAX = 4096
 BODY_MAX = 1 << 40
 HEADER_MAX = 4096
+
+
+_CHUNK_SIZE_RE = re.compile(rb"([0-9A-Fa-f]{1,15})(?:[ \t]*;[\t\x20-\x7e\x80-\xff]*)?\r?\n")
+
+
+def chunk_size(line):
+    """parser.chunk_size, which the inline loop called."""
+    m = _CHUNK_SIZE_RE.fullmatch(line)
+    if m is None:
+        raise HttpError(400, "bad chunk size")
+    return int(m.group(1), 16)
 
 
 class _Reads:
