@@ -170,3 +170,133 @@ def test_size_counts_data():
     dec = ChunkedDecoder(BODY_MAX, TRAILER_MAX)
     dec.feed(b"3\r\nabc\r\n2\r\nde")
     assert dec.size == 5 and not dec.done
+
+
+# the former inline loop of conn._read_body, as the oracle ------------------
+
+class _Gone(Exception):
+    pass
+
+
+def _old_decode(pieces, body_max, header_max):
+    """(body, rest) or raises HttpError / _Gone: the chunked branch of the
+    former conn._read_body over a list of reads."""
+    from kore_http.parser import chunk_size
+    it = iter(pieces)
+
+    def recv():
+        try:
+            return next(it)
+        except StopIteration:
+            raise _Gone() from None
+    out = []
+    buf, pos = b"", 0
+    total = 0
+    while True:
+        nl = buf.find(b"\n", pos)
+        while nl < 0:
+            if len(buf) - pos > CHUNK_LINE_MAX:
+                raise HttpError(400, "chunk size line too long")
+            buf = buf[pos:] + recv()
+            pos = 0
+            nl = buf.find(b"\n")
+        if nl - pos > CHUNK_LINE_MAX:
+            raise HttpError(400, "chunk size line too long")
+        line = buf[pos:nl + 1]
+        if not line.endswith(b"\r\n"):
+            raise HttpError(400, "bad chunk line ending")
+        size = chunk_size(line)
+        pos = nl + 1
+        if size == 0:
+            break
+        total += size
+        if total > body_max:
+            raise HttpError(413, "body too large")
+        while len(buf) - pos < size + 2:
+            if len(buf) - pos > 65536 and len(buf) - pos < size:
+                piece = buf[pos:]
+                out.append(piece)
+                size -= len(piece)
+                buf, pos = recv(), 0
+                continue
+            buf = buf[pos:] + recv()
+            pos = 0
+        out.append(buf[pos:pos + size])
+        pos += size
+        if buf[pos:pos + 2] != b"\r\n":
+            raise HttpError(400, "chunk data not followed by CRLF")
+        pos += 2
+    tsize = 0
+    while True:
+        nl = buf.find(b"\n", pos)
+        while nl < 0:
+            if len(buf) - pos > header_max:
+                raise HttpError(431, "trailers too large")
+            buf = buf[pos:] + recv()
+            pos = 0
+            nl = buf.find(b"\n")
+        line = buf[pos:nl + 1]
+        pos = nl + 1
+        if line == b"\r\n":
+            break
+        if not line.endswith(b"\r\n") or b":" not in line or b"\r" in line[:-2] \
+                or line[:1] in (b" ", b"\t"):
+            raise HttpError(400, "bad trailer field")
+        tsize += len(line)
+        if tsize > header_max:
+            raise HttpError(431, "trailers too large")
+    return b"".join(out), buf[pos:]
+
+
+def _new_decode(pieces, body_max, header_max):
+    dec = ChunkedDecoder(body_max, header_max)
+    out = []
+    for p in pieces:
+        out += dec.feed(p)
+        if dec.done:
+            return b"".join(out), dec.rest
+    raise _Gone()
+
+
+def _outcome(fn, pieces, body_max, header_max):
+    try:
+        return fn(pieces, body_max, header_max)
+    except HttpError as exc:
+        return ("error", exc.status, exc.reason)
+    except _Gone:
+        return ("incomplete",)
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_frag = st.one_of(
+    st.sampled_from([b"5\r\nhello\r\n", b"0\r\n\r\n", b"0\r\n", b"A;x=1\r\n0123456789\r\n",
+                     b"X-T: 1\r\n", b"\r\n", b"\n", b"\r", b"3 ;e\r\nabc\r\n", b" 1\r\n",
+                     b"10\r\n" + b"y" * 16 + b"\r\n", b"ffffffffffffffff\r\n",
+                     b"1" + b";" * 100 + b"\r\nz\r\n", b"NEXT", b"0;" + b"e" * 300 + b"\r\n",
+                     b"Big: " + b"v" * 200 + b"\r\n", b"\tfold\r\n"]),
+    st.binary(max_size=12))
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.lists(_frag, min_size=1, max_size=10), st.lists(st.integers(1, 400), max_size=6),
+       st.sampled_from([(1 << 20, 4096), (40, 4096), (1 << 20, 256), (0, 64)]))
+def test_same_as_the_old_loop(frags, cuts, limits):
+    data = b"".join(frags)
+    points = sorted({c for c in cuts if c < len(data)})
+    pieces = [data[a:b] for a, b in zip([0] + points, points + [len(data)])]
+    pieces = [p for p in pieces if p]
+    body_max, header_max = limits
+    assert _outcome(_new_decode, pieces, body_max, header_max) == \
+        _outcome(_old_decode, pieces, body_max, header_max)
+
+
+def test_same_as_the_old_loop_for_big_chunks():
+    payload = bytes(range(256)) * 1024                    # 256 KiB, one chunk
+    data = b"%x\r\n" % len(payload) + payload + b"\r\n1\r\nq\r\n0\r\nT: 1\r\n\r\nNEXT"
+    for read in (1000, 4096, 65536, 70000, len(data)):
+        pieces = [data[i:i + read] for i in range(0, len(data), read)]
+        want = _outcome(_old_decode, pieces, 1 << 20, 4096)
+        assert want[0] == payload + b"q" and b"NEXT".startswith(want[1])
+        assert _outcome(_new_decode, pieces, 1 << 20, 4096) == want
