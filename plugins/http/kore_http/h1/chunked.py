@@ -91,7 +91,48 @@ class ChunkedDecoder:
         pos = 0
         end = len(data)
         while pos < end:
-            if state == _DATA:
+            if state == _SIZE:
+                # size lines, and as many whole chunks as the buffer holds
+                find = data.find
+                match = _SIZE_RE.fullmatch
+                line_max = self.line_max
+                body_max = self.body_max
+                total = self.size
+                append = out.append
+                while True:
+                    nl = find(b"\n", pos)
+                    if nl < 0:
+                        if end - pos > line_max:
+                            raise HttpError(400, "chunk size line too long")
+                        break
+                    if nl - pos > line_max:
+                        raise HttpError(400, "chunk size line too long")
+                    if nl == pos or data[nl - 1] != 13:
+                        raise HttpError(400, "bad chunk line ending")
+                    m = match(data, pos, nl + 1)
+                    if m is None:
+                        raise HttpError(400, "bad chunk size")
+                    size = int(m.group(1), 16)
+                    pos = nl + 1
+                    if size == 0:
+                        state = _TRAILER
+                        break
+                    total += size
+                    if total > body_max:
+                        raise HttpError(413, "body too large")
+                    nxt = pos + size
+                    if end - nxt < 2:
+                        self._need = size
+                        state = _DATA
+                        break
+                    append(data[pos:nxt])
+                    if data[nxt:nxt + 2] != b"\r\n":
+                        raise HttpError(400, "chunk data not followed by CRLF")
+                    pos = nxt + 2
+                self.size = total
+                if state == _SIZE:
+                    break               # an incomplete size line
+            elif state == _DATA:
                 need = self._need
                 if end - pos <= need:
                     out.append(data[pos:] if pos else data)
@@ -110,37 +151,6 @@ class ChunkedDecoder:
                     raise HttpError(400, "chunk data not followed by CRLF")
                 pos += 2
                 state = _SIZE
-            elif state == _SIZE:
-                nl = data.find(b"\n", pos)
-                if nl < 0:
-                    if end - pos > self.line_max:
-                        raise HttpError(400, "chunk size line too long")
-                    break
-                if nl - pos > self.line_max:
-                    raise HttpError(400, "chunk size line too long")
-                if data[nl - 1:nl] != b"\r" or nl == pos:
-                    raise HttpError(400, "bad chunk line ending")
-                m = _SIZE_RE.fullmatch(data, pos, nl + 1)
-                if m is None:
-                    raise HttpError(400, "bad chunk size")
-                size = int(m.group(1), 16)
-                pos = nl + 1
-                if size == 0:
-                    state = _TRAILER
-                    continue
-                self.size += size
-                if self.size > self.body_max:
-                    raise HttpError(413, "body too large")
-                if end - pos >= size + 2:
-                    # the whole chunk and its CRLF are here (small chunks)
-                    out.append(data[pos:pos + size])
-                    pos += size
-                    if data[pos:pos + 2] != b"\r\n":
-                        raise HttpError(400, "chunk data not followed by CRLF")
-                    pos += 2
-                    continue
-                self._need = size
-                state = _DATA
             elif state == _TRAILER:
                 nl = data.find(b"\n", pos)
                 if nl < 0:
