@@ -33,7 +33,8 @@ def status_of(data, **kw):
 
 
 def test_simple_body_and_rest():
-    body, trailers, rest, done = decode(b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\nGET / HTTP/1.1\r\n")
+    body, trailers, rest, done = decode(b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"
+                                        b"GET / HTTP/1.1\r\n")
     assert (body, trailers, rest, done) == (b"hello world", [], b"GET / HTTP/1.1\r\n", True)
 
 

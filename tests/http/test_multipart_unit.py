@@ -124,7 +124,8 @@ def test_field_limits_are_413():
 
 def test_malformed_parts_are_400():
     assert status_of(b"--XX\r\nContent-Type: text/plain\r\n\r\n1\r\n--XX--\r\n") == 400
-    assert status_of(b"--XX\r\nContent-Disposition: attachment; name=a\r\n\r\n1\r\n--XX--\r\n") == 400
+    assert status_of(b"--XX\r\nContent-Disposition: attachment; name=a\r\n\r\n1\r\n"
+                     b"--XX--\r\n") == 400
     assert status_of(b"--XX\r\nNo colon here\r\n\r\n1\r\n--XX--\r\n") == 400
 
 

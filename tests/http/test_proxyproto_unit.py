@@ -113,7 +113,7 @@ def outcome(fn, pieces):
     (v2(1, 0x12, v4_body("203.0.113.9")), "203.0.113.9"),                  # PROXY, UDP4
     (v2(1, 0x21, v6_body()), "2001:db8::1"),                               # PROXY, TCP6
     (v2(0, 0x00, b""), None),                                              # LOCAL
-    (v2(0, 0x11, v4_body()), None),                                        # LOCAL ignores addresses
+    (v2(0, 0x11, v4_body()), None),                                # LOCAL ignores addresses
     (v2(1, 0x31, b"/tmp/a".ljust(108, b"\0") + b"/tmp/b".ljust(108, b"\0")), None),  # unix
     (v2(1, 0x00, b""), None),                                              # UNSPEC
     (v2(1, 0x11, v4_body() + b"\x04\x00\x03abc" + b"\x20\x00\x05\x01\x00\x00\x00\x00"),
