@@ -126,6 +126,7 @@ DIFFERENCES = {
     "trailer-obs-fold": (ERR, OK, "obs-fold in trailers: as in the head"),
     "trailer-name-not-token": (OK, ERR, "trailer names are not checked as tokens (trailers "
                                         "are never merged into the head); h11 checks them"),
+    "trailer-empty-name": (OK, ERR, "as above, an empty name"),
     "trailer-ctl-value": (OK, ERR, "trailer values are only checked for bare CR; h11 refuses "
                                    "NUL"),
 }
@@ -136,6 +137,7 @@ EXTRA = {
     "chunk-ext-bws": CHUNKED_HEAD + b"5 ;a=b\r\nhello\r\n0\r\n\r\n",
     "trailer-name-not-token": CHUNKED_HEAD + b"0\r\nX Y: 1\r\n\r\n",
     "trailer-ctl-value": CHUNKED_HEAD + b"0\r\nX-Y: a\x00b\r\n\r\n",
+    "trailer-empty-name": CHUNKED_HEAD + b"0\r\n: v\r\n\r\n",
     "chunk-size-trailing-ows": CHUNKED_HEAD + b"5 \r\nhello\r\n0\r\n\r\n",
     "trailer-bare-lf": CHUNKED_HEAD + b"0\r\nX-Y: 1\n\n",
     "trailer-bad-line-early": CHUNKED_HEAD + b"0\r\nnot a field\r\n",
@@ -235,19 +237,24 @@ _FEATURES = {
     "trailer-ctl-value": re.compile(rb"\x00"),
     "chunk-size-trailing-ows": re.compile(rb"(?m)^[0-9A-Fa-f]+(?:;[^\r\n]*)?[ \t]+\r?$"),
     "chunk-ext-bws": re.compile(rb"(?m)^[0-9A-Fa-f]+[ \t]+;"),
+    "chunk-size-16-digits": re.compile(rb"(?m)^[0-9A-Fa-f]{16}"),
+    "chunk-size-huge": re.compile(rb"(?m)^[0-9A-Fa-f]{16}"),
     "trailer-obs-fold": re.compile(rb"(?m)^[ \t]"),
-    "trailer-name-not-token": re.compile(rb"(?m)^[^:\r\n]*[ \t;\"(),/<=>?@\[\]{}\\][^:\r\n]*:"),
+    "trailer-name-not-token": re.compile(rb"(?m)^(?![!#$%&'*+.^_`|~0-9A-Za-z-]+:)[^\r\n]*:"),
 }
 
 
 def _explained(raw, a, b):
     """The listed difference a generated mismatch falls under, or None."""
+    if (a[0], b[0]) == (ERR, INC):
+        # h11 reads the whole trailer section before it judges: end it
+        b = theirs(raw + b"\r\n\r\n")
+        if b[0] == ERR:
+            return "trailer-bad-line-early"
     body = raw[len(CHUNKED_HEAD):]
     for cid, rx in _FEATURES.items():
         if DIFFERENCES[cid][:2] == (a[0], b[0]) and rx.search(body):
             return cid
-    if (a[0], b[0]) == (ERR, INC) and theirs(raw + b"\r\n\r\n")[0] == ERR:
-        return "trailer-bad-line-early"
     return None
 
 
