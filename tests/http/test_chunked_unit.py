@@ -1,6 +1,8 @@
 """kore_http.h1.chunked.ChunkedDecoder, in process: framing, limits, the
 statuses of every error, and the same result however the bytes are split."""
 
+import re
+
 import pytest
 
 from kore_http.h1.chunked import CHUNK_LINE_MAX, ChunkedDecoder
@@ -179,10 +181,20 @@ class _Gone(Exception):
     pass
 
 
+_OLD_SIZE_RE = re.compile(rb"([0-9A-Fa-f]{1,15})(?:[ \t]*;[\t\x20-\x7e\x80-\xff]*)?\r?\n")
+
+
+def chunk_size(line):
+    """The former parser.chunk_size."""
+    m = _OLD_SIZE_RE.fullmatch(line)
+    if m is None:
+        raise HttpError(400, "bad chunk size")
+    return int(m.group(1), 16)
+
+
 def _old_decode(pieces, body_max, header_max):
     """(body, rest) or raises HttpError / _Gone: the chunked branch of the
     former conn._read_body over a list of reads."""
-    from kore_http.parser import chunk_size
     it = iter(pieces)
 
     def recv():
