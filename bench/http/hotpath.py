@@ -65,14 +65,14 @@ def main():
     plugins.install()
     import runpy
     runpy.run_path(os.path.join(HERE, "kore_app.py"))
-    from kore_http import declare, net
+    from kore_http import declare, listeners, net
     from kore_http.h1 import server
     from kore_http.settings import SETTINGS
     runtime.registry().set("http_request_ms", 1000000, "bench")
     declare.resolve(None, ["127.0.0.1:8080"])
     SETTINGS.load()
     srv = declare.state.servers["default"]
-    net.set_catchall(srv)
+    listeners.set_catchall(srv)
     req = b"GET %s HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n" % args.path.encode()
     best = None
     best_cpu = None

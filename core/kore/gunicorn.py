@@ -74,7 +74,7 @@ class KoreWorker(GeventWorker):
 
     def run(self):
         try:
-            from kore_http import net
+            from kore_http import listeners as net
         except ImportError:
             raise RuntimeError("kore.gunicorn.KoreWorker needs kore-plugin-http "
                                "(pip install kore-plugin-http)") from None

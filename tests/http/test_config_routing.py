@@ -232,3 +232,35 @@ kore.domain("*").route("/", lambda req: req.response(200, b"no"))
         except socket.timeout:
             data = None
     assert data is None        # queued in the backlog, never accepted
+
+
+def test_proxy_protocol_v1_and_v2_set_the_client_address(kore_server):
+    app = """
+import kore
+kore.server("default", ip="127.0.0.1", port="1", tls=False)
+kore.domain("*").route("/who", lambda req: req.response(
+    200, req.get_proxied_remote_address().encode()))
+"""
+    srv = kore_server(app, args=("--proxy-protocol",))
+
+    def ask(header):
+        with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as s:
+            s.sendall(header + b"GET /who HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            out = b""
+            while True:
+                d = s.recv(4096)
+                if not d:
+                    return out
+                out += d
+
+    r = ask(b"PROXY TCP4 203.0.113.7 127.0.0.1 5555 80\r\n")
+    assert r.startswith(b"HTTP/1.1 200") and r.endswith(b"203.0.113.7")
+    import struct
+    v2 = (b"\r\n\r\n\x00\r\nQUIT\n" + bytes([0x21, 0x11]) + struct.pack("!H", 12)
+          + socket.inet_aton("198.51.100.9") + socket.inet_aton("127.0.0.1")
+          + struct.pack("!HH", 5555, 80))
+    r = ask(v2)
+    assert r.startswith(b"HTTP/1.1 200") and r.endswith(b"198.51.100.9")
+    # a trusted peer without the header: 400, and the server goes on
+    assert ask(b"").startswith(b"HTTP/1.1 400")
+    assert ask(b"PROXY TCP4 192.0.2.1 127.0.0.1 1 2\r\n").endswith(b"192.0.2.1")

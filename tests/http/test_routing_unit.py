@@ -6,7 +6,7 @@ import pytest
 from kore_http import declare, routing
 from kore_http.addresses import parse_bind
 from kore_http.mounts import Mount
-from kore_http.net import set_catchall
+from kore_http.listeners import set_catchall
 
 
 def h(req, *args):

@@ -76,7 +76,13 @@ class BodySink:
 
 
 def close_body_file(req):
-    """Close and remove an offloaded body (after the response)."""
+    """Close and remove an offloaded body and the uploaded files of a
+    multipart form (after the response)."""
+    parts = req._all_files
+    if parts:
+        req._all_files = None
+        for part in parts:
+            part.close()
     f = req._body_file
     if f is None:
         return

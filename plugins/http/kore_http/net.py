@@ -1,9 +1,7 @@
-"""Connections before a protocol: listeners, accepting, limits, drain, TLS.
+"""Connections before a protocol: accepting, limits, drain, TLS.
 
-The master opens every address of every server through
-``arbiter.listen(key, factory)``, so a reload keeps the already open sockets.
-Workers inherit them through fork and accept with a gevent io watcher on each
-listening descriptor: at most ``worker_accept_threshold`` connections per
+Workers inherit the master's listening sockets (``listeners``) through fork
+and accept with a gevent io watcher on each listening descriptor: at most ``worker_accept_threshold`` connections per
 readiness event, none while ``worker_max_connections`` are open.
 
 Each accepted socket becomes a ``Client`` in its own greenlet: the TLS
@@ -20,9 +18,7 @@ servers, domains and certificates the http plugin declares.
 """
 
 import errno
-import os
 import socket
-import stat
 import sys
 import time
 
@@ -32,12 +28,11 @@ from gevent import socket as gsocket
 from gevent.socket import wait_read
 
 from kore import runtime
-from kore.config import ConfigError
 from kore.log import LOG, LOG_ERR, LOG_INFO
 from kore.trace import report
 
-from . import declare as _declare
-from .addresses import format_address
+from . import proxyproto
+from .listeners import LISTENERS
 from .connection import Connection
 from .parser import HttpError
 from .settings import SETTINGS as S
@@ -48,24 +43,6 @@ monotonic = time.monotonic
 _INET = (socket.AF_INET, socket.AF_INET6)
 
 FRESH_GRACE = 2.0       # seconds a stopping worker waits for a new connection's request
-
-
-class Listener:
-    __slots__ = ("key", "address", "sock", "server", "ssl_context", "watcher", "family")
-
-    def __init__(self, key, address, sock, server):
-        self.key = key
-        self.address = address
-        self.sock = sock
-        self.server = server
-        self.ssl_context = getattr(server, "ssl_context", None)
-        self.watcher = None
-        self.family = sock.family
-
-    def describe(self):
-        return "%s://%s" % ("https" if self.server.tls else "http",
-                            format_address(self.address)) \
-            if self.address[0] == "tcp" else format_address(self.address)
 
 
 class Expired(Exception):
@@ -190,7 +167,7 @@ class ConnectionSet:
         self.stopping = False
         self.paused = False
         self.sweeper = None
-        self.listeners = []
+        self.listeners = LISTENERS
 
     def __len__(self):
         return len(self.conns)
@@ -243,93 +220,6 @@ class ConnectionSet:
 
 
 CONNS = ConnectionSet()
-
-
-# ---------------------------------------------------------------------------
-# master: listening sockets
-# ---------------------------------------------------------------------------
-
-def address_key(addr):
-    if addr[0] == "unix":
-        return "http:unix:%s" % addr[1]
-    return "http:tcp:%s:%d" % (addr[1], addr[2])
-
-
-def open_socket(addr):
-    """A bound, listening socket for ("tcp", host, port) / ("unix", path)."""
-    backlog = runtime.option("socket_backlog")
-    if addr[0] == "unix":
-        path = addr[1]
-        try:
-            st = os.stat(path)
-            if stat.S_ISSOCK(st.st_mode):
-                os.unlink(path)
-        except FileNotFoundError:
-            pass
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        s.bind(path)
-    else:
-        host, port = addr[1], addr[2]
-        infos = socket.getaddrinfo(host, port, socket.AF_UNSPEC, socket.SOCK_STREAM,
-                                   0, socket.AI_PASSIVE)
-        if not infos:
-            raise OSError("cannot resolve %s" % host)
-        family, stype, proto, _, sockaddr = infos[0]
-        s = socket.socket(family, socket.SOCK_STREAM)
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if family == socket.AF_INET6:
-            try:
-                s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-            except OSError:
-                pass
-        s.bind(sockaddr)
-    s.listen(backlog)
-    return s
-
-
-def set_catchall(srv):
-    """A server whose only domain is "*" skips domain matching."""
-    srv.catchall = None
-    if len(srv.domains) == 1 and srv.domains[0].host == "*":
-        srv.catchall = srv.domains[0]
-
-
-def master_bind(arbiter):
-    del CONNS.listeners[:]
-    for srv in _declare.state.servers.values():
-        set_catchall(srv)
-        for addr in srv.addresses:
-            key = address_key(addr)
-            try:
-                sock = arbiter.listen(key, lambda a=addr: open_socket(a))
-            except OSError as exc:
-                raise ConfigError("server '%s': cannot listen on %s: %s"
-                                  % (srv.name, format_address(addr),
-                                     exc.strerror or exc)) from None
-            add_listener(Listener(key, addr, sock, srv))
-
-
-def adopt_sockets(socks):
-    """Serve already listening sockets (gunicorn's) with the application's
-    first server, instead of opening its addresses (the gunicorn bridge)."""
-    servers = list(_declare.state.servers.values())
-    if not servers:
-        raise RuntimeError("the kore app declares no server")
-    srv = servers[0]
-    set_catchall(srv)
-    del CONNS.listeners[:]
-    for sock in socks:
-        if sock.family == socket.AF_UNIX:
-            addr = ("unix", sock.getsockname())
-        else:
-            name = sock.getsockname()
-            addr = ("tcp", name[0], name[1])
-        CONNS.listeners.append(Listener(address_key(addr), addr, sock, srv))
-
-
-def add_listener(lst):
-    CONNS.listeners.append(lst)
-    LOG.write(LOG_INFO, "server '%s' listening on %s" % (lst.server.name, lst.describe()))
 
 
 # ---------------------------------------------------------------------------
@@ -435,6 +325,31 @@ class Protocols:
         cls.peek_hello = wants_client_hello()
 
 
+def read_proxy_header(c):
+    """Read a PROXY protocol v1/v2 header (``proxyproto``); set the client's
+    proxied address; return the bytes read past it."""
+    deadline = monotonic() + S.header_timeout
+    buf = b""
+    while True:
+        c.deadline = deadline
+        try:
+            data = c.sock.recv(65536)
+        except Expired:
+            raise HttpError(400, "timeout") from None
+        finally:
+            c.deadline = 0.0
+        if not data:
+            raise OSError("closed before the PROXY header")
+        buf += data
+        r = proxyproto.parse(buf)
+        if r is not None:
+            break
+    address, n = r
+    if address is not None:
+        c.proxied_address = address
+    return buf[n:]
+
+
 def _peek_alpn(sock):
     """The ALPN ids of the ClientHello waiting on ``sock`` (not consumed)."""
     deadline = monotonic() + S.header_timeout
@@ -461,6 +376,9 @@ def serve(sock, addr, listener):
             runtime.notify("kore_connection_open", where="kore_connection_open hook",
                            conn=c.facade())
         preface = None
+        if S.proxy_protocol and c.trusted:
+            # the PROXY header comes before anything else (TLS included)
+            preface = read_proxy_header(c) or None
         if c.tls:
             sock.settimeout(S.header_timeout)
             offered = _peek_alpn(sock) if Protocols.peek_hello else None
@@ -471,7 +389,9 @@ def serve(sock, addr, listener):
             sock.do_handshake()
             sock.settimeout(None)
             c.alpn = sock.selected_alpn_protocol()
-        elif Protocols.sniff:
+            if preface:
+                raise HttpError(400, "data after the PROXY header before TLS")
+        elif Protocols.sniff and not preface:
             preface = c.read_first()
             if not preface:
                 return

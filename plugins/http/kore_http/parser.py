@@ -165,12 +165,3 @@ def framing(fields_list, minor):
 
 
 # used by conn._read_body until it feeds h1.chunked.ChunkedDecoder instead
-_CHUNK_SIZE_RE = re.compile(rb"([0-9A-Fa-f]{1,15})(?:[ \t]*;[\t\x20-\x7e\x80-\xff]*)?\r?\n")
-
-
-def chunk_size(line):
-    """Size of a chunk from its size line (bytes incl. line ending)."""
-    m = _CHUNK_SIZE_RE.fullmatch(line)
-    if m is None:
-        raise HttpError(400, "bad chunk size")
-    return int(m.group(1), 16)

@@ -174,7 +174,7 @@ def finish(req):
                        status=req._status, duration=monotonic() - req.start)
     if S.accesslog:
         accesslog.write(req, req._status, monotonic() - req.start)
-    if req._body_file is not None:
+    if req._body_file is not None or req._all_files:
         close_body_file(req)
     return True
 

@@ -3,7 +3,7 @@
 from kore import hookimpl, runtime
 
 from . import declare as _declare
-from . import hookspecs, net, pipeline
+from . import hookspecs, listeners, net, pipeline
 from .options import options
 
 
@@ -48,7 +48,7 @@ def kore_app_loaded(app):
 
 @hookimpl
 def kore_master_bind(arbiter):
-    net.master_bind(arbiter)
+    listeners.master_bind(arbiter)
 
 
 @hookimpl

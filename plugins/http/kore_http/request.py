@@ -25,6 +25,7 @@ from kore.trace import report
 from . import declare as _declare
 from . import forms
 from .parser import split_fields
+from .settings import SETTINGS as S
 from .response import (DONE, NOT_SENT, STREAMING, ResponseVerbs, _GOOD_NAMES,
                        check_header)
 
@@ -60,6 +61,7 @@ class HttpRequest(ResponseVerbs):
     _cookies = None
     _queries = None
     _files = None
+    _all_files = None    # every uploaded part (closed after the response)
     _aborted = False
     _on_aborted = None
     start = 0.0
@@ -282,17 +284,31 @@ class HttpRequest(ResponseVerbs):
 
     def populate_multi(self):
         """Parse a multipart/form-data body: fields for req.argument(),
-        files for req.file_lookup()."""
+        files for req.file_lookup().  The body is streamed (from its file
+        when it was offloaded); file parts larger than
+        ``http_body_disk_offload`` go to ``http_body_disk_path``; malformed
+        or oversized forms are logged and leave no field or file."""
         if self._files is not None:
             return None
         self._files = {}
+        if self._body_hooked:
+            raise RuntimeError("the body was consumed by the on_body_chunk hook")
+        f = self._body_file
+        if f is not None:
+            f.seek(0)
         try:
-            fields, files = forms.parse_multipart(self.body, self.request_header("content-type"))
-        except ValueError as exc:
+            fields, files = forms.parse_multipart(
+                f if f is not None else self._body, self.request_header("content-type"),
+                disk_path=S.disk_path, file_memory_max=S.disk_offload or None)
+        except forms.NotMultipart as exc:
             LOG.write(LOG_WARNING, "populate_multi: %s" % exc)
             return None
-        for f in files:
-            self._files.setdefault(f.name, f)
+        except forms.FormError as exc:
+            LOG.write(LOG_WARNING, "populate_multi: %s (%d)" % (exc.reason, exc.status))
+            return None
+        self._all_files = files
+        for part in files:
+            self._files.setdefault(part.name, part)
         r = self.route
         if r is not None:
             m = self._meth

@@ -1,5 +1,5 @@
 """Reading an HTTP/1.1 request body: Content-Length or chunked (RFC 9112
-section 7.1), with trailers validated and discarded.
+section 7.1, ``chunked.ChunkedDecoder``), trailers validated and discarded.
 
 ``read(conn, req, sink)`` consumes the body of the current request from the
 connection's buffer (``conn.buf`` from ``conn.pos``) and the socket, feeds
@@ -10,11 +10,10 @@ ClientGone.
 
 import time
 
-from ..parser import HttpError, chunk_size
 from ..settings import SETTINGS as S
+from .chunked import ChunkedDecoder
 
 monotonic = time.monotonic
-CHUNK_LINE_MAX = 4096
 
 
 def read(c, req, sink):
@@ -48,62 +47,14 @@ def read(c, req, sink):
         sink.done()
         c.buf, c.pos = b"", 0
         return
-    # chunked
-    total = 0
+    # chunked: the sans-I/O decoder, fed what is buffered, then each read
+    dec = ChunkedDecoder(S.body_max, S.header_max)
+    data = buf[pos:] if pos else buf
     while True:
-        nl = buf.find(b"\n", pos)
-        while nl < 0:
-            if len(buf) - pos > CHUNK_LINE_MAX:
-                raise HttpError(400, "chunk size line too long")
-            buf = buf[pos:] + recv(deadline)
-            pos = 0
-            nl = buf.find(b"\n")
-        if nl - pos > CHUNK_LINE_MAX:
-            raise HttpError(400, "chunk size line too long")
-        line = buf[pos:nl + 1]
-        if not line.endswith(b"\r\n"):
-            raise HttpError(400, "bad chunk line ending")
-        size = chunk_size(line)
-        pos = nl + 1
-        if size == 0:
+        for piece in dec.feed(data):
+            sink.write(piece)
+        if dec.done:
             break
-        total += size
-        if total > S.body_max:
-            raise HttpError(413, "body too large")
-        while len(buf) - pos < size + 2:
-            if len(buf) - pos > 65536 and len(buf) - pos < size:
-                # stream big chunks through the sink
-                piece = buf[pos:]
-                sink.write(piece)
-                size -= len(piece)
-                buf, pos = recv(deadline), 0
-                continue
-            buf = buf[pos:] + recv(deadline)
-            pos = 0
-        sink.write(buf[pos:pos + size])
-        pos += size
-        if buf[pos:pos + 2] != b"\r\n":
-            raise HttpError(400, "chunk data not followed by CRLF")
-        pos += 2
-    # trailer section: field lines up to an empty line
-    tsize = 0
-    while True:
-        nl = buf.find(b"\n", pos)
-        while nl < 0:
-            if len(buf) - pos > S.header_max:
-                raise HttpError(431, "trailers too large")
-            buf = buf[pos:] + recv(deadline)
-            pos = 0
-            nl = buf.find(b"\n")
-        line = buf[pos:nl + 1]
-        pos = nl + 1
-        if line == b"\r\n":
-            break
-        if not line.endswith(b"\r\n") or b":" not in line or b"\r" in line[:-2] \
-                or line[:1] in (b" ", b"\t"):
-            raise HttpError(400, "bad trailer field")
-        tsize += len(line)
-        if tsize > S.header_max:
-            raise HttpError(431, "trailers too large")
+        data = recv(deadline)
     sink.done()
-    c.buf, c.pos = buf, pos
+    c.buf, c.pos = dec.rest, 0
