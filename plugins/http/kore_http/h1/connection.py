@@ -329,21 +329,16 @@ class H1Connection(Client, Stream):
             self.keepalive = False     # the peer closed: no next request
 
     def drain(self, now):
-        # idle keep-alive connections close now; busy ones after their
-        # response; one accepted but without a request yet gets FRESH_GRACE
-        # seconds to send it (its client has not seen this connection
-        # refuse anything)
+        # the worker stops (TERM, or a reload retiring it): a busy connection
+        # closes after its response; an idle one, fresh or keep-alive, gets
+        # FRESH_GRACE seconds in which a request already on its way is still
+        # answered (with Connection: close) instead of being lost to a close
+        # racing it, then ends (the sweep expires its wait)
         self.keepalive = False
         if self.idle:
-            if not self.requests:
-                limit = now + FRESH_GRACE
-                if not self.deadline or self.deadline > limit:
-                    self.deadline = limit
-                return
-            try:
-                self.sock.shutdown(socket.SHUT_RD)    # its read returns EOF
-            except OSError:
-                pass
+            limit = now + FRESH_GRACE
+            if not self.deadline or self.deadline > limit:
+                self.deadline = limit
 
     def close_watchers(self):
         if self.watcher is not None:

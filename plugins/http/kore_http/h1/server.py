@@ -63,10 +63,10 @@ def loop(c, buf):
             # wait for the next request on an idle connection
             wait = S.keepalive_time
             if not c.keepalive or CONNS.stopping:
-                if c.requests or c.closed:
+                if c.closed or not CONNS.stopping:
                     return
-                # accepted just before the worker began to stop: its client
-                # is about to send a request, which is served (briefly)
+                # the worker is stopping: a request already on its way is
+                # answered (with Connection: close) for FRESH_GRACE seconds
                 wait = min(wait, FRESH_GRACE)
             if c.pause_evt is not None:
                 c.pause_evt.wait()
