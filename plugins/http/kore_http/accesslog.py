@@ -72,28 +72,42 @@ def reopen():
 
 
 def write(req, status, duration):
+    """Log a request that got a response (from ``pipeline.finish``)."""
     d = req.domain
     path = (d.accesslog if d is not None else None) or CONFIG.path
     if not path:
         return
-    stream = req.stream
-    addr = stream.remote_address() or "-"
-    protocol = "HTTP/" + stream.http_version
-    extra = extra_fields(req) if S.hook_log_fields else None
+    _emit(path, req.get_proxied_remote_address() or "-", req.host, req._meth, req.target,
+          req.path, req.query, "HTTP/" + req.stream.http_version, status, req.bytes_sent,
+          duration, req.request_header("referer"), req.request_header("user-agent"),
+          extra_fields(req) if S.hook_log_fields else None)
+
+
+def write_refused(c, status, method, target, version, nbytes):
+    """Log a request refused before routing (400, 413, 414, 431, 501, ...)."""
+    if not CONFIG.path:
+        return
+    path, _, query = target.partition("?")
+    _emit(CONFIG.path, c.proxied_address or c.remote_address() or "-", "", method,
+          target, path, query, "HTTP/" + version, status, nbytes, 0.0, None, None, None)
+
+
+def _emit(path, addr, host, method, target, upath, query, protocol, status, nbytes,
+          duration, referer, agent, extra):
     if CONFIG.format == "json":
         rec = {
             "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "remote": addr,
-            "host": req.host,
-            "method": req._meth,
-            "path": req.path,
-            "query": req.query,
+            "host": host,
+            "method": method,
+            "path": upath,
+            "query": query,
             "protocol": protocol,
             "status": status,
-            "bytes": req.bytes_sent,
+            "bytes": nbytes,
             "duration": round(duration, 6),
-            "referer": req.request_header("referer"),
-            "agent": req.request_header("user-agent"),
+            "referer": referer,
+            "agent": agent,
             "worker": _worker_id(),
         }
         if extra:
@@ -102,10 +116,9 @@ def write(req, status, duration):
         line = json.dumps(rec, separators=(",", ":"))
     else:
         line = '%s - - [%s] "%s %s %s" %d %d "%s" "%s" %.6f' % (
-            addr, time.strftime("%d/%b/%Y:%H:%M:%S %z"), req._meth, req.target,
-            protocol, status, req.bytes_sent,
-            (req.request_header("referer") or "-").replace('"', "%22"),
-            (req.request_header("user-agent") or "-").replace('"', "%22"), duration)
+            addr, time.strftime("%d/%b/%Y:%H:%M:%S %z"), method, target,
+            protocol, status, nbytes, (referer or "-").replace('"', "%22"),
+            (agent or "-").replace('"', "%22"), duration)
         if extra:
             line += "".join(" %s=%s" % (k, _quote(v)) for k, v in extra.items())
     try:

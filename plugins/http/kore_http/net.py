@@ -102,9 +102,10 @@ class Client:
         self._facade = obj
 
     def remote_address(self):
-        if self.family in _INET and self.addr:
-            return self.addr[0]
-        return ""
+        """The peer's IP; for a unix socket "unix:" and the socket's path."""
+        if self.family in _INET:
+            return self.addr[0] if self.addr else ""
+        return "unix:%s" % (self.listener.address[1],)
 
     def peer_cert_der(self):
         if not self.tls:
@@ -403,7 +404,7 @@ def serve(sock, addr, listener):
         pass
     except HttpError as exc:
         from .h1.errors import send_error
-        send_error(c.sock, exc.status)
+        send_error(c, exc.status)
     except Exception:
         report(sys.exc_info(), where="http connection")
     finally:

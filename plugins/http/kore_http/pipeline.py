@@ -69,7 +69,7 @@ def handle(req):
             if req._has_body and not read_body(req, None):
                 return False
             if not req._sent:
-                req._respond(int(status), b"")
+                req._error(int(status))
             return finish(req)
     stream = req.stream
     # routing.resolve's most common answer, inlined: a catch-all domain
@@ -95,7 +95,7 @@ def handle(req):
             if req._has_body and not read_body(req, None):
                 return False
             if not req._sent:
-                req._respond(500, b"")
+                req._error(500)
             return finish(req)
         if req._has_body and not read_body(req, target.on_body_chunk):
             return False
@@ -155,7 +155,7 @@ def simple(req, status):
     """A bodyless ``status`` response (after reading any body)."""
     if req._has_body and not read_body(req, None):
         return False
-    req._respond(status, b"")
+    req._error(status)
     return finish(req)
 
 
@@ -189,7 +189,7 @@ def _run_wrapped(req, target):
         report(sys.exc_info(), where="kore_http_handle wrapper", req=req)
         if req._sent == NOT_SENT:
             req._rheaders = None
-            req._respond(500, b"")
+            req._error(500)
 
 
 def run_target(req, target):
@@ -215,7 +215,7 @@ def run(req, fn, auth, where):
                 if not req._sent:
                     LOG.write(LOG_ERR, "prerequest %s stopped the request to %s "
                               "without responding" % (getattr(pre, "__name__", pre), where))
-                    req._respond(500, b"")
+                    req._error(500)
                 return
         res = fn(req, *req.args)
         if res is not None:
@@ -229,7 +229,7 @@ def run(req, fn, auth, where):
             if sent == NOT_SENT:
                 LOG.write(LOG_ERR, "handler of %s returned without responding: "
                           "sending 500" % where)
-                req._respond(500, b"")
+                req._error(500)
             else:
                 LOG.write(LOG_WARNING, "handler of %s did not end its response: "
                           "ending it" % where)
@@ -253,7 +253,7 @@ def run(req, fn, auth, where):
             if not isinstance(status, int) or not 400 <= status <= 599:
                 status = 500
             try:
-                req._respond(status, b"")
+                req._error(status)
             except OSError:
                 raise ClientGone() from None
         elif req._sent == STREAMING:
@@ -285,5 +285,5 @@ def check_auth(req, auth, where):
             req.response_header("Location", auth.redirect)
             req._respond(302, b"")
         else:
-            req._respond(403, b"")
+            req._error(403)
     return False

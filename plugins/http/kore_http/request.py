@@ -24,8 +24,10 @@ from kore.trace import report
 
 from . import declare as _declare
 from . import forms
+from .forwarded import client_scheme
 from .parser import split_fields
 from .settings import SETTINGS as S
+from .status import error_page
 from .response import (DONE, NOT_SENT, STREAMING, ResponseVerbs, _GOOD_NAMES,
                        check_header)
 
@@ -129,7 +131,14 @@ class HttpRequest(ResponseVerbs):
 
     @property
     def protocol(self):
-        return "https" if self.stream.tls else "http"
+        """"https" or "http": the connection's, or what a trusted proxy says
+        (``Forwarded: proto=``, ``X-Forwarded-Proto``)."""
+        stream = self.stream
+        if stream.tls:
+            return "https"
+        if stream.trusted:
+            return client_scheme(self.headers_list()) or "http"
+        return "http"
 
     @property
     def body(self):
@@ -389,6 +398,14 @@ class HttpRequest(ResponseVerbs):
         if self._meth != "HEAD":
             self._woff += len(body)
         self.stream.send_response(self, status, body, ctype, close)
+
+    def _error(self, status):
+        """An error response the server makes (404, 405, 403, 500, ...):
+        empty, or Kore's small HTML page with ``http_pretty_error``."""
+        if S.pretty_error:
+            self._respond(status, error_page(status), b"text/html")
+        else:
+            self._respond(status, b"")
 
     def _stream(self, status, it):
         """Send the items of ``it`` (str/bytes) as the body."""

@@ -12,6 +12,7 @@ import re
 
 from . import declare as _declare
 from . import forms
+from .forwarded import client_address
 from .status import status_line
 
 # _sent states
@@ -265,17 +266,17 @@ class ResponseVerbs:
         return self.stream.remote_address().encode("latin-1")
 
     def get_proxied_remote_address(self):
-        """The client address given by a trusted proxy (PROXY protocol or
-        X-Forwarded-For from an address in http_forwarded_allow_ips), else
-        the peer address."""
+        """The client address given by a trusted proxy (the PROXY protocol,
+        ``Forwarded: for=`` or ``X-Forwarded-For`` from a peer in
+        http_forwarded_allow_ips), else the peer address."""
         stream = self.stream
         a = stream.proxied_address
         if a is not None:
             return a
         if stream.trusted:
-            xff = self.request_header("x-forwarded-for")
-            if xff:
-                return xff.split(",")[-1].strip()
+            a = client_address(self.headers_list())
+            if a:
+                return a
         return stream.remote_address()
 
     def get_proxied_remote_address_bytes(self):

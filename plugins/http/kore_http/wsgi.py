@@ -54,7 +54,7 @@ class WsgiMount(Mount):
             "RAW_URI": req.target,
             "REQUEST_URI": req.target,
             "wsgi.version": (1, 0),
-            "wsgi.url_scheme": "https" if c.tls else "http",
+            "wsgi.url_scheme": req.protocol,
             "wsgi.input": io.BytesIO(req.body) if not req._body_hooked else io.BytesIO(),
             "wsgi.errors": sys.stderr,
             "wsgi.multithread": False,

@@ -242,7 +242,8 @@ class H1Connection(Client, Stream):
         except HttpError as exc:
             if exc.status == 500 and req._sent:
                 return False
-            send_error(self.sock, exc.status)
+            send_error(self, exc.status, method=req._meth, target=req.target,
+                       version=self.http_version)
             return False
         except ClientGone:
             return False

@@ -38,7 +38,7 @@ def serve(client, preface):
     except (OSError, ClientGone, Expired):
         pass
     except HttpError as exc:
-        send_error(c.sock, exc.status)
+        send_error(c, exc.status)
     finally:
         c.close_watchers()
 
@@ -103,7 +103,7 @@ def loop(c, buf):
         try:
             r = parse_request(buf, pos)
         except HttpError as exc:
-            send_error(sock, exc.status)
+            send_error(c, exc.status)
             return
         if r is None:
             buf, pos = _read_head(c, buf, pos)
@@ -112,11 +112,11 @@ def loop(c, buf):
             continue
         method, target, http11, fields, nxt = r
         if nxt - pos > S.header_max:
-            send_error(sock, 431)
+            send_error(c, 431, method=method, target=target)
             return
         pos = nxt
         if len(target) >= URI_MAX:
-            send_error(sock, 414)
+            send_error(c, 414, method=method, target=target[:64] + "...")
             return
         c.buf = buf
         c.pos = pos
@@ -174,15 +174,15 @@ def _read_head(c, buf, pos):
         pending = len(buf) - pos
         if pending > S.header_max:
             nl = buf.find(b"\n", pos, pos + URI_MAX + 32)
-            send_error(c.sock, 414 if nl < 0 else 431)
+            send_error(c, 414 if nl < 0 else 431)
             return None, 0
         if buf.find(b"\n", pos) < 0 and pending >= URI_MAX + 16:
-            send_error(c.sock, 414)
+            send_error(c, 414)
             return None, 0
         try:
             data = c.recv_before(deadline)
         except HttpError as exc:
-            send_error(c.sock, exc.status)
+            send_error(c, exc.status)
             return None, 0
         except ClientGone:
             return None, 0
@@ -191,7 +191,7 @@ def _read_head(c, buf, pos):
         try:
             r = parse_request(buf, 0)
         except HttpError as exc:
-            send_error(c.sock, exc.status)
+            send_error(c, exc.status)
             return None, 0
         if r is not None:
             return buf, 0
@@ -206,6 +206,11 @@ def _host_of(target):
     return rest[:slash], rest[slash:]
 
 
+def _refuse(c, status, method, target, http11):
+    send_error(c, status, method=method, target=target, version="1.1" if http11 else "1.0")
+    return False
+
+
 def request(c, method, target, http11, fields):
     """Check the framing of a parsed head, then run the request; False when
     the connection must close (an error response was sent)."""
@@ -214,13 +219,11 @@ def request(c, method, target, http11, fields):
     chunked = False
     keepalive = http11
     expect = False
-    sock = c.sock
     for name, value in SPECIAL_RE.findall(fields):
         n = name.lower()
         if n == b"host":
             if host is not None:
-                send_error(sock, 400)
-                return False
+                return _refuse(c, 400, method, target, http11)
             host = value.rstrip(b" \t").decode("latin-1")
         elif n == b"connection":
             tokens = value.lower()
@@ -232,41 +235,33 @@ def request(c, method, target, http11, fields):
             if value.rstrip(b" \t").lower() == b"100-continue":
                 expect = True
             else:
-                send_error(sock, 417)
-                return False
+                return _refuse(c, 417, method, target, http11)
         elif not length and not chunked:
             # Content-Length / Transfer-Encoding: the careful path, once
             try:
                 length, chunked = framing(split_fields(fields), http11)
             except HttpError as exc:
-                send_error(sock, exc.status)
-                return False
+                return _refuse(c, exc.status, method, target, http11)
     if host is None:
         if http11:
-            send_error(sock, 400)
-            return False
+            return _refuse(c, 400, method, target, http11)
         host = ""
     elif not host:
-        send_error(sock, 400)
-        return False
+        return _refuse(c, 400, method, target, http11)
     if target[0] != "/":
         if target.startswith(("http://", "https://")):
             host, target = _host_of(target)
             if not host:
-                send_error(sock, 400)
-                return False
+                return _refuse(c, 400, method, target, http11)
         elif target == "*" and method == "OPTIONS":
             pass
         else:
-            send_error(sock, 400)
-            return False
+            return _refuse(c, 400, method, target, http11)
     if (length > S.body_max) or (chunked and S.body_max == 0):
-        send_error(sock, 413)
-        return False
+        return _refuse(c, 413, method, target, http11)
     load = LOAD
     if load.inflight >= S.request_limit:
-        send_error(sock, 503)
-        return False
+        return _refuse(c, 503, method, target, http11)
     req = HttpRequest(c, method, target, http11, fields)
     req.host = host
     if not keepalive or CONNS.stopping:
