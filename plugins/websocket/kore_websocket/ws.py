@@ -15,7 +15,6 @@ every client gets a message exactly once).
 """
 
 import base64
-import codecs
 import hashlib
 import json
 import socket
@@ -34,8 +33,8 @@ from kore.trace import report
 from kore_http.request import Connection
 
 from . import frames
-from .frames import (OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG, OP_TEXT,
-                     Deflate, ProtocolError, encode, parse_frame)
+from .frames import OP_BINARY, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT, encode
+from .protocol import FAIL, MessageReader, close_reply, fail_frame, pong_frame
 
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 BROADCAST_LOCAL = 1
@@ -49,6 +48,10 @@ MSG_SUBSALL = "websocket.subsall"    # every topic count of a worker (JSON)
 
 CLOSE_TIMEOUT = 2.0        # seconds to wait for the peer's close frame
 WRITE_QUEUE_MAX = 64 * 1024 * 1024
+# bytes per recv: under glibc's mmap threshold (128 KiB), so that the
+# buffer of every read comes from the heap; 256 KiB reads were mmap'ed,
+# shrunk and unmapped per read (three system calls per message)
+RECV_SIZE = 65536
 
 OPEN, CLOSING, CLOSED = 1, 2, 3
 
@@ -338,158 +341,119 @@ class WebSocket(Connection):
         t.start(self._idle_check, half)
 
     def _read(self, buffered):
-        sock = self.sock
-        maxframe = Settings.maxframe
-        half = max(Settings.timeout / 2.0, 0.05)
-        raw = self.raw
-        if raw is not None:
-            # plain TCP: park on an io watcher that switches straight back to
-            # this greenlet, then one recv; the idle timeout is a timer per
-            # half timeout (_idle_check), not a gevent Timeout per read.
-            raw_recv = raw.recv
-            hub = gevent.get_hub()
-            hub_switch = hub.switch
-            wake = getcurrent().switch
-            rw = self._rwatch = hub.loop.io(self._c.fd, 1)
-            self._rx = _time()
-            t = self._idle_timer = hub.loop.timer(half)
-            t.start(self._idle_check, half)
+        """Read the socket and feed the protocol reader; act on its events."""
+        if self.state == CLOSED:
+            return
+        reader = MessageReader(Settings.maxframe, self.deflate)
+        if buffered and not self._dispatch(reader.feed(buffered)):
+            return
+        if self.raw is not None:
+            self._read_plain(reader)
         else:
-            sock.settimeout(half)
-            recv = sock.recv
-        buf = bytearray(buffered)
-        pos = 0
-        msg_op = 0            # opcode of the message being reassembled
-        parts = None
-        size = 0
-        udec = None           # incremental UTF-8 decoder of a fragmented text
-        inflater = None       # zlib decompressor of a compressed message
-        deflate = self.deflate
-        last_rx = _time()
-        while True:
-            try:
-                while True:
-                    r = parse_frame(buf, pos, maxframe)
-                    if r is None:
-                        break
-                    b0, payload, pos = r
-                    op = b0 & 0x0F
-                    if b0 & 0x70:
-                        if (b0 & 0x30 or deflate is None or op == OP_CONT
-                                or op >= OP_CLOSE):
-                            raise ProtocolError(1002, "reserved bits set")
-                    if op >= OP_CLOSE:
-                        if op == OP_PING:
-                            if self.state == OPEN:
-                                self._write(encode(OP_PONG, payload))
-                        elif op == OP_CLOSE:
-                            code, reason = frames.parse_close(payload)
-                            if self.state == OPEN:
-                                self.state = CLOSING
-                                self._write(encode(OP_CLOSE, b"" if code == 1005 else
-                                                   frames.close_payload(code)), True)
-                            return
-                        elif op != OP_PONG:
-                            raise ProtocolError(1002, "reserved opcode %d" % op)
-                        continue
-                    fin = b0 & 0x80
-                    if op == OP_CONT:
-                        if not msg_op:
-                            raise ProtocolError(1002, "continuation without a message")
-                    elif op == OP_TEXT or op == OP_BINARY:
-                        if msg_op:
-                            raise ProtocolError(1002, "new message inside a fragmented one")
-                        if b0 & 0x40:
-                            inflater = deflate.decompressor()
-                        if fin and inflater is None:
-                            # the common case: one unfragmented frame
-                            if op == OP_TEXT:
-                                try:
-                                    data = payload.decode("utf-8")
-                                except UnicodeDecodeError:
-                                    raise ProtocolError(1007, "invalid UTF-8 in a text "
-                                                        "message") from None
-                            else:
-                                data = payload
-                            if self.state == OPEN:
-                                self._deliver(op, data)
-                            continue
-                        msg_op = op
-                        parts = []
-                        size = 0
-                        if op == OP_TEXT:
-                            udec = codecs.getincrementaldecoder("utf-8")("strict")
-                    else:
-                        raise ProtocolError(1002, "reserved opcode %d" % op)
-                    if inflater is not None:
-                        payload = Deflate.inflate(inflater, payload, maxframe - size)
-                        if fin:
-                            payload += Deflate.inflate(inflater, frames._TAIL,
-                                                       maxframe - size - len(payload))
-                    size += len(payload)
-                    if size > maxframe:
-                        raise ProtocolError(1009, "message exceeds websocket_maxframe")
-                    if udec is not None:
-                        try:
-                            parts.append(udec.decode(payload, bool(fin)))
-                        except UnicodeDecodeError:
-                            raise ProtocolError(1007, "invalid UTF-8 in a text "
-                                                "message") from None
-                    else:
-                        parts.append(payload)
-                    if fin:
-                        if udec is not None:
-                            data = "".join(parts)
-                        else:
-                            data = b"".join(parts)
-                        op = msg_op
-                        msg_op = 0
-                        parts = udec = inflater = None
-                        if self.state == OPEN:
-                            self._deliver(op, data)
-            except ProtocolError as exc:
+            self._read_tls(reader)
+
+    def _dispatch(self, events):
+        """Act on the reader's events in order; False when reading is over
+        (the client's close frame, a protocol error, the connection closed).
+        The plain-TCP loop has this loop inline (one call less per read)."""
+        for kind, value in events:
+            if kind < OP_CLOSE:                   # OP_TEXT, OP_BINARY: a message
                 if self.state == OPEN:
-                    self.state = CLOSING
-                    self._write(encode(OP_CLOSE, frames.close_payload(exc.code, exc.reason)),
-                                True)
-                return
-            if pos:
-                del buf[:pos]
-                pos = 0
-            if self.state == CLOSED:
-                return
+                    self._deliver(kind, value)
+            elif not self._control(kind, value):
+                return False
+        return self.state != CLOSED
+
+    def _control(self, kind, value):
+        """A control event; False when reading is over."""
+        if kind == OP_PING:
+            if self.state == OPEN:
+                self._write(pong_frame(value))
+            return True
+        if kind == OP_PONG:
+            return True
+        if self.state == OPEN:
+            self.state = CLOSING
+            if kind == OP_CLOSE:
+                self._write(close_reply(value[0]), True)
+            else:                                 # FAIL: a protocol error
+                self._write(fail_frame(value), True)
+        return False
+
+    def _idle(self, last_rx):
+        """Half the timeout passed without data: ping, or close with 1001
+        after the whole timeout.  False when reading is over."""
+        if self.state != OPEN:
+            return False
+        now = _time()
+        if now - last_rx >= Settings.timeout:
+            self.close(1001, "idle timeout")
+            return False
+        self._write(encode(OP_PING, b""))
+        self._rx = now
+        return True
+
+    def _read_plain(self, reader):
+        # plain TCP: park on an io watcher that switches straight back to
+        # this greenlet, then one recv; the idle timeout is a timer per
+        # half timeout (_idle_check), not a gevent Timeout per read.
+        half = max(Settings.timeout / 2.0, 0.05)
+        raw_recv = self.raw.recv
+        hub = gevent.get_hub()
+        hub_switch = hub.switch
+        wake = getcurrent().switch
+        rw = self._rwatch = hub.loop.io(self._c.fd, 1)
+        self._rx = last_rx = _time()
+        t = self._idle_timer = hub.loop.timer(half)
+        t.start(self._idle_check, half)
+        feed = reader.feed
+        deliver = self._deliver
+        while True:
+            rw.start(wake)
             try:
-                if raw is not None:
-                    rw.start(wake)
-                    try:
-                        hub_switch()
-                    finally:
-                        rw.stop()
-                    try:
-                        data = raw_recv(262144)
-                    except BlockingIOError:
-                        continue        # woken early (nothing to read yet)
-                    except InterruptedError:
-                        continue
-                else:
-                    data = recv(262144)
-            except (socket.timeout, _Idle):
-                if self.state != OPEN:
+                try:
+                    hub_switch()
+                finally:
+                    rw.stop()
+                data = raw_recv(RECV_SIZE)
+            except (BlockingIOError, InterruptedError):
+                continue            # woken early (nothing to read yet)
+            except _Idle:
+                if not self._idle(last_rx):
                     return
-                now = _time()
-                if now - last_rx >= Settings.timeout:
-                    self.close(1001, "idle timeout")
-                    return
-                self._write(encode(OP_PING, b""))
-                if raw is not None:
-                    self._rx = now
-                    t = self._idle_timer = rw.loop.timer(half)
-                    t.start(self._idle_check, half)
+                t = self._idle_timer = rw.loop.timer(half)
+                t.start(self._idle_check, half)
                 continue
             if not data:
                 return
-            buf += data
             last_rx = self._rx = _time()
+            for kind, value in feed(data):        # _dispatch, inline
+                if kind < OP_CLOSE:
+                    if self.state == OPEN:
+                        deliver(kind, value)
+                elif not self._control(kind, value):
+                    return
+            if self.state == CLOSED:
+                return
+
+    def _read_tls(self, reader):
+        half = max(Settings.timeout / 2.0, 0.05)
+        sock = self.sock
+        sock.settimeout(half)
+        recv = sock.recv
+        last_rx = _time()
+        while True:
+            try:
+                data = recv(RECV_SIZE)
+            except socket.timeout:
+                if not self._idle(last_rx):
+                    return
+                continue
+            if not data:
+                return
+            last_rx = _time()
+            if not self._dispatch(reader.feed(data)):
+                return
 
     def _deliver(self, op, data):
         fn = self.onmsg
