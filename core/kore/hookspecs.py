@@ -254,18 +254,23 @@ def kore_handler_error(req, exc_info):
 # ---------------------------------------------------------------------------
 
 @hookspec
-def kore_websocket_connect(conn):
+def kore_websocket_connect(websocket):
     """A websocket handshake completed (before the app's onconnect).
 
-    Runs in the worker that holds the connection.
+    Runs in the worker that holds the connection, in its greenlet.
+    ``websocket`` is the client's ``kore.connection`` as the app's callbacks
+    get it (``kore_websocket.connection.WebSocket``: ``fd``, ``addr``,
+    ``websocket_send``, topics), not the http connection of
+    ``kore_connection_open``.  Only called when some plugin implements it.
     """
 
 
 @hookspec
-def kore_websocket_disconnect(conn):
+def kore_websocket_disconnect(websocket):
     """A websocket connection ended (after the app's ondisconnect).
 
-    Runs in the worker that held the connection.
+    Runs in the worker that held the connection; ``websocket`` as for
+    ``kore_websocket_connect`` (closed: sending returns False).
     """
 
 
