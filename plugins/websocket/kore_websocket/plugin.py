@@ -1,9 +1,11 @@
 """kore-plugin-websocket: the hooks that plug websockets into the kernel."""
 
-from kore import _state, hookimpl
+from kore import hookimpl
 from kore.config import Option
 
-from . import ws
+from . import httpglue
+from .handshake import websocket_handshake
+from .service import SERVICE
 
 OWNER = "kore-plugin-websocket"
 
@@ -23,37 +25,32 @@ def kore_config_options(registry):
 
 @hookimpl
 def kore_namespace():
-    _install()
+    httpglue.install(websocket_handshake)
+    pubsub = SERVICE.pubsub
     return {
-        "websocket_broadcast": ws.websocket_broadcast,
-        "publish": ws.publish,
-        "num_subscribers": ws.num_subscribers,
+        "websocket_broadcast": pubsub.websocket_broadcast,
+        "publish": pubsub.publish,
+        "num_subscribers": pubsub.num_subscribers,
     }
-
-
-def _install():
-    from kore_http import request
-    request.HttpRequest.websocket_handshake = ws.websocket_handshake
 
 
 @hookimpl
 def kore_worker_init(worker):
-    _install()
-    ws.Settings.load()
-    ws.hello()
+    httpglue.install(websocket_handshake)
+    SERVICE.start()
 
 
 @hookimpl
 def kore_worker_message(worker, msg):
-    return ws.on_message(worker, msg)
+    return SERVICE.handle_message(worker, msg)
 
 
 @hookimpl
 def kore_worker_stop_accepting(worker):
-    ws.close_all(1001, "server shutting down")
+    SERVICE.close_all(1001, "server shutting down")
 
 
 @hookimpl
 def kore_worker_shutdown(worker):
-    ws.close_all(1001, "server shutting down")
-    ws.abort_all()
+    SERVICE.close_all(1001, "server shutting down")
+    SERVICE.abort_all()
