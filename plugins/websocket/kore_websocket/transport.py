@@ -35,9 +35,10 @@ OPEN, CLOSING, CLOSED = 1, 2, 3
 
 CLOSE_TIMEOUT = 2.0        # seconds to wait for the peer's close frame
 WRITE_QUEUE_MAX = 64 * 1024 * 1024
-# bytes per recv: under glibc's mmap threshold (128 KiB), so that the
-# buffer of every read comes from the heap; 256 KiB reads were mmap'ed,
-# shrunk and unmapped per read (three system calls per message)
+# bytes per recv: under glibc's initial mmap threshold (128 KiB), so that
+# the buffer of every read comes from the heap; 256 KiB buffers were mmap'ed,
+# shrunk and unmapped per read (three system calls per message) unless the
+# process's dynamic threshold happened to have risen
 RECV_SIZE = 65536
 SEND_FLAGS = int(socket.MSG_DONTWAIT | socket.MSG_NOSIGNAL)   # an int: no enum "|" per send
 
