@@ -261,7 +261,8 @@ def kore_websocket_connect(websocket):
     ``websocket`` is the client's ``kore.connection`` as the app's callbacks
     get it (``kore_websocket.connection.WebSocket``: ``fd``, ``addr``,
     ``websocket_send``, topics), not the http connection of
-    ``kore_connection_open``.  Only called when some plugin implements it.
+    ``kore_connection_open``.  Whether a plugin implements the two websocket
+    hooks is looked up once, when the worker starts.
     """
 
 
