@@ -225,26 +225,6 @@ def kore_handler_error(req, exc_info):
 
 
 # ---------------------------------------------------------------------------
-# websocket
-# ---------------------------------------------------------------------------
-
-@hookspec
-def kore_websocket_connect(conn):
-    """A websocket handshake completed (before the app's onconnect).
-
-    Runs in the worker that holds the connection.
-    """
-
-
-@hookspec
-def kore_websocket_disconnect(conn):
-    """A websocket connection ended (after the app's ondisconnect).
-
-    Runs in the worker that held the connection.
-    """
-
-
-# ---------------------------------------------------------------------------
 # scheduling
 # ---------------------------------------------------------------------------
 

@@ -32,8 +32,10 @@ def frame(op, payload=b"", fin=True, rsv=0, mask=True, length=None):
 
 
 class RawWS:
-    def __init__(self, port, path="/ws", headers=None, timeout=5.0):
+    def __init__(self, port, path="/ws", headers=None, timeout=5.0, ssl_context=None):
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        if ssl_context is not None:
+            self.sock = ssl_context.wrap_socket(self.sock, server_hostname="localhost")
         self.buf = b""
         key = base64.b64encode(os.urandom(16)).decode()
         h = {"Host": "127.0.0.1", "Upgrade": "websocket", "Connection": "Upgrade",

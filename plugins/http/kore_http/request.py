@@ -434,20 +434,24 @@ class HttpRequest(ResponseVerbs):
     # switching protocols (the websocket plugin)
     # ------------------------------------------------------------------
 
-    def upgrade(self, handler, status=101, headers=()):
+    def upgrade(self, handler, status=101, headers=(), connection=None):
         """Take the connection over once this handler returns.
 
         The ``status`` head (101 Switching Protocols) with ``headers`` (a
         list of (name, value) str pairs) is sent now; after the route's
         handler returns, the transport calls ``handler(sock, buffered)``
         with the raw socket and the bytes already read past this request,
-        and closes the socket when it returns.  Raises NotImplementedError
-        on a protocol that cannot switch (HTTP/2), RuntimeError when a
-        response was already sent.
+        and closes the socket when it returns.  ``connection``: the object
+        ``req.connection`` (and ``kore_connection_close``) stands for from
+        now on (the websocket).  Raises NotImplementedError on a protocol
+        that cannot switch (HTTP/2), RuntimeError when a response was
+        already sent.
         """
         if self._sent:
             raise RuntimeError("cannot upgrade: a response was already sent")
         self.stream.upgrade(self, handler, status, list(headers))
+        if connection is not None:
+            self.stream.set_facade(connection)
         self._status = status
         self._sent = DONE
         self._upgrade_to = handler

@@ -101,6 +101,14 @@ class Stream:
 
     # -- the peer --------------------------------------------------------------
 
+    def facade(self):
+        """The ``kore.connection`` object of this stream's connection."""
+        raise NotImplementedError
+
+    def set_facade(self, obj):
+        """What ``facade()`` (``req.connection``) returns from now on."""
+        raise NotImplementedError
+
     def remote_address(self):
         """The peer's IP address as a str ("" for a unix socket)."""
         return ""

@@ -1,11 +1,18 @@
 """kore-plugin-websocket: the hooks that plug websockets into the kernel."""
 
-from kore import _state, hookimpl
+from kore import hookimpl
 from kore.config import Option
 
-from . import ws
+from . import hookspecs
+from .handshake import websocket_handshake
+from .service import SERVICE
 
 OWNER = "kore-plugin-websocket"
+
+
+@hookimpl
+def kore_add_hookspecs(pm):
+    pm.add_hookspecs(hookspecs)
 
 
 @hookimpl
@@ -23,35 +30,36 @@ def kore_config_options(registry):
 
 @hookimpl
 def kore_http_request_attributes():
-    return {"websocket_handshake": ws.websocket_handshake}
+    # req.websocket_handshake(...): the http plugin installs it
+    return {"websocket_handshake": websocket_handshake}
 
 
 @hookimpl
 def kore_namespace():
+    pubsub = SERVICE.pubsub
     return {
-        "websocket_broadcast": ws.websocket_broadcast,
-        "publish": ws.publish,
-        "num_subscribers": ws.num_subscribers,
+        "websocket_broadcast": pubsub.websocket_broadcast,
+        "publish": pubsub.publish,
+        "num_subscribers": pubsub.num_subscribers,
     }
 
 
 @hookimpl
 def kore_worker_init(worker):
-    ws.Settings.load()
-    ws.hello()
+    SERVICE.start()
 
 
 @hookimpl
 def kore_worker_message(worker, msg):
-    return ws.on_message(worker, msg)
+    return SERVICE.handle_message(worker, msg)
 
 
 @hookimpl
 def kore_worker_stop_accepting(worker):
-    ws.close_all(1001, "server shutting down")
+    SERVICE.close_all(1001, "server shutting down")
 
 
 @hookimpl
 def kore_worker_shutdown(worker):
-    ws.close_all(1001, "server shutting down")
-    ws.abort_all()
+    SERVICE.close_all(1001, "server shutting down")
+    SERVICE.abort_all()
