@@ -25,7 +25,7 @@ def test_getters(cl):
     assert d["x_a"] == "va" and d["headers"]["x-a"] == "va" and "host" in d["headers"]
     assert d["addr"] == "127.0.0.1" and d["fd"] is True and d["x509"] is None
     assert d["full_url"] == "/info?q=1&x=%41" and d["url"] == "/info"
-    assert d["queries"] == {"q": "1", "x": "A"} and d["q"] == "1"
+    assert d["queries"] == {"q": ["1"], "x": ["A"]} and d["q"] == "1"   # socketify: lists
     assert d["remote"] == "127.0.0.1"
 
 
@@ -187,3 +187,48 @@ def test_method_getter_constants(cl):
     for m in ("GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"):
         assert cl.request(m, "/any").text == m
     assert cl.head("/any").status_code == 200
+
+
+def test_socketify_extra_verbs(kore_server):
+    app = """
+import kore
+
+kore.server("default", ip="127.0.0.1", port="1", tls=False)
+d = kore.domain("*")
+
+async def later(req):
+    await kore.suspend(10)
+    return "async result"
+
+def verbs(req):
+    assert req.grab_aborted_handler() is req and req.preserve() is req
+    assert req.get_native_handle() is not None
+    result = req.run_async(later(req))
+    req.write_headers((("X-One", "1"), (b"X-Two", b"2")))
+    req.write_headers({"X-Three": "3"})
+    req.end(result)
+
+def cont(req):
+    req.write_continue()
+    req.end("after continue")
+
+def moved(req):
+    req.redirect("/elsewhere", status_code=307)
+
+d.route("/verbs", verbs, methods=["get"])
+d.route("/continue", cont, methods=["get"])
+d.route("/moved", moved, methods=["get"], key="ignored.pem")
+"""
+    srv = kore_server(app)
+    import httpx
+    r = httpx.get(srv.url + "/verbs", timeout=10)
+    assert r.status_code == 200 and r.text == "async result"
+    assert (r.headers["x-one"], r.headers["x-two"], r.headers["x-three"]) == ("1", "2", "3")
+    raw = Conn(srv.port)
+    raw.send(b"GET /continue HTTP/1.1\r\nHost: x\r\n\r\n")
+    first = raw.read_response()
+    assert first.status == 100
+    assert raw.read_response().body == b"after continue"
+    r = httpx.get(srv.url + "/moved", timeout=10)
+    assert r.status_code == 307 and r.headers["location"] == "/elsewhere"
+    assert srv.wait_log("key= has no meaning on a route")

@@ -12,6 +12,7 @@ import fnmatch
 import re
 
 from kore.config import ConfigError
+from kore.log import LOG, LOG_WARNING
 
 from .addresses import parse_bind
 
@@ -257,6 +258,12 @@ def make_route(d, path, callback, kw):
         raise RuntimeError("route %s: callback is not callable" % path)
     kw = dict(kw)
     kw.pop("domain", None)
+    if "key" in kw:
+        # Kore's domain.route page lists key= ("the path to the private key
+        # for this domain", copied from kore.domain) and Kore ignores it
+        kw.pop("key")
+        LOG.write(LOG_WARNING, "route %s: key= has no meaning on a route (Kore's "
+                  "documentation lists it by mistake); ignored" % path)
     r = Route()
     r.domain = d
     r.path = path

@@ -9,6 +9,9 @@ interface (``req.stream``), never a socket.
 
 import json as _json
 import re
+from urllib.parse import parse_qs
+
+from kore.aio import drive
 
 from . import declare as _declare
 from . import forms
@@ -159,10 +162,11 @@ class ResponseVerbs:
 
     cork_send = send
 
-    def redirect(self, location, status=302):
-        """Redirect to ``location`` (302 by default)."""
+    def redirect(self, location, status_code=302):
+        """Redirect to ``location`` (socketify's ``status_code``, 302 by
+        default)."""
         self.response_header("Location", location)
-        self._respond(status, b"")
+        self._respond(status_code, b"")
         return self
 
     def end_without_body(self, end_connection=False):
@@ -203,14 +207,45 @@ class ResponseVerbs:
         return self.stream.paused
 
     def write_continue(self):
-        """Send ``100 Continue`` (the server does it itself before reading a
-        body the client is waiting to send; this is for raw use)."""
+        """Send ``100 Continue`` now (socketify).  The server sends it itself
+        before reading a body a client waits to send (``Expect:
+        100-continue``); after this call it does not send it again."""
         if self._sent:
             raise RuntimeError("write_continue after the response head")
-        if self.expect_continue:
-            self.expect_continue = False
-            self.stream.send_informational(self, 100)
+        self.expect_continue = False
+        self.stream.send_informational(self, 100)
         return self
+
+    def write_headers(self, headers):
+        """Add every (name, value) of ``headers`` (an iterable of pairs, or a
+        dict); chainable."""
+        items = headers.items() if isinstance(headers, dict) else headers
+        for item in items:
+            self.write_header(item[0], item[1])
+        return self
+
+    def grab_aborted_handler(self):
+        """socketify: make ``res.aborted`` follow the client.  It always does
+        here (a client that goes away sets it and cancels the handler), so
+        this only returns the response; chainable."""
+        return self
+
+    def run_async(self, coro):
+        """socketify: run a coroutine for this response.  Handlers are
+        greenlets here, so it runs now, suspending this handler while it
+        awaits, and its result is returned."""
+        return drive(coro)
+
+    def preserve(self):
+        """socketify: keep headers, URL, method, cookies and query for use
+        after the first await.  A request object here is valid for its whole
+        life, so nothing is copied; chainable."""
+        return self
+
+    def get_native_handle(self):
+        """The client socket object (socketify gives a CFFI pointer; there is
+        none in pure Python)."""
+        return getattr(self.stream, "sock", None)
 
     def get_full_url(self):
         return self.target if self.target.startswith("/") else \
@@ -242,15 +277,19 @@ class ResponseVerbs:
             callback(n, v)
 
     def get_queries(self):
+        """Every query parameter as socketify gives them: {name: [values]}
+        (``urllib.parse.parse_qs``: blank values dropped)."""
         q = self._queries
         if q is None:
-            q = self._queries = {}
-            for n, v in forms.parse_qs(self.query):
-                q.setdefault(n, v)
+            q = self._queries = parse_qs(self.query, encoding="utf-8")
         return q
 
     def get_query(self, name):
-        return self.get_queries().get(name)
+        """The first value of query parameter ``name`` (str) or None."""
+        for n, v in forms.parse_qs(self.query):
+            if n == name:
+                return v
+        return None
 
     def get_cookie(self, name):
         return self.cookie(name)
