@@ -17,38 +17,36 @@ broadcasts stay local.
 """
 
 import os
+import signal
 import socket
-import sys
-import time
 
 import gevent
 from gunicorn.workers.ggevent import GeventWorker
 
-from . import _state, ipc
-from .log import LOG
+from . import ipc, runtime
+from .lifecycle import BootFailure, WorkerLifecycle
+from .log import LOG, error
 
 
 class _BridgeWorker:
-    """The ``kore._state.worker`` of a gunicorn worker (no master channel)."""
+    """The ``kore.runtime.worker()`` of a gunicorn worker (no master channel)."""
 
     def __init__(self, wid, app):
         self.id = wid
         self.pid = os.getpid()
         self.app = app
         self.stopping = False
+        self.lifecycle = WorkerLifecycle(self, app)
 
     def send(self, msg):
         # No channel to a kore master: deliver what can be delivered locally.
         if msg.dst in (ipc.ALL_WORKERS, self.id):
             msg.src = self.id
-            gevent.spawn(self._deliver, msg)
-
-    def _deliver(self, msg):
-        from .workerproc import Worker
-        Worker._dispatch(self, msg)
+            gevent.spawn(self.lifecycle.dispatch, msg)
 
     def request_shutdown(self, fatal=False):
-        os.kill(os.getppid(), 15)
+        # gunicorn's arbiter stops gracefully on TERM
+        os.kill(os.getppid(), signal.SIGTERM)
 
 
 class KoreWorker(GeventWorker):
@@ -57,20 +55,20 @@ class KoreWorker(GeventWorker):
     def load_wsgi(self):
         from . import plugins
         from .cli import AppLoader
-        from .log import LOG as _log
         target = getattr(self.app, "app_uri", None)
         if not target:
             raise RuntimeError("kore.gunicorn.KoreWorker: name the kore app as "
                                "gunicorn's APP argument (file.py, dir/ or module:attr)")
         plugins.install()
-        _state.registry.load_env()
-        if self.cfg.bind and "bind" in _state.registry.options:
+        registry = runtime.registry()
+        registry.load_env()
+        if self.cfg.bind and "bind" in registry.options:
             # gunicorn owns the listeners: the app's own addresses are replaced
-            _state.registry.set("bind", list(self.cfg.bind), "cli")
+            registry.set("bind", list(self.cfg.bind), "cli")
         self.kore_app = AppLoader(target, [])()
         self.wsgi = None
         self.kore_id = self.age
-        _log.role = "wrk %d" % self.kore_id
+        LOG.role = "wrk %d" % self.kore_id
 
     def run(self):
         try:
@@ -80,8 +78,8 @@ class KoreWorker(GeventWorker):
             raise RuntimeError("kore.gunicorn.KoreWorker needs kore-plugin-http "
                                "(pip install kore-plugin-http)") from None
         worker = _BridgeWorker(self.kore_id, self.kore_app)
-        _state.role = "worker"
-        _state.worker = worker
+        lifecycle = worker.lifecycle
+        lifecycle.attach()
         servers = list(http_app.state.servers.values())
         if not servers:
             raise RuntimeError("the kore app declares no server")
@@ -98,28 +96,22 @@ class KoreWorker(GeventWorker):
                 addr = ("tcp", name[0], name[1])
             listen.LISTENERS.append(listen.Listener(listen.address_key(addr), addr,
                                                     sock, srv))
-        pm = _state.pm
-        pm.hook.kore_worker_init(worker=worker)
-        from . import aio
-        aio.start_deferred()
-        self.kore_app.call("workerstart")
-        pm.hook.kore_worker_serve(worker=worker)
+        try:
+            lifecycle.boot()
+        except BootFailure as exc:
+            # gunicorn's arbiter stops on a worker exiting with 3 or 4
+            error("worker %d failed to boot: %s" % (worker.id, exc.reason))
+            LOG.stream.flush()
+            raise SystemExit(exc.exit_code) from None
 
         while self.alive:
             self.notify()
             gevent.sleep(1.0)
 
-        pm.hook.kore_worker_stop_accepting(worker=worker)
-        deadline = time.monotonic() + self.cfg.graceful_timeout
-        while time.monotonic() < deadline:
-            if sum(n or 0 for n in pm.hook.kore_worker_busy(worker=worker)) == 0:
-                break
+        def pause():
             self.notify()
             gevent.sleep(0.05)
-        pm.hook.kore_worker_shutdown(worker=worker)
-        try:
-            self.kore_app.call("workerstop")
-        except Exception:
-            from .trace import report
-            report(sys.exc_info(), where="koreapp.workerstop()")
+            return True
+        worker.stopping = True
+        lifecycle.stop(True, self.cfg.graceful_timeout, pause)
         LOG.stream.flush()

@@ -71,9 +71,24 @@ def _module_name(path):
     return rel[:-len(".__init__")] if rel.endswith(".__init__") else rel
 
 
+def _runtime_nodes(tree):
+    """Every node except those under ``if TYPE_CHECKING:`` (annotations
+    only, never imported when the program runs)."""
+    todo = [tree]
+    while todo:
+        node = todo.pop()
+        yield node
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.If) and getattr(child.test, "id", None) == "TYPE_CHECKING":
+                todo.extend(child.orelse)
+                continue
+            todo.append(child)
+
+
 def _kernel_graph():
     """kore.X -> {kore.Y} from every import statement, relative ones
-    resolved, function-level ones included (they are edges all the same)."""
+    resolved, function-level ones included (they are edges all the same),
+    ``if TYPE_CHECKING:`` ones left out."""
     graph = {}
     for path in _python_files(CORE):
         name = _module_name(path)
@@ -81,7 +96,7 @@ def _kernel_graph():
         edges = graph.setdefault(name, set())
         with open(path, encoding="utf-8") as f:
             tree = ast.parse(f.read(), path)
-        for node in ast.walk(tree):
+        for node in _runtime_nodes(tree):
             targets = []
             if isinstance(node, ast.Import):
                 targets = [a.name for a in node.names]
