@@ -140,15 +140,23 @@ def install(environ=None):
 
 
 def _namespaces(pm):
-    """Yield (plugin module, names dict) for every kore_namespace implementation."""
-    for impl in pm.hook.kore_namespace.get_hookimpls():
+    """Yield (plugin module, names dict) for every kore_namespace implementation.
+
+    Each plugin's implementation is called through pluggy on its own (a
+    subset hook caller without the other plugins), so a failure and a
+    clash name the plugin.
+    """
+    caller = pm.hook.kore_namespace
+    for impl in caller.get_hookimpls():
+        others = [p for p in pm.get_plugins() if p is not impl.plugin]
         try:
-            names = impl.function()
+            results = pm.subset_hook_caller("kore_namespace", remove_plugins=others)()
         except Exception as exc:
             raise PluginLoadError("plugin '%s': kore_namespace() failed: %s: %s"
                                   % (impl.plugin_name, type(exc).__name__, exc)) from exc
-        if names:
-            yield impl.plugin, dict(names)
+        for names in results:
+            if names:
+                yield impl.plugin, dict(names)
 
 
 def print_plugins(infos, pm, out=sys.stdout):

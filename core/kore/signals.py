@@ -10,7 +10,7 @@ arbiter once it runs (``take_held``), or, for a command that does not serve
 (``release_held``).
 
 Trapped.  ``kore.sigtrap(signo)`` delivers ``signo`` to
-``koreapp.signal(signo)`` (or ``kore_worker_signal``) in every worker.
+``koreapp.signal(signo)`` in every worker.
 """
 
 from __future__ import annotations
