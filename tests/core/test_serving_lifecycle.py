@@ -220,8 +220,14 @@ def test_hup_with_broken_code_keeps_old_workers(kore_server, tmp_path):
 
 
 SLOW_START_APP = """
-import time, kore
-time.sleep(1.5)          # a slow import: signals arrive meanwhile
+import os, time, kore
+
+# a slow import, held until the test has sent its signal
+here = os.path.dirname(os.path.abspath(__file__))
+open(os.path.join(here, "importing"), "w").close()
+deadline = time.monotonic() + 60
+while not os.path.exists(os.path.join(here, "go")) and time.monotonic() < deadline:
+    time.sleep(0.01)
 
 @kore.route("/")
 def index(req):
@@ -229,21 +235,34 @@ def index(req):
 """
 
 
-def test_signals_during_startup_are_handled_once_running(kore_server):
+def _reset_gate(tmp_path):
+    for name in ("importing", "go"):
+        if (tmp_path / name).exists():
+            (tmp_path / name).unlink()
+
+
+def _signal_during_import(srv, tmp_path, signo):
+    assert wait_for(lambda: (tmp_path / "importing").exists() or srv.proc.poll() is not None,
+                    timeout=30), srv.log()
+    srv.send_signal(signo)
+    (tmp_path / "go").touch()
+
+
+def test_signals_during_startup_are_handled_once_running(kore_server, tmp_path):
     """HUP (or TERM) sent while the master still imports the app would kill
     it with the default action; it is held and handled once the master
     runs."""
+    _reset_gate(tmp_path)
     srv = kore_server(SLOW_START_APP, workers=1, wait=False)
-    time.sleep(0.5)
-    srv.send_signal(signal.SIGHUP)
+    _signal_during_import(srv, tmp_path, signal.SIGHUP)
     assert srv.wait_log("HUP received", timeout=20), srv.log()
     assert srv.wait_log("reload complete", timeout=20), srv.log()
     assert wait_for(lambda: _ok(srv.url), timeout=15), srv.log()
     assert get(srv.url).text == "up"
     assert srv.stop() == 0
 
+    _reset_gate(tmp_path)
     srv = kore_server(SLOW_START_APP, workers=1, wait=False)
-    time.sleep(0.5)
-    srv.send_signal(signal.SIGTERM)
+    _signal_during_import(srv, tmp_path, signal.SIGTERM)
     assert srv.proc.wait(30) == 0, srv.log()
     assert "TERM received" in srv.log()
