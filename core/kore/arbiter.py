@@ -46,8 +46,8 @@ class WorkerSlot:
     """The master's record of one worker process (``kore.workerproc.Worker``
     is the process itself)."""
 
-    __slots__ = ("id", "pid", "channel", "generation", "ready", "started",
-                 "retiring", "boot_error", "killed_at")
+    __slots__ = ("id", "pid", "channel", "generation", "ready", "retiring",
+                 "boot_error", "killed_at")
 
     def __init__(self, wid: int, generation: int, channel: ipc.Channel) -> None:
         self.id = wid
@@ -55,7 +55,6 @@ class WorkerSlot:
         self.channel = channel
         self.generation = generation
         self.ready = False
-        self.started = time.monotonic()
         self.retiring = False
         self.boot_error: Optional[str] = None
         self.killed_at: Optional[float] = None
@@ -88,7 +87,6 @@ class Arbiter:
         self.exit_code = exitcodes.OK
         self.reloading: Optional[reload.Reload] = None
         self.pidfile: Optional[Pidfile] = None
-        self.started = False
 
     # -- plugin API -----------------------------------------------------------
 

@@ -108,7 +108,7 @@ def load(plugin: str, kind: str, name: str, *, option: Optional[str] = None,
                              grp, str(name), available(plugin, kind))
     name = name.strip()
 
-    def failed(manager: Any, ep: metadata.EntryPoint, exc: BaseException) -> None:
+    def failed(_manager: Any, ep: metadata.EntryPoint, exc: BaseException) -> None:
         raise DriverLoadFailure(
             "%s driver '%s' (%s, entry point %s) failed to load: %s: %s"
             % (grp, ep.name, _dist_of(ep), ep.value, type(exc).__name__, exc),
