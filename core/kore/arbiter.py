@@ -30,7 +30,7 @@ _fork = monkey.get_original("os", "fork")
 _waitpid = monkey.get_original("os", "waitpid")
 
 #: signal -> name of the ``handle_<name>`` method (gunicorn's pattern)
-SIGNAL_HANDLERS = {
+SIGNAL_HANDLERS: dict[int, str] = {
     signal.SIGTERM: "term",
     signal.SIGINT: "int",
     signal.SIGQUIT: "quit",
@@ -426,10 +426,7 @@ class Arbiter:
 
     def _finish(self) -> None:
         self.services.kill(block=True, timeout=5)
-        try:
-            call_reported("kore_master_stop", arbiter=self)
-        except Exception as exc:
-            error("kore_master_stop failed: %s" % exc)
+        notify("kore_master_stop", where="kore_master_stop", arbiter=self)
         try:
             self.app.call("cleanup")
         except Exception:

@@ -92,7 +92,7 @@ class Option:
         if self.kind == "yesno":
             return '"yes" or "no" (or True/False)'
         if self.kind == "choice":
-            return "one of " + ", ".join(repr(c) for c in self.choices)
+            return "one of " + ", ".join(repr(c) for c in self.choices or ())
         if self.kind == "list":
             return "a list of strings (or a comma-separated string)"
         return "a string"
@@ -140,7 +140,7 @@ class Option:
             if not isinstance(value, str):
                 raise bad
             value = self.aliases.get(value.strip().lower(), value.strip().lower())
-            if value not in self.choices:
+            if value not in (self.choices or ()):
                 raise bad
         elif kind == "list":
             if isinstance(value, str):

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import pickle
 import time
-from typing import Any, Callable
+from typing import Any, Callable, cast
 
 from . import _state, exitcodes, ipc
 from .log import LOG, error
@@ -140,7 +140,7 @@ class WorkerLifecycle:
         where = "message '%s'" % msg.kind
         try:
             if msg.kind == ipc.MSG_SENDOBJ:
-                obj = pickle.loads(msg.payload)
+                obj = pickle.loads(cast(bytes, msg.payload))   # kore.sendobj pickles
                 self.app.call("onmsg", obj)
                 return
             handled = call_reported("kore_worker_message", where=where,

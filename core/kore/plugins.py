@@ -20,7 +20,9 @@ from importlib import metadata
 import pluggy
 
 from . import _state, hookspecs
+from .config import ConfigError
 from .errors import PluginLoadError
+from .runtime import culprit
 
 ENTRY_POINT_GROUP = "kore.plugins"
 
@@ -123,7 +125,7 @@ def install(environ=None):
     pm, infos = load_plugins(environ=environ)
     _state.pm = pm
     _state.plugins = infos
-    pm.hook.kore_config_options(registry=_state.registry)
+    declare_options(pm, _state.registry)
     owners = {}
     for module, names in _namespaces(pm):
         plugin = pm.get_name(module)
@@ -137,6 +139,18 @@ def install(environ=None):
             owners[name] = plugin
         kore._provide(names)
     return pm, infos
+
+
+def declare_options(pm, registry):
+    """Run ``kore_config_options``; a plugin's failure names the plugin."""
+    try:
+        pm.hook.kore_config_options(registry=registry)
+    except ConfigError:
+        raise                   # "option 'x' declared twice (by a and b)"
+    except Exception as exc:
+        who = culprit("kore_config_options", exc.__traceback__, pm) or "?"
+        raise PluginLoadError("plugin '%s': kore_config_options() failed: %s: %s"
+                              % (who, type(exc).__name__, exc)) from exc
 
 
 def _namespaces(pm):

@@ -15,7 +15,7 @@ import io
 import os
 import signal
 import time
-from typing import Callable, Iterable, List, Optional
+from typing import Any, Callable, Iterable, List, Optional
 
 import gevent
 from gevent import monkey
@@ -69,7 +69,7 @@ class Reload:
             return EXPIRED
         return None
 
-    def to_retire(self, alive: Callable[[object], bool]) -> list:
+    def to_retire(self, alive: Callable[[Any], bool]) -> list:
         """On completion: the old workers still running (to stop gracefully)."""
         old, self.old = self.old, []
         return [wp for wp in old if alive(wp)]
@@ -78,7 +78,7 @@ class Reload:
         """On abort: the new generation's workers."""
         return [wp for wp in procs if self.is_new(wp)]
 
-    def to_restore(self, alive: Callable[[object], bool]) -> list:
+    def to_restore(self, alive: Callable[[Any], bool]) -> list:
         """On abort: the old workers that keep (take back) their slots."""
         old, self.old = self.old, []
         return [wp for wp in old if alive(wp) and not wp.retiring]
@@ -139,11 +139,11 @@ def probe(loader: Callable[[], object], after_fork: Callable[[], None],
             chunks.append(data)
     finally:
         os.close(r)
-    code = _wait(pid)
+    status = _wait(pid)
     if chunks:
         return b"".join(chunks).decode("utf-8", "replace")
-    if code != 0:
-        return "the application loader exited with status %s" % code
+    if status != 0:
+        return "the application loader exited with status %s" % status
     return None
 
 

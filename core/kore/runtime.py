@@ -103,10 +103,12 @@ def implemented(name: str) -> bool:
     return bool(caller is not None and caller.get_hookimpls())
 
 
-def culprit(name: str, tb: Optional[TracebackType]) -> Optional[str]:
+def culprit(name: str, tb: Optional[TracebackType],
+            pm: Optional[pluggy.PluginManager] = None) -> Optional[str]:
     """Name of the plugin whose implementation of hook ``name`` appears in
-    traceback ``tb`` (the innermost one), or None."""
-    pm = _state.pm
+    traceback ``tb`` (the innermost one), or None.  ``pm`` defaults to the
+    process's plugin manager."""
+    pm = pm if pm is not None else _state.pm
     caller = getattr(pm.hook, name, None) if pm is not None else None
     if caller is None:
         return None

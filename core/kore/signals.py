@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import os
 import signal
-from typing import List, Optional
+from typing import Any, Callable, List, Optional, Set
 
 #: Held from the start of korectl until the arbiter handles them.
 STARTUP = (signal.SIGHUP, signal.SIGTERM, signal.SIGUSR1, signal.SIGTTIN,
            signal.SIGTTOU)
 
-TRAPPED = set()
+TRAPPED: Set[int] = set()
 # Signals the arbiter and workers use themselves.
 RESERVED = {signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGHUP,
             signal.SIGCHLD, signal.SIGTTIN, signal.SIGTTOU, signal.SIGKILL,
@@ -42,10 +42,17 @@ def hold(pending: Optional[List[int]] = None) -> List[int]:
     global _held
     if pending is None:
         pending = []
+        record = _recorder(pending)
         for signo in STARTUP:
-            signal.signal(signo, lambda signo, frame, _p=pending: _p.append(signo))
+            signal.signal(signo, record)
     _held = pending
     return pending
+
+
+def _recorder(pending: List[int]) -> Callable[[int, Any], None]:
+    def record(signo: int, frame: Any) -> None:
+        pending.append(signo)
+    return record
 
 
 def take_held() -> List[int]:
@@ -63,8 +70,8 @@ def release_held() -> None:
     global _held
     if _held is None:
         return
-    for signo in STARTUP:
-        signal.signal(signo, signal.SIG_DFL)
+    for startup_signal in STARTUP:
+        signal.signal(startup_signal, signal.SIG_DFL)
     pending, _held = take_held(), None
     for signo in pending:
         os.kill(os.getpid(), signo)

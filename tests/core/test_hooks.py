@@ -255,3 +255,15 @@ def test_fast_stop_does_not_drain(monkeypatch):
         busy=Namespaced(kore_worker_busy=lambda worker: calls.append("busy") or 1))
     WorkerLifecycle(W(), App()).stop(False, 30.0, lambda: True)
     assert calls == ["stop_accepting", "shutdown"]
+
+
+def test_failing_option_declaration_names_the_plugin(monkeypatch):
+    from kore.config import Registry
+
+    def broken(registry):
+        raise TypeError("Option() missing 'kind'")
+    pm = _pm(monkeypatch, fine=Namespaced(kore_config_options=lambda registry: None),
+             opts=Namespaced(kore_config_options=broken))
+    with pytest.raises(PluginLoadError, match="plugin 'opts': kore_config_options\\(\\) "
+                       "failed: TypeError: Option\\(\\) missing 'kind'"):
+        plugins.declare_options(pm, Registry())
