@@ -29,6 +29,7 @@ class App:
         req.response(200, str(os.getpid()).encode())
 
     async def slow(self, req):
+        kore.log(kore.LOG_INFO, "slow handler started")
         await kore.suspend(2000)
         req.response(200, b"slow done")
 
@@ -72,7 +73,7 @@ def test_term_lets_inflight_request_finish(kore_server):
 
     t = threading.Thread(target=slow)
     t.start()
-    time.sleep(0.5)
+    assert srv.wait_log("slow handler started"), srv.log()
     t0 = time.monotonic()
     code = srv.stop(signal.SIGTERM, timeout=15)
     t.join(10)
@@ -95,7 +96,7 @@ def test_graceful_timeout_bounds_the_stop(kore_server):
 
     s = threading.Thread(target=slow)
     s.start()
-    time.sleep(0.4)
+    assert srv.wait_log("slow handler started"), srv.log()
     t0 = time.monotonic()
     assert srv.stop(signal.SIGTERM, timeout=15) == 0
     elapsed = time.monotonic() - t0
@@ -131,13 +132,15 @@ def test_hup_reload_under_load_serves_new_code_without_failures(kore_server, tmp
     threads = [threading.Thread(target=hammer) for _ in range(2)]
     for t in threads:
         t.start()
-    time.sleep(1.0)
+    assert wait_for(lambda: stats["ok"] >= 20 or stats["fail"], timeout=20), stats
     old_workers = set(srv.children())
     app_file.write_text(app_file.read_text().replace('VERSION = "v1"', 'VERSION = "v2"'))
     srv.send_signal(signal.SIGHUP)
     assert srv.wait_log("reload complete", timeout=20), srv.log()
     assert wait_for(lambda: not (set(srv.children()) & old_workers), timeout=15)
-    time.sleep(1.0)
+    # keep going until the new generation answered for a while
+    assert wait_for(lambda: (stats["versions"][-20:].count("v2") == 20
+                             and stats["ok"] > 50) or stats["fail"], timeout=20), stats["fail"]
     stop.set()
     for t in threads:
         t.join(10)
