@@ -8,6 +8,9 @@ environment variables steer loading:
 ``KORE_DISABLE_PLUGIN_AUTOLOAD=1``
     no plugin is loaded from entry points, except those that KORE_PLUGINS
     names explicitly.
+``KORE_TRACE_HOOKS=1``
+    every hook call (name, arguments, results) is written to stderr, in
+    every process (pluggy's tracing).
 
 A plugin that fails to import stops start-up with a ``PluginLoadError``
 naming the plugin, its distribution and the error.
@@ -69,13 +72,26 @@ def parse_allow_list(value):
     return [v.strip() for v in value.split(",") if v.strip()]
 
 
+def _yes(value):
+    return value.strip().lower() in ("1", "yes", "true", "on")
+
+
+def trace_hooks(pm, write=None):
+    """Write every hook call of ``pm`` (pluggy's tracing) with ``write``
+    (default: stderr, flushed at once so forked workers interleave by line)."""
+    def to_stderr(text):
+        sys.stderr.write(text)
+        sys.stderr.flush()
+    pm.trace.root.setwriter(write or to_stderr)
+    return pm.enable_tracing()
+
+
 def load_plugins(pm=None, environ=None):
     """Discover, import and register plugins; return (pm, [PluginInfo])."""
     environ = os.environ if environ is None else environ
     pm = pm or create_manager()
     allow = parse_allow_list(environ.get("KORE_PLUGINS"))
-    no_autoload = environ.get("KORE_DISABLE_PLUGIN_AUTOLOAD", "").strip().lower() in (
-        "1", "yes", "true", "on")
+    no_autoload = _yes(environ.get("KORE_DISABLE_PLUGIN_AUTOLOAD", ""))
     eps = _entry_points()
     available = {ep.name for ep in eps}
     if allow is not None:
@@ -122,7 +138,10 @@ def install(environ=None):
     Called once per process by ``korectl`` (and by the gunicorn bridge).
     """
     import kore
+    environ = os.environ if environ is None else environ
     pm, infos = load_plugins(environ=environ)
+    if _yes(environ.get("KORE_TRACE_HOOKS", "")):
+        trace_hooks(pm)
     _state.pm = pm
     _state.plugins = infos
     declare_options(pm, _state.registry)

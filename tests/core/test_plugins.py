@@ -160,3 +160,13 @@ def test_shipped_example_plugin_as_its_readme_runs_it(example_site, kore_server,
     assert srv.wait_log("the hello plugin says: bonjour"), srv.log()
     assert "hello plugin ready in worker 1" in srv.log()
     assert srv.stop() == 0
+
+
+def test_trace_hooks_writes_every_hook_call(plugin_site, korectl):
+    r = korectl("plugins", env=env_with(plugin_site, KORE_PLUGINS="hello",
+                                        KORE_TRACE_HOOKS="1"))
+    assert r.returncode == 0, r.stderr
+    assert "kore_config_options [hook]" in r.stderr
+    assert "finish kore_namespace --> [{'hello':" in r.stderr
+    quiet = korectl("plugins", env=env_with(plugin_site, KORE_PLUGINS="hello"))
+    assert "[hook]" not in quiet.stderr
