@@ -462,11 +462,11 @@ class Arbiter:
         self.request_stop(graceful=True)
 
     def handle_int(self) -> None:
-        notice("INT received: fast stop")
+        notice("SIGINT received: fast stop")
         self.request_stop(graceful=False)
 
     def handle_quit(self) -> None:
-        notice("QUIT received: fast stop")
+        notice("SIGQUIT received: fast stop")
         self.request_stop(graceful=False)
 
     def handle_hup(self) -> None:
