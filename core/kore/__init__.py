@@ -169,9 +169,9 @@ def sendobj(obj, worker=None):
     from . import ipc
     dst = ipc.ALL_WORKERS if worker is None else worker
     if _state.worker is not None:
-        _state.worker.send(ipc.Message("kore.sendobj", payload, dst))
+        _state.worker.send(ipc.Message(ipc.MSG_SENDOBJ, payload, dst))
     elif _state.arbiter is not None:
-        _state.arbiter.route(ipc.Message("kore.sendobj", payload, dst, src=0))
+        _state.arbiter.route(ipc.Message(ipc.MSG_SENDOBJ, payload, dst, src=0))
     else:
         raise RuntimeError("kore.sendobj: no server is running")
     return True

@@ -50,7 +50,6 @@ class Application:
         self.koreapp = None
         self.root_dir = None      # the directory the app was loaded from
         self.conf = None          # parsed classic conf, if any
-        self._attr = None
 
     # -- import ------------------------------------------------------------
 

@@ -1,106 +1,96 @@
-"""The master process: forks and supervises the workers.
+"""The master process: forks the workers and keeps their slots filled.
 
-Signals (as gunicorn's):
-
-=========  ==============================================================
-TERM       graceful stop: workers stop accepting, in-flight requests get
-           ``graceful_timeout`` seconds, then the rest is killed
-INT, QUIT  fast stop
-HUP        reload: re-import the application, start a new generation of
-           workers, retire the old ones once the new ones are ready
-TTIN/TTOU  one worker more / less
-USR1       reopen the log files (master and workers)
-=========  ==============================================================
-
-Exit codes: 0 stopped, 1 stopped because of a fatal error (``kore.fatalx``,
-``worker_death_policy = "terminate"``), 3 a worker failed to boot, 4 the
-application failed to load in a worker (gunicorn's codes).
+Signals are gunicorn's (docs/cli.md has the table): TERM graceful stop, INT
+and QUIT fast stop, HUP reload (``kore.reload``), TTIN/TTOU one worker more
+or less, USR1 reopen the logs; each is handled by ``Arbiter.handle_<name>``
+from ``SIGNAL_HANDLERS``.  Exit codes are in ``kore.exitcodes``.
 """
+
+from __future__ import annotations
 
 import errno
 import os
 import signal
-import sys
 import time
+from typing import Any, Callable, Optional
 
 import gevent
 from gevent import monkey
 from gevent.event import Event
 from gevent.pool import Group
 
-from . import _state, ipc, proctitle
+from . import _state, exitcodes, ipc, proctitle, reload, signals
 from .log import LOG, error, info, notice, warning
+from .pidfile import Pidfile
+from .runtime import call_reported, notify
+from .trace import report
+from .workerproc import run_forked
 
 _fork = monkey.get_original("os", "fork")
 _waitpid = monkey.get_original("os", "waitpid")
 
-# Signals that arrive while the master is still loading the app and binding,
-# before run() installs its handlers: recorded here and handled once it runs
-# (their default action would kill or stop the process).
-EARLY_SIGNALS = (signal.SIGHUP, signal.SIGTERM, signal.SIGUSR1, signal.SIGTTIN,
-                 signal.SIGTTOU)
-_early = []
+#: signal -> name of the ``handle_<name>`` method (gunicorn's pattern)
+SIGNAL_HANDLERS: dict[int, str] = {
+    signal.SIGTERM: "term",
+    signal.SIGINT: "int",
+    signal.SIGQUIT: "quit",
+    signal.SIGHUP: "hup",
+    signal.SIGTTIN: "ttin",
+    signal.SIGTTOU: "ttou",
+    signal.SIGUSR1: "usr1",
+    signal.SIGCHLD: "chld",
+}
 
 
-def trap_early_signals():
-    for signo in EARLY_SIGNALS:
-        signal.signal(signo, lambda signo, frame: _early.append(signo))
+class WorkerSlot:
+    """The master's record of one worker process (``kore.workerproc.Worker``
+    is the process itself)."""
 
+    __slots__ = ("id", "pid", "channel", "generation", "ready", "retiring",
+                 "boot_error", "killed_at")
 
-WORKER_BOOT_ERROR = 3
-APP_LOAD_ERROR = 4
-
-# Messages the kernel itself sends.
-MSG_READY = "kore.ready"
-MSG_BOOT_ERROR = "kore.boot_error"
-MSG_SHUTDOWN = "kore.shutdown"
-MSG_SENDOBJ = "kore.sendobj"
-
-
-class WorkerProc:
-    """The master's view of one worker process."""
-
-    __slots__ = ("id", "pid", "channel", "generation", "ready", "started",
-                 "retiring", "boot_error", "killed_at")
-
-    def __init__(self, wid, generation, channel):
+    def __init__(self, wid: int, generation: int, channel: ipc.Channel) -> None:
         self.id = wid
-        self.pid = None
+        self.pid: Optional[int] = None
         self.channel = channel
         self.generation = generation
         self.ready = False
-        self.started = time.monotonic()
         self.retiring = False
-        self.boot_error = None
-        self.killed_at = None
+        self.boot_error: Optional[str] = None
+        self.killed_at: Optional[float] = None
 
 
 class Arbiter:
-    def __init__(self, app, loader=None):
+    """Forks the workers, keeps their slots filled and handles the signals.
+
+    Plugins get it as ``arbiter`` in the master hooks and use ``listen``,
+    ``spawn``, ``route``, ``request_stop`` and ``request_reload``.
+    """
+
+    def __init__(self, app: Any, loader: Optional[Callable[[], Any]] = None) -> None:
         self.app = app
         self.loader = loader            # callable re-importing the app (reload)
-        self.listeners = {}             # key -> listening socket
-        self._used_keys = set()
-        self.procs = {}                 # pid -> WorkerProc
-        self.slots = {}                 # worker id -> newest WorkerProc
-        self.num_workers = _state.registry.get("workers")
+        self.listeners: dict = {}       # key -> listening socket
+        self._used_keys: set = set()
+        self.procs: dict[int, WorkerSlot] = {}    # pid -> slot
+        self.slots: dict[int, WorkerSlot] = {}    # worker id -> newest slot
+        self.num_workers: int = _state.registry.get("workers")
         self.generation = 0
         self.services = Group()         # parent-side services of plugins
         self._readers = Group()         # IPC reader greenlets
-        self._signal_watchers = []
-        self._signals = []
+        self._signal_watchers: list = []
+        self._signals: list[int] = []
         self._wake = Event()
         self.stopping = False
         self.graceful = True
-        self.stop_deadline = None
-        self.exit_code = 0
-        self.reloading = None           # generation being started by a reload
-        self.pidfile = None
-        self.started = False
+        self.stop_deadline: Optional[float] = None
+        self.exit_code = exitcodes.OK
+        self.reloading: Optional[reload.Reload] = None
+        self.pidfile: Optional[Pidfile] = None
 
     # -- plugin API -----------------------------------------------------------
 
-    def listen(self, key, factory):
+    def listen(self, key: Any, factory: Callable[[], Any]) -> Any:
         """Return the listening socket kept under ``key`` or create it."""
         sock = self.listeners.get(key)
         if sock is None:
@@ -109,11 +99,11 @@ class Arbiter:
         self._used_keys.add(key)
         return sock
 
-    def spawn(self, fn, *args, **kwargs):
+    def spawn(self, fn: Callable, *args: Any, **kwargs: Any) -> gevent.Greenlet:
         """Run a parent-side service greenlet (never inherited by workers)."""
         return self.services.spawn(fn, *args, **kwargs)
 
-    def route(self, msg):
+    def route(self, msg: ipc.Message) -> None:
         """Deliver a message to the master, one worker or all workers."""
         if msg.dst == ipc.MASTER:
             self._master_message(msg)
@@ -129,21 +119,33 @@ class Arbiter:
             except ipc.ChannelClosed:
                 pass
 
-    def request_stop(self, graceful=True, exit_code=0):
+    def request_stop(self, graceful: bool = True, exit_code: int = exitcodes.OK) -> None:
         if not self.stopping or (self.graceful and not graceful):
             self._begin_stop(graceful, exit_code)
         self._wake.set()
 
+    def request_reload(self) -> None:
+        """Reload as on SIGHUP (``--reload`` calls this on a file change)."""
+        self.queue_signal(signal.SIGHUP)
+
+    def queue_signal(self, signo: int) -> None:
+        """Handle ``signo`` in the supervision loop (signal handlers only
+        queue: the work happens outside the handler)."""
+        self._signals.append(signo)
+        self._wake.set()
+
     # -- start ------------------------------------------------------------------
 
-    def bind(self):
+    def bind(self) -> None:
         self._used_keys = set()
+        # not reported: a ConfigError or OSError here is the user's, and
+        # korectl prints it as one line
         _state.pm.hook.kore_master_bind(arbiter=self)
         if not self.listeners:
             warning("no listener was opened: is kore-plugin-http installed "
                     "and does the app call kore.server()?")
 
-    def _close_unused_listeners(self):
+    def _close_unused_listeners(self) -> None:
         for key in list(self.listeners):
             if key not in self._used_keys:
                 sock = self.listeners.pop(key)
@@ -152,16 +154,19 @@ class Arbiter:
                 except OSError:
                     pass
 
-    def run(self):
+    def run(self) -> int:
         """Supervise until stopped; return the exit code."""
         _state.role = "master"
         _state.arbiter = self
         LOG.role = "parent"
         proctitle.set_role("parent")
-        self._write_pidfile()
+        path = _state.registry.get("pidfile")
+        if path:
+            self.pidfile = Pidfile(path)
+            self.pidfile.create()
         self._install_signals()
-        while _early:
-            self._on_signal(_early.pop(0))
+        for signo in signals.take_held():
+            self.queue_signal(signo)
         notice("kore for Python %s, master %d, %d worker%s"
                % (_kore_version(), os.getpid(), self.num_workers,
                   "" if self.num_workers == 1 else "s"))
@@ -169,10 +174,10 @@ class Arbiter:
         for wid in range(1, self.num_workers + 1):
             self._spawn(wid)
         try:
-            _state.pm.hook.kore_master_start(arbiter=self)
+            call_reported("kore_master_start", arbiter=self)
         except Exception as exc:
             error("kore_master_start failed: %s: %s" % (type(exc).__name__, exc))
-            self._begin_stop(False, 1)
+            self._begin_stop(False, exitcodes.FATAL)
         if _state.registry.get("reload"):
             from . import reloader
             self.spawn(reloader.watch, self)
@@ -182,7 +187,7 @@ class Arbiter:
             self._finish()
         return self.exit_code
 
-    def _loop(self):
+    def _loop(self) -> None:
         while True:
             self._wake.wait(0.5)
             self._wake.clear()
@@ -206,35 +211,15 @@ class Arbiter:
 
     # -- workers ----------------------------------------------------------------
 
-    def _spawn(self, wid):
+    def _spawn(self, wid: int) -> WorkerSlot:
         master_end, worker_end = ipc.Channel.pair()
-        wp = WorkerProc(wid, self.generation, master_end)
+        wp = WorkerSlot(wid, self.generation, master_end)
         pid = _fork()
         if pid == 0:
-            # In the child: become the worker and never return.
-            code = 1
-            try:
+            def prepare() -> None:
                 master_end.close()
                 self._after_fork_child()
-                from .workerproc import Worker
-                code = Worker(wid, worker_end, self.app).run()
-            except SystemExit as exc:
-                code = exc.code if isinstance(exc.code, int) else 1
-            except BaseException:
-                import traceback
-                try:
-                    sys.stderr.write(traceback.format_exc())
-                except Exception:
-                    pass
-                code = WORKER_BOOT_ERROR
-            finally:
-                try:
-                    LOG.stream.flush()
-                    sys.stdout.flush()
-                    sys.stderr.flush()
-                except Exception:
-                    pass
-                os._exit(code)
+            run_forked(wid, worker_end, self.app, prepare)     # never returns
         worker_end.close()
         wp.pid = pid
         self.procs[pid] = wp
@@ -242,7 +227,7 @@ class Arbiter:
         self._readers.spawn(self._read_worker, wp)
         return wp
 
-    def _after_fork_child(self):
+    def _after_fork_child(self) -> None:
         gevent.reinit()
         for watcher in self._signal_watchers:
             watcher.cancel()
@@ -252,9 +237,10 @@ class Arbiter:
         self._readers.kill(block=False)
         self.services.kill(block=False)
         _state.arbiter = None
-        self._remove_pidfile_on_exit = False
+        if self.pidfile is not None:
+            self.pidfile.forget()
 
-    def _read_worker(self, wp):
+    def _read_worker(self, wp: WorkerSlot) -> None:
         while True:
             try:
                 msg = wp.channel.recv()
@@ -267,25 +253,30 @@ class Arbiter:
             else:
                 self.route(msg)
 
-    def _master_message(self, msg, wp=None):
+    def _master_message(self, msg: ipc.Message, wp: Optional[WorkerSlot] = None) -> None:
         kind = msg.kind
-        if kind == MSG_READY and wp is not None:
+        if kind == ipc.MSG_READY and wp is not None:
             wp.ready = True
             info("worker %d (pid %d) ready" % (wp.id, wp.pid))
             self._wake.set()
-        elif kind == MSG_BOOT_ERROR and wp is not None:
+        elif kind == ipc.MSG_BOOT_ERROR and wp is not None:
             wp.boot_error = msg.payload.decode("utf-8", "replace")
-        elif kind == MSG_SHUTDOWN:
+        elif kind == ipc.MSG_SHUTDOWN:
             fatal = msg.payload == b"fatal"
             who = "worker %s" % msg.src if msg.src else "the master"
             notice("shutdown requested by %s, going down" % who)
-            self.request_stop(graceful=not fatal, exit_code=1 if fatal else 0)
+            self.request_stop(graceful=not fatal,
+                              exit_code=exitcodes.FATAL if fatal else exitcodes.OK)
         else:
-            handled = _state.pm.hook.kore_master_message(arbiter=self, msg=msg)
-            if not any(handled):
+            try:
+                handled = call_reported("kore_master_message", where="message '%s'" % kind,
+                                        arbiter=self, msg=msg)
+            except Exception:
+                return
+            if not handled:
                 warning("no plugin handles message kind '%s'" % kind)
 
-    def _reap(self):
+    def _reap(self) -> None:
         while True:
             try:
                 pid, status = _waitpid(-1, os.WNOHANG)
@@ -305,7 +296,7 @@ class Arbiter:
                 del self.slots[wp.id]
             self._worker_exited(wp, status)
 
-    def _worker_exited(self, wp, status):
+    def _worker_exited(self, wp: WorkerSlot, status: int) -> None:
         if os.WIFSIGNALED(status):
             how = "killed by signal %d" % os.WTERMSIG(status)
             code = None
@@ -317,23 +308,24 @@ class Arbiter:
             return
         if not wp.ready:
             reason = wp.boot_error or how
-            if self.reloading is not None and wp.generation == self.reloading:
+            if self.reloading is not None and self.reloading.is_new(wp):
                 error("reload failed: new worker %d did not boot: %s; "
                       "keeping the old workers" % (wp.id, reason))
                 self._abort_reload()
                 return
-            exit_code = APP_LOAD_ERROR if code == APP_LOAD_ERROR else WORKER_BOOT_ERROR
+            exit_code = exitcodes.APP_LOAD_ERROR if code == exitcodes.APP_LOAD_ERROR \
+                else exitcodes.WORKER_BOOT_ERROR
             error("worker %d failed to boot: %s" % (wp.id, reason))
             self._begin_stop(False, exit_code)
             return
         if _state.registry.get("worker_death_policy") == "terminate":
             error("worker %d (pid %d) %s, worker_death_policy is terminate: "
                   "shutting down" % (wp.id, wp.pid, how))
-            self._begin_stop(True, 1)
+            self._begin_stop(True, exitcodes.FATAL)
             return
         warning("worker %d (pid %d) %s, restarting it" % (wp.id, wp.pid, how))
 
-    def _manage(self):
+    def _manage(self) -> None:
         if self.reloading is not None:
             return
         current = {wp.id for wp in self.slots.values() if not wp.retiring}
@@ -344,26 +336,29 @@ class Arbiter:
             if wp.id > self.num_workers and not wp.retiring:
                 self._retire(wp)
 
-    def _retire(self, wp):
+    def _retire(self, wp: WorkerSlot) -> None:
         wp.retiring = True
         if self.slots.get(wp.id) is wp:
             del self.slots[wp.id]
         self._kill(wp, signal.SIGTERM)
 
-    def _kill(self, wp, signo):
+    def _kill(self, wp: WorkerSlot, signo: int) -> None:
         try:
             os.kill(wp.pid, signo)
         except ProcessLookupError:
             pass
 
+    def _alive(self, wp: WorkerSlot) -> bool:
+        return wp.pid in self.procs
+
     # -- reload -----------------------------------------------------------------
 
-    def reload(self):
+    def reload(self) -> None:
         if self.stopping or self.reloading is not None:
             return
         notice("reloading: importing the application again")
         if self.loader is not None:
-            problem = self._probe_reload()
+            problem = reload.probe(self.loader, self._after_fork_child)
             if problem is not None:
                 error("reload failed, keeping the running workers and the loaded "
                       "application: %s" % problem)
@@ -381,129 +376,40 @@ class Arbiter:
                 return
         self.num_workers = _state.registry.get("workers")
         self.generation += 1
-        self.reloading = self.generation
-        self._old = [wp for wp in self.procs.values() if wp.generation < self.generation]
-        for wp in self._old:
+        self.reloading = reload.Reload.begin(self.generation, self.procs.values(),
+                                             _state.registry.get("graceful_timeout"))
+        for wp in self.reloading.old:
             if self.slots.get(wp.id) is wp:
                 del self.slots[wp.id]
         for wid in range(1, self.num_workers + 1):
             self._spawn(wid)
-        self._reload_deadline = time.monotonic() + max(30.0, _state.registry.get(
-            "graceful_timeout"))
 
-    def _probe_reload(self, timeout=120.0):
-        """Load the application once in a throwaway child first.
-
-        Loading resets the master's application state before importing, so a
-        load that fails half-way in the master would leave it with a broken
-        application, which every worker it later forks (a crashed one, TTIN)
-        would get.  The child's output is discarded (the real load prints it
-        again); it reports the error text through a pipe.  Returns None when
-        the application loads, else the error.
-        """
-        r, w = os.pipe()
-        pid = _fork()
-        if pid == 0:
-            code = 0
-            try:
-                os.close(r)
-                null = os.open(os.devnull, os.O_WRONLY)
-                os.dup2(null, 1)
-                os.dup2(null, 2)
-                self._after_fork_child()
-                import io
-                LOG.stream = io.StringIO()
-                try:
-                    self.loader()
-                except BaseException as exc:
-                    code = 1
-                    text = str(exc) or type(exc).__name__
-                    os.write(w, text.encode("utf-8", "replace")[:8000])
-            finally:
-                os._exit(code)
-        os.close(w)
-        chunks = []
-        deadline = time.monotonic() + timeout
-        try:
-            os.set_blocking(r, False)
-            from gevent.socket import wait_read
-            while True:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    self._kill_pid(pid)
-                    return "the application did not load within %d s" % timeout
-                try:
-                    wait_read(r, timeout=min(left, 1.0))
-                except Exception:
-                    continue            # timed out waiting: check the deadline
-                try:
-                    data = os.read(r, 65536)
-                except BlockingIOError:
-                    continue
-                if not data:
-                    break
-                chunks.append(data)
-        finally:
-            os.close(r)
-        code = self._wait_probe(pid)
-        if chunks:
-            return b"".join(chunks).decode("utf-8", "replace")
-        if code != 0:
-            return "the application loader exited with status %s" % code
-        return None
-
-    def _kill_pid(self, pid):
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        self._wait_probe(pid)
-
-    def _wait_probe(self, pid, timeout=10.0):
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                done, status = _waitpid(pid, os.WNOHANG)
-            except ChildProcessError:
-                return None             # reaped elsewhere
-            if done:
-                return os.waitstatus_to_exitcode(status)
-            if time.monotonic() > deadline:
-                return None
-            gevent.sleep(0.02)
-
-    def _check_reload(self):
+    def _check_reload(self) -> None:
         if self.reloading is None:
             return
-        new = [wp for wp in self.procs.values() if wp.generation == self.reloading]
-        if new and len(new) >= self.num_workers and all(wp.ready for wp in new):
-            for wp in self._old:
-                if wp.pid in self.procs:
-                    wp.retiring = True
-                    self._kill(wp, signal.SIGTERM)
-            self._old = []
+        outcome = self.reloading.outcome(self.procs.values(), self.num_workers)
+        if outcome == reload.COMPLETE:
+            for wp in self.reloading.to_retire(self._alive):
+                wp.retiring = True
+                self._kill(wp, signal.SIGTERM)
             self.reloading = None
             self._close_unused_listeners()
             notice("reload complete: generation %d serving" % self.generation)
-        elif time.monotonic() > self._reload_deadline:
+        elif outcome == reload.EXPIRED:
             error("reload failed: new workers not ready in time; keeping the old ones")
             self._abort_reload()
 
-    def _abort_reload(self):
-        gen = self.reloading
-        for wp in list(self.procs.values()):
-            if wp.generation == gen:
-                wp.retiring = True
-                self._kill(wp, signal.SIGKILL)
-        for wp in self._old:
-            if wp.pid in self.procs and not wp.retiring:
-                self.slots[wp.id] = wp
-        self._old = []
+    def _abort_reload(self) -> None:
+        for wp in self.reloading.to_kill(list(self.procs.values())):
+            wp.retiring = True
+            self._kill(wp, signal.SIGKILL)
+        for wp in self.reloading.to_restore(self._alive):
+            self.slots[wp.id] = wp
         self.reloading = None
 
     # -- stop -------------------------------------------------------------------
 
-    def _begin_stop(self, graceful, exit_code):
+    def _begin_stop(self, graceful: bool, exit_code: int) -> None:
         if exit_code and not self.exit_code:
             self.exit_code = exit_code
         first = not self.stopping
@@ -518,16 +424,12 @@ class Arbiter:
             self._kill(wp, signo)
         self._wake.set()
 
-    def _finish(self):
+    def _finish(self) -> None:
         self.services.kill(block=True, timeout=5)
-        try:
-            _state.pm.hook.kore_master_stop(arbiter=self)
-        except Exception as exc:
-            error("kore_master_stop failed: %s" % exc)
+        notify("kore_master_stop", where="kore_master_stop", arbiter=self)
         try:
             self.app.call("cleanup")
         except Exception:
-            from .trace import report
             report(where="koreapp.cleanup()")
         for sock in self.listeners.values():
             try:
@@ -535,84 +437,58 @@ class Arbiter:
             except OSError:
                 pass
         self._readers.kill(block=False)
-        self._remove_pidfile()
+        if self.pidfile is not None:
+            self.pidfile.remove()
         notice("server stopped" + (" (exit code %d)" % self.exit_code
                                    if self.exit_code else ""))
 
     # -- signals ----------------------------------------------------------------
 
-    def _install_signals(self):
-        for signo in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGHUP,
-                      signal.SIGTTIN, signal.SIGTTOU, signal.SIGUSR1, signal.SIGCHLD):
+    def _install_signals(self) -> None:
+        for signo in SIGNAL_HANDLERS:
             self._signal_watchers.append(
-                gevent.signal_handler(signo, self._on_signal, signo))
+                gevent.signal_handler(signo, self.queue_signal, signo))
 
-    def _on_signal(self, signo):
-        self._signals.append(signo)
-        self._wake.set()
+    def _handle_signal(self, signo: int) -> None:
+        name = SIGNAL_HANDLERS.get(signo)
+        if name is not None:
+            getattr(self, "handle_" + name)()
 
-    def _handle_signal(self, signo):
-        if signo == signal.SIGCHLD:
-            return
-        if signo == signal.SIGTERM:
-            notice("TERM received: graceful stop")
-            self.request_stop(graceful=True)
-        elif signo in (signal.SIGINT, signal.SIGQUIT):
-            notice("%s received: fast stop" % signal.Signals(signo).name)
-            self.request_stop(graceful=False)
-        elif signo == signal.SIGHUP:
-            notice("HUP received")
-            self.reload()
-        elif signo == signal.SIGTTIN:
-            self.num_workers += 1
-            notice("TTIN: %d workers" % self.num_workers)
-        elif signo == signal.SIGTTOU:
-            if self.num_workers > 1:
-                self.num_workers -= 1
-            notice("TTOU: %d workers" % self.num_workers)
-        elif signo == signal.SIGUSR1:
-            LOG.reopen()
-            try:
-                _state.pm.hook.kore_reopen_logs()
-            except Exception as exc:
-                error("kore_reopen_logs failed: %s" % exc)
-            for wp in self.procs.values():
-                self._kill(wp, signal.SIGUSR1)
+    def handle_chld(self) -> None:
+        """A worker exited: the loop reaps it right after the signals."""
 
-    # -- pidfile ----------------------------------------------------------------
+    def handle_term(self) -> None:
+        notice("TERM received: graceful stop")
+        self.request_stop(graceful=True)
 
-    def _write_pidfile(self):
-        path = _state.registry.get("pidfile")
-        if not path:
-            return
-        path = os.path.abspath(path)
-        try:
-            with open(path) as f:
-                old = int(f.read().strip() or 0)
-            if old and old != os.getpid():
-                os.kill(old, 0)
-                raise SystemExit("korectl: pidfile %s names running process %d"
-                                 % (path, old))
-        except (FileNotFoundError, ValueError, ProcessLookupError):
-            pass
-        except PermissionError:
-            raise SystemExit("korectl: pidfile %s names a running process" % path)
-        tmp = path + ".tmp"
-        with open(tmp, "w") as f:
-            f.write("%d\n" % os.getpid())
-        os.replace(tmp, path)
-        self.pidfile = path
+    def handle_int(self) -> None:
+        notice("SIGINT received: fast stop")
+        self.request_stop(graceful=False)
 
-    def _remove_pidfile(self):
-        if self.pidfile and getattr(self, "_remove_pidfile_on_exit", True):
-            try:
-                with open(self.pidfile) as f:
-                    if int(f.read().strip()) == os.getpid():
-                        os.unlink(self.pidfile)
-            except (OSError, ValueError):
-                pass
+    def handle_quit(self) -> None:
+        notice("SIGQUIT received: fast stop")
+        self.request_stop(graceful=False)
+
+    def handle_hup(self) -> None:
+        notice("HUP received")
+        self.reload()
+
+    def handle_ttin(self) -> None:
+        self.num_workers += 1
+        notice("TTIN: %d workers" % self.num_workers)
+
+    def handle_ttou(self) -> None:
+        if self.num_workers > 1:
+            self.num_workers -= 1
+        notice("TTOU: %d workers" % self.num_workers)
+
+    def handle_usr1(self) -> None:
+        LOG.reopen()
+        notify("kore_reopen_logs", where="kore_reopen_logs hook")
+        for wp in self.procs.values():
+            self._kill(wp, signal.SIGUSR1)
 
 
-def _kore_version():
+def _kore_version() -> str:
     import kore
     return kore.__version__

@@ -14,12 +14,12 @@ import argparse
 import os
 import sys
 
-from . import _state
+from . import _state, exitcodes, signals
 from .config import ConfigError
 from .errors import AppLoadError, PluginLoadError
 
-EXIT_CONFIG = 2
-EXIT_APP_LOAD = 4
+EXIT_CONFIG = exitcodes.CONFIG_ERROR
+EXIT_APP_LOAD = exitcodes.APP_LOAD_ERROR
 
 
 def _fail(msg, code=EXIT_CONFIG):
@@ -151,8 +151,6 @@ def _load_plugins():
 
 def cmd_run(args):
     from .log import LOG, warning
-    from .arbiter import trap_early_signals
-    trap_early_signals()
     loader = AppLoader(args.app, args.app_args)
     try:
         _apply_cli(args)
@@ -229,8 +227,11 @@ def cmd_config_options():
     return 0
 
 
-def main(argv=None):
+def main(argv=None, held_signals=None):
+    """``korectl``.  ``held_signals`` is the list the entry point's holding
+    handler fills (``kore.signals``); without one, holding starts here."""
     argv = sys.argv[1:] if argv is None else list(argv)
+    signals.hold(held_signals)
     try:
         pm, infos = _load_plugins()
     except PluginLoadError as exc:
@@ -239,6 +240,8 @@ def main(argv=None):
         return _fail("configuration error: %s" % exc)
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command != "run":
+        signals.release_held()     # only a serving master handles them later
     if args.version or args.command == "version":
         import kore
         sys.stdout.write("kore-core %s\n" % kore.__version__)

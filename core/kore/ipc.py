@@ -10,13 +10,22 @@ Wire format of a frame: ``!IiiH`` (payload length, dst, src, kind length),
 the kind in UTF-8, then the payload.
 """
 
+from __future__ import annotations
+
 import socket
 import struct
+from typing import Optional, Tuple, Union
 
 from gevent.lock import Semaphore
 
 MASTER = 0
 ALL_WORKERS = -1
+
+# Kinds the kernel itself sends (plugins prefix theirs with their own name).
+MSG_READY = "kore.ready"            # worker -> master: booted, serving
+MSG_BOOT_ERROR = "kore.boot_error"  # worker -> master: why the boot failed
+MSG_SHUTDOWN = "kore.shutdown"      # worker -> master: kore.shutdown()/fatalx()
+MSG_SENDOBJ = "kore.sendobj"        # any -> workers: kore.sendobj(obj)
 
 _HEAD = struct.Struct("!IiiH")
 MAX_PAYLOAD = 64 * 1024 * 1024
@@ -25,39 +34,40 @@ MAX_PAYLOAD = 64 * 1024 * 1024
 class Message:
     __slots__ = ("kind", "payload", "dst", "src")
 
-    def __init__(self, kind, payload=b"", dst=MASTER, src=None):
+    def __init__(self, kind: str, payload: Union[bytes, str] = b"", dst: int = MASTER,
+                 src: Optional[int] = None) -> None:
         self.kind = kind
         self.payload = payload
         self.dst = dst
         self.src = src
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return "<Message %s %d bytes %s -> %s>" % (self.kind, len(self.payload),
                                                   self.src, self.dst)
 
 
 class ChannelClosed(Exception):
-    pass
+    """The other end of the channel is gone (or this end was closed)."""
 
 
 class Channel:
     """One end of a master/worker socketpair (cooperative under gevent)."""
 
-    def __init__(self, sock):
+    def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
         self._wlock = Semaphore()
         self._buf = bytearray()
         self.closed = False
 
     @classmethod
-    def pair(cls):
+    def pair(cls) -> Tuple["Channel", "Channel"]:
         a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         return cls(a), cls(b)
 
-    def fileno(self):
+    def fileno(self) -> int:
         return self.sock.fileno()
 
-    def send(self, msg):
+    def send(self, msg: Message) -> None:
         kind = msg.kind.encode("utf-8")
         payload = msg.payload
         if isinstance(payload, str):
@@ -74,7 +84,7 @@ class Channel:
             except OSError as exc:
                 raise ChannelClosed(str(exc)) from None
 
-    def recv(self):
+    def recv(self) -> Message:
         """Block (cooperatively) for the next message; ChannelClosed at EOF."""
         buf = self._buf
         while True:
@@ -94,7 +104,7 @@ class Channel:
                 raise ChannelClosed("peer closed")
             buf += chunk
 
-    def close(self):
+    def close(self) -> None:
         self.closed = True
         try:
             self.sock.close()

@@ -8,6 +8,9 @@ environment variables steer loading:
 ``KORE_DISABLE_PLUGIN_AUTOLOAD=1``
     no plugin is loaded from entry points, except those that KORE_PLUGINS
     names explicitly.
+``KORE_TRACE_HOOKS=1``
+    every hook call (name, arguments, results) is written to stderr, in
+    every process (pluggy's tracing).
 
 A plugin that fails to import stops start-up with a ``PluginLoadError``
 naming the plugin, its distribution and the error.
@@ -20,7 +23,9 @@ from importlib import metadata
 import pluggy
 
 from . import _state, hookspecs
+from .config import ConfigError
 from .errors import PluginLoadError
+from .runtime import culprit
 
 ENTRY_POINT_GROUP = "kore.plugins"
 
@@ -67,13 +72,26 @@ def parse_allow_list(value):
     return [v.strip() for v in value.split(",") if v.strip()]
 
 
+def _yes(value):
+    return value.strip().lower() in ("1", "yes", "true", "on")
+
+
+def trace_hooks(pm, write=None):
+    """Write every hook call of ``pm`` (pluggy's tracing) with ``write``
+    (default: stderr, flushed at once so forked workers interleave by line)."""
+    def to_stderr(text):
+        sys.stderr.write(text)
+        sys.stderr.flush()
+    pm.trace.root.setwriter(write or to_stderr)
+    return pm.enable_tracing()
+
+
 def load_plugins(pm=None, environ=None):
     """Discover, import and register plugins; return (pm, [PluginInfo])."""
     environ = os.environ if environ is None else environ
     pm = pm or create_manager()
     allow = parse_allow_list(environ.get("KORE_PLUGINS"))
-    no_autoload = environ.get("KORE_DISABLE_PLUGIN_AUTOLOAD", "").strip().lower() in (
-        "1", "yes", "true", "on")
+    no_autoload = _yes(environ.get("KORE_DISABLE_PLUGIN_AUTOLOAD", ""))
     eps = _entry_points()
     available = {ep.name for ep in eps}
     if allow is not None:
@@ -125,10 +143,13 @@ def install(environ=None):
     Called once per process by ``korectl`` (and by the gunicorn bridge).
     """
     import kore
+    environ = os.environ if environ is None else environ
     pm, infos = load_plugins(environ=environ)
+    if _yes(environ.get("KORE_TRACE_HOOKS", "")):
+        trace_hooks(pm)
     _state.pm = pm
     _state.plugins = infos
-    pm.hook.kore_config_options(registry=_state.registry)
+    declare_options(pm, _state.registry)
     owners = {}
     for module, names in _namespaces(pm):
         plugin = pm.get_name(module)
@@ -144,16 +165,36 @@ def install(environ=None):
     return pm, infos
 
 
+def declare_options(pm, registry):
+    """Run ``kore_config_options``; a plugin's failure names the plugin."""
+    try:
+        pm.hook.kore_config_options(registry=registry)
+    except ConfigError:
+        raise                   # "option 'x' declared twice (by a and b)"
+    except Exception as exc:
+        who = culprit("kore_config_options", exc.__traceback__, pm) or "?"
+        raise PluginLoadError("plugin '%s': kore_config_options() failed: %s: %s"
+                              % (who, type(exc).__name__, exc)) from exc
+
+
 def _namespaces(pm):
-    """Yield (plugin module, names dict) for every kore_namespace implementation."""
-    for impl in pm.hook.kore_namespace.get_hookimpls():
+    """Yield (plugin module, names dict) for every kore_namespace implementation.
+
+    Each plugin's implementation is called through pluggy on its own (a
+    subset hook caller without the other plugins), so a failure and a
+    clash name the plugin.
+    """
+    caller = pm.hook.kore_namespace
+    for impl in caller.get_hookimpls():
+        others = [p for p in pm.get_plugins() if p is not impl.plugin]
         try:
-            names = impl.function()
+            results = pm.subset_hook_caller("kore_namespace", remove_plugins=others)()
         except Exception as exc:
             raise PluginLoadError("plugin '%s': kore_namespace() failed: %s: %s"
                                   % (impl.plugin_name, type(exc).__name__, exc)) from exc
-        if names:
-            yield impl.plugin, dict(names)
+        for names in results:
+            if names:
+                yield impl.plugin, dict(names)
 
 
 def print_plugins(infos, pm, out=sys.stdout):

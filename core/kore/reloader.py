@@ -5,7 +5,6 @@ a second (no inotify dependency); a change triggers the same reload as HUP.
 """
 
 import os
-import signal
 
 import gevent
 
@@ -31,7 +30,7 @@ def watch(arbiter, interval=1.0):
         if changed:
             notice("%s changed, reloading" % ", ".join(os.path.basename(f)
                                                        for f in changed[:3]))
-            arbiter._on_signal(signal.SIGHUP)
+            arbiter.request_reload()
             gevent.sleep(interval)
             now = _mtimes(arbiter.app.source_files())
         seen = now

@@ -1,13 +1,30 @@
 """Uncaught exceptions: ``kore.tracer`` or the log, never a dead worker."""
 
+from __future__ import annotations
+
 import sys
 import traceback
+from typing import Any, Optional
 
 from . import _state
 from .log import LOG_ERR, LOG
 
 
-def report(exc_info=None, where="handler", req=None):
+def observe(name: str, **kwargs: Any) -> None:
+    """Call an error-observer hook (``kore_handler_error``,
+    ``kore_task_error``).  An exception it raises is only logged: reporting
+    it would call the observers again."""
+    pm = _state.pm
+    if pm is None:
+        return
+    try:
+        getattr(pm.hook, name)(**kwargs)
+    except Exception:
+        LOG.write(LOG_ERR, "%s hook raised:\n%s" % (name, traceback.format_exc().rstrip()))
+
+
+def report(exc_info: Optional[Any] = None, where: str = "handler",
+           req: Optional[Any] = None) -> None:
     """Report an uncaught exception from a handler, task, timer or callback.
 
     Calls the ``kore.tracer`` callback with ``(etype, value, tb)`` if one is
@@ -26,10 +43,4 @@ def report(exc_info=None, where="handler", req=None):
     else:
         text = "".join(traceback.format_exception(etype, value, tb)).rstrip()
         LOG.write(LOG_ERR, "uncaught exception %r in %s\n%s" % (value, where, text))
-    pm = _state.pm
-    if pm is not None:
-        try:
-            pm.hook.kore_handler_error(req=req, exc_info=exc_info)
-        except Exception:
-            LOG.write(LOG_ERR, "kore_handler_error hook raised:\n"
-                      + traceback.format_exc().rstrip())
+    observe("kore_handler_error", req=req, exc_info=exc_info)

@@ -12,47 +12,51 @@ ready to the master and serves until a signal stops it:
 * signals trapped with ``kore.sigtrap`` go to ``koreapp.signal(signo)``.
 """
 
+from __future__ import annotations
+
 import os
-import pickle
 import resource
 import signal
 import sys
-import time
+from typing import Any, Callable, NoReturn
 
 import gevent
 from gevent.event import Event
 
-from . import _state, ipc, privdrop, proctitle, signals
-from .arbiter import (APP_LOAD_ERROR, MSG_BOOT_ERROR, MSG_READY, MSG_SENDOBJ,
-                      MSG_SHUTDOWN, WORKER_BOOT_ERROR)
-from .log import LOG, error, info
+from . import _state, exitcodes, ipc, privdrop, proctitle, signals
+from .lifecycle import BootFailure, WorkerLifecycle
+from .log import LOG, error
 from .trace import report
 
 
 class Worker:
-    def __init__(self, wid, channel, app):
+    """A worker process (the master keeps a ``kore.arbiter.WorkerSlot`` for
+    each); plugins receive it as ``worker`` in the worker hooks."""
+
+    def __init__(self, wid: int, channel: ipc.Channel, app: Any) -> None:
         self.id = wid
         self.pid = os.getpid()
         self.channel = channel
         self.app = app
         self.stopping = False
         self.graceful = True
+        self.lifecycle = WorkerLifecycle(self, app)
         self._stop = Event()
-        self._signal_watchers = []
+        self._signal_watchers: list = []
 
     # -- API for plugins and kore functions -------------------------------------
 
-    def send(self, msg):
+    def send(self, msg: ipc.Message) -> None:
         """Send a message to the master (which routes it on)."""
         self.channel.send(msg)
 
-    def request_shutdown(self, fatal=False):
+    def request_shutdown(self, fatal: bool = False) -> None:
         try:
-            self.send(ipc.Message(MSG_SHUTDOWN, b"fatal" if fatal else b""))
+            self.send(ipc.Message(ipc.MSG_SHUTDOWN, b"fatal" if fatal else b""))
         except ipc.ChannelClosed:
             pass
 
-    def stop(self, graceful=True):
+    def stop(self, graceful: bool = True) -> None:
         if self.stopping and (not self.graceful or graceful):
             return
         self.stopping = True
@@ -61,43 +65,40 @@ class Worker:
 
     # -- life -------------------------------------------------------------------
 
-    def run(self):
-        _state.role = "worker"
-        _state.worker = self
+    def run(self) -> int:
+        """Boot, serve until stopped, shut down; return the exit code."""
+        self.lifecycle.attach()
         LOG.role = "wrk %d" % self.id
         proctitle.set_role("wrk %d" % self.id)
         self._install_signals()
         try:
             self._setup_process()
         except Exception as exc:
-            return self._boot_failed(WORKER_BOOT_ERROR, "%s: %s" % (type(exc).__name__, exc))
+            return self._boot_failed(exitcodes.WORKER_BOOT_ERROR,
+                                     "%s: %s" % (type(exc).__name__, exc))
         gevent.spawn(self._read_master)
         try:
-            _state.pm.hook.kore_worker_init(worker=self)
-            from . import aio
-            aio.start_deferred()
-        except Exception as exc:
-            report(where="worker start-up")
-            return self._boot_failed(WORKER_BOOT_ERROR, "%s: %s" % (type(exc).__name__, exc))
+            self.lifecycle.boot()
+        except BootFailure as exc:
+            return self._boot_failed(exc.exit_code, exc.reason)
         try:
-            self.app.call("workerstart")
-        except Exception as exc:
-            report(where="koreapp.workerstart()")
-            return self._boot_failed(APP_LOAD_ERROR, "koreapp.workerstart() raised %s: %s"
-                                     % (type(exc).__name__, exc))
-        try:
-            _state.pm.hook.kore_worker_serve(worker=self)
-        except Exception as exc:
-            report(where="worker start-up")
-            return self._boot_failed(WORKER_BOOT_ERROR, "%s: %s" % (type(exc).__name__, exc))
-        try:
-            self.send(ipc.Message(MSG_READY))
+            self.send(ipc.Message(ipc.MSG_READY))
         except ipc.ChannelClosed:
-            return 0
+            return exitcodes.OK
         self._stop.wait()
-        return self._shutdown()
+        self.lifecycle.stop(self.graceful, _state.registry.get("graceful_timeout"),
+                            self._drain_pause)
+        return exitcodes.OK
 
-    def _setup_process(self):
+    def _drain_pause(self) -> bool:
+        """Wait 50 ms while draining; False once a fast stop arrived."""
+        if self.stopping and not self.graceful:
+            return False
+        self._stop.clear()
+        self._stop.wait(0.05)
+        return not (self.stopping and not self.graceful)
+
+    def _setup_process(self) -> None:
         reg = _state.registry
         try:
             nofile = reg.get("worker_rlimit_nofiles") + 32
@@ -117,45 +118,17 @@ class Worker:
         privdrop.drop(reg.get("root"), reg.get("runas"),
                       reg.get("deployment") == "production")
 
-    def _boot_failed(self, code, reason):
+    def _boot_failed(self, code: int, reason: str) -> int:
         error("worker %d failed to boot: %s" % (self.id, reason))
         try:
-            self.send(ipc.Message(MSG_BOOT_ERROR, reason.encode("utf-8", "replace")))
+            self.send(ipc.Message(ipc.MSG_BOOT_ERROR, reason.encode("utf-8", "replace")))
         except ipc.ChannelClosed:
             pass
         return code
 
-    def _shutdown(self):
-        pm = _state.pm
-        try:
-            pm.hook.kore_worker_stop_accepting(worker=self)
-        except Exception:
-            report(where="worker shutdown")
-        if self.graceful:
-            deadline = time.monotonic() + _state.registry.get("graceful_timeout")
-            while time.monotonic() < deadline and not (self.stopping and not self.graceful):
-                try:
-                    busy = sum(n or 0 for n in pm.hook.kore_worker_busy(worker=self))
-                except Exception:
-                    report(where="worker shutdown")
-                    busy = 0
-                if busy == 0:
-                    break
-                self._stop.clear()
-                self._stop.wait(0.05)
-        try:
-            pm.hook.kore_worker_shutdown(worker=self)
-        except Exception:
-            report(where="worker shutdown")
-        try:
-            self.app.call("workerstop")
-        except Exception:
-            report(where="koreapp.workerstop()")
-        return 0
-
     # -- messages ---------------------------------------------------------------
 
-    def _read_master(self):
+    def _read_master(self) -> None:
         while True:
             try:
                 msg = self.channel.recv()
@@ -164,23 +137,11 @@ class Worker:
                     error("lost the master, exiting")
                     self.stop(graceful=False)
                 return
-            gevent.spawn(self._dispatch, msg)
-
-    def _dispatch(self, msg):
-        try:
-            if msg.kind == MSG_SENDOBJ:
-                obj = pickle.loads(msg.payload)
-                self.app.call("onmsg", obj)
-                return
-            handled = _state.pm.hook.kore_worker_message(worker=self, msg=msg)
-            if not any(handled):
-                error("no plugin handles message kind '%s'" % msg.kind)
-        except Exception:
-            report(where="message '%s'" % msg.kind)
+            gevent.spawn(self.lifecycle.dispatch, msg)
 
     # -- signals ----------------------------------------------------------------
 
-    def _install_signals(self):
+    def _install_signals(self) -> None:
         for signo in (signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU):
             signal.signal(signo, signal.SIG_IGN)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
@@ -188,7 +149,7 @@ class Worker:
             signal.SIGTERM: lambda: self.stop(graceful=True),
             signal.SIGINT: lambda: self.stop(graceful=False),
             signal.SIGQUIT: lambda: self.stop(graceful=False),
-            signal.SIGUSR1: self._reopen_logs,
+            signal.SIGUSR1: self.lifecycle.reopen_logs,
         }
         for signo, fn in handlers.items():
             self._signal_watchers.append(gevent.signal_handler(signo, fn))
@@ -196,18 +157,39 @@ class Worker:
             self._signal_watchers.append(
                 gevent.signal_handler(signo, self._trapped, signo))
 
-    def _reopen_logs(self):
-        LOG.reopen()
-        try:
-            _state.pm.hook.kore_reopen_logs()
-        except Exception:
-            report(where="kore_reopen_logs hook")
-
-    def _trapped(self, signo):
+    def _trapped(self, signo: int) -> None:
         gevent.spawn(self._call_signal, signo)
 
-    def _call_signal(self, signo):
+    def _call_signal(self, signo: int) -> None:
         try:
             self.app.call("signal", signo)
         except Exception:
             report(where="koreapp.signal()")
+
+
+def run_forked(wid: int, channel: ipc.Channel, app: Any,
+               prepare: Callable[[], None]) -> NoReturn:
+    """In a child the master just forked: ``prepare()`` (drop the master's
+    resources), be worker ``wid`` and end the process with its exit code.
+    Anything escaping the worker ends it with WORKER_BOOT_ERROR."""
+    code = exitcodes.FATAL
+    try:
+        prepare()
+        code = Worker(wid, channel, app).run()
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else exitcodes.FATAL
+    except BaseException:
+        import traceback
+        try:
+            sys.stderr.write(traceback.format_exc())
+        except Exception:
+            pass
+        code = exitcodes.WORKER_BOOT_ERROR
+    finally:
+        try:
+            LOG.stream.flush()
+            sys.stdout.flush()
+            sys.stderr.flush()
+        except Exception:
+            pass
+        os._exit(code)

@@ -1,16 +1,8 @@
-"""An app using the hello plugin: GET http://127.0.0.1:8888/ says the greeting.
-
-    korectl run --hello-greeting bonjour examples/plugin-hello/app.py
-"""
+"""The app the README runs: kore.hello() exists because kore-plugin-hello is
+installed (korectl run --hello-greeting bonjour app.py)."""
 
 import kore
 
-kore.server("default", ip="127.0.0.1", port="8888", tls=False)
-domain = kore.domain("*", attach="default")
 
-
-def index(req):
-    req.response(200, kore.hello().encode())
-
-
-domain.route("/", index, methods=["get"])
+def kore_worker_configure():
+    kore.log(kore.LOG_INFO, "the hello plugin says: " + kore.hello())

@@ -1,4 +1,4 @@
-"""The gunicorn bridge: gunicorn -k kore.gunicorn.KoreWorker serves a kore app."""
+"""The gunicorn bridge: gunicorn -k kore_http.gunicorn.KoreWorker serves a kore app."""
 
 import os
 import signal
@@ -40,7 +40,7 @@ def test_gunicorn_worker_class_serves_kore_app(tmp_path):
     gunicorn = os.path.join(os.path.dirname(sys.executable), "gunicorn")
     env = dict(os.environ, HOME=str(tmp_path), KORE_PLUGINS="http")
     log = open(tmp_path / "gunicorn.log", "wb")
-    proc = subprocess.Popen([gunicorn, "-k", "kore.gunicorn.KoreWorker", "-w", "2",
+    proc = subprocess.Popen([gunicorn, "-k", "kore_http.gunicorn.KoreWorker", "-w", "2",
                              "-b", "127.0.0.1:%d" % port, "--graceful-timeout", "5",
                              "app.py"], cwd=str(tmp_path), env=env, stdout=log,
                             stderr=subprocess.STDOUT, start_new_session=True)
@@ -61,6 +61,34 @@ def test_gunicorn_worker_class_serves_kore_app(tmp_path):
         assert proc.wait(15) == 0
         text = (tmp_path / "gunicorn.log").read_text()
         assert text.count("kore workerstart under gunicorn") >= 2
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(5)
+        log.close()
+
+
+def test_gunicorn_worker_boot_failure_stops_gunicorn_with_the_reason(tmp_path):
+    """The bridge runs kore's worker lifecycle: koreapp.workerstart() raising
+    is reported and ends the worker with APP_LOAD_ERROR, on which gunicorn's
+    arbiter halts (exit 4) instead of respawning it forever."""
+    (tmp_path / "app.py").write_text(APP.replace(
+        '        kore.log(kore.LOG_INFO, "kore workerstart under gunicorn")',
+        '        raise RuntimeError("no database today")'))
+    port = free_port()
+    gunicorn = os.path.join(os.path.dirname(sys.executable), "gunicorn")
+    env = dict(os.environ, HOME=str(tmp_path), KORE_PLUGINS="http")
+    log = open(tmp_path / "gunicorn.log", "wb")
+    proc = subprocess.Popen([gunicorn, "-k", "kore_http.gunicorn.KoreWorker", "-w", "1",
+                             "-b", "127.0.0.1:%d" % port, "app.py"], cwd=str(tmp_path),
+                            env=env, stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    try:
+        assert proc.wait(60) == 4
+        text = (tmp_path / "gunicorn.log").read_text()
+        assert ("worker 1 failed to boot: koreapp.workerstart() raised RuntimeError: "
+                "no database today") in text, text
+        assert "App failed to load" in text, text
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)

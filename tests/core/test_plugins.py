@@ -73,6 +73,19 @@ def plugin_site(tmp_path_factory):
     return site
 
 
+@pytest.fixture(scope="module")
+def example_site(tmp_path_factory):
+    """The shipped examples/plugin-hello, installed as a user would."""
+    from kore_testing import ROOT
+    site = tmp_path_factory.mktemp("example") / "site"
+    r = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps",
+                        "--no-build-isolation", "--target", str(site),
+                        os.path.join(ROOT, "examples", "plugin-hello")],
+                       capture_output=True, text=True, timeout=180)
+    assert r.returncode == 0, r.stderr
+    return site
+
+
 def env_with(site, **extra):
     e = {"PYTHONPATH": str(site), "KORE_PLUGINS": "", "KORE_DISABLE_PLUGIN_AUTOLOAD": ""}
     e.update(extra)
@@ -129,3 +142,31 @@ def test_missing_plugin_name_names_package(plugin_site, korectl, tmp_path):
                         capture_output=True, text=True, timeout=30,
                         env=dict(os.environ, KORE_PLUGINS="hello"))
     assert "kore-plugin-pgsql" in r2.stderr
+
+
+def test_shipped_example_plugin_as_its_readme_runs_it(example_site, kore_server, korectl):
+    """docs/writing-plugins.md and examples/plugin-hello/README.md: the
+    plugin is listed with its hooks, its flag sets its option, the example
+    app calls kore.hello()."""
+    from kore_testing import ROOT
+    env = env_with(example_site, KORE_PLUGINS="hello")
+    r = korectl("plugins", env=env)
+    assert r.returncode == 0, r.stderr
+    assert "hello  kore-plugin-hello 0.1.0" in r.stdout
+    assert "hooks: kore_config_options, kore_namespace, kore_worker_init" in r.stdout
+    app = os.path.join(ROOT, "examples", "plugin-hello", "app.py")
+    srv = kore_server(app, workers=1, bind=False, env=env,
+                      args=["--hello-greeting", "bonjour"])
+    assert srv.wait_log("the hello plugin says: bonjour"), srv.log()
+    assert "hello plugin ready in worker 1" in srv.log()
+    assert srv.stop() == 0
+
+
+def test_trace_hooks_writes_every_hook_call(plugin_site, korectl):
+    r = korectl("plugins", env=env_with(plugin_site, KORE_PLUGINS="hello",
+                                        KORE_TRACE_HOOKS="1"))
+    assert r.returncode == 0, r.stderr
+    assert "kore_config_options [hook]" in r.stderr
+    assert "finish kore_namespace --> [{'hello':" in r.stderr
+    quiet = korectl("plugins", env=env_with(plugin_site, KORE_PLUGINS="hello"))
+    assert "[hook]" not in quiet.stderr

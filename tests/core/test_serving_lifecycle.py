@@ -29,6 +29,7 @@ class App:
         req.response(200, str(os.getpid()).encode())
 
     async def slow(self, req):
+        kore.log(kore.LOG_INFO, "slow handler started")
         await kore.suspend(2000)
         req.response(200, b"slow done")
 
@@ -72,7 +73,7 @@ def test_term_lets_inflight_request_finish(kore_server):
 
     t = threading.Thread(target=slow)
     t.start()
-    time.sleep(0.5)
+    assert srv.wait_log("slow handler started"), srv.log()
     t0 = time.monotonic()
     code = srv.stop(signal.SIGTERM, timeout=15)
     t.join(10)
@@ -95,7 +96,7 @@ def test_graceful_timeout_bounds_the_stop(kore_server):
 
     s = threading.Thread(target=slow)
     s.start()
-    time.sleep(0.4)
+    assert srv.wait_log("slow handler started"), srv.log()
     t0 = time.monotonic()
     assert srv.stop(signal.SIGTERM, timeout=15) == 0
     elapsed = time.monotonic() - t0
@@ -131,13 +132,15 @@ def test_hup_reload_under_load_serves_new_code_without_failures(kore_server, tmp
     threads = [threading.Thread(target=hammer) for _ in range(2)]
     for t in threads:
         t.start()
-    time.sleep(1.0)
+    assert wait_for(lambda: stats["ok"] >= 20 or stats["fail"], timeout=20), stats
     old_workers = set(srv.children())
     app_file.write_text(app_file.read_text().replace('VERSION = "v1"', 'VERSION = "v2"'))
     srv.send_signal(signal.SIGHUP)
     assert srv.wait_log("reload complete", timeout=20), srv.log()
     assert wait_for(lambda: not (set(srv.children()) & old_workers), timeout=15)
-    time.sleep(1.0)
+    # keep going until the new generation answered for a while
+    assert wait_for(lambda: (stats["versions"][-20:].count("v2") == 20
+                             and stats["ok"] > 50) or stats["fail"], timeout=20), stats["fail"]
     stop.set()
     for t in threads:
         t.join(10)
@@ -220,8 +223,14 @@ def test_hup_with_broken_code_keeps_old_workers(kore_server, tmp_path):
 
 
 SLOW_START_APP = """
-import time, kore
-time.sleep(1.5)          # a slow import: signals arrive meanwhile
+import os, time, kore
+
+# a slow import, held until the test has sent its signal
+here = os.path.dirname(os.path.abspath(__file__))
+open(os.path.join(here, "importing"), "w").close()
+deadline = time.monotonic() + 60
+while not os.path.exists(os.path.join(here, "go")) and time.monotonic() < deadline:
+    time.sleep(0.01)
 
 @kore.route("/")
 def index(req):
@@ -229,21 +238,34 @@ def index(req):
 """
 
 
-def test_signals_during_startup_are_handled_once_running(kore_server):
+def _reset_gate(tmp_path):
+    for name in ("importing", "go"):
+        if (tmp_path / name).exists():
+            (tmp_path / name).unlink()
+
+
+def _signal_during_import(srv, tmp_path, signo):
+    assert wait_for(lambda: (tmp_path / "importing").exists() or srv.proc.poll() is not None,
+                    timeout=30), srv.log()
+    srv.send_signal(signo)
+    (tmp_path / "go").touch()
+
+
+def test_signals_during_startup_are_handled_once_running(kore_server, tmp_path):
     """HUP (or TERM) sent while the master still imports the app would kill
     it with the default action; it is held and handled once the master
     runs."""
+    _reset_gate(tmp_path)
     srv = kore_server(SLOW_START_APP, workers=1, wait=False)
-    time.sleep(0.5)
-    srv.send_signal(signal.SIGHUP)
+    _signal_during_import(srv, tmp_path, signal.SIGHUP)
     assert srv.wait_log("HUP received", timeout=20), srv.log()
     assert srv.wait_log("reload complete", timeout=20), srv.log()
     assert wait_for(lambda: _ok(srv.url), timeout=15), srv.log()
     assert get(srv.url).text == "up"
     assert srv.stop() == 0
 
+    _reset_gate(tmp_path)
     srv = kore_server(SLOW_START_APP, workers=1, wait=False)
-    time.sleep(0.5)
-    srv.send_signal(signal.SIGTERM)
+    _signal_during_import(srv, tmp_path, signal.SIGTERM)
     assert srv.proc.wait(30) == 0, srv.log()
     assert "TERM received" in srv.log()

@@ -8,7 +8,7 @@ import gevent
 from gevent import ssl
 import pytest
 
-from kore import _state
+from kore import runtime
 from kore.aio import drive as _drive
 
 import kore_curl
@@ -22,14 +22,14 @@ from curl_upstream import Upstream
 @pytest.fixture(autouse=True)
 def _curl_options():
     """The plugin's options in this process's registry, for curl tests only."""
-    added = "curl_timeout" not in _state.registry.options
+    registry = runtime.registry()
+    added = "curl_timeout" not in registry.options
     if added:
-        plugin.kore_config_options(_state.registry)
+        plugin.kore_config_options(registry)
     yield
     if added:
         for name in ("curl_timeout", "curl_recv_max"):
-            _state.registry.options.pop(name, None)
-            _state.registry._values.pop(name, None)
+            registry.remove(name)
 
 
 @pytest.fixture
@@ -58,10 +58,10 @@ def setting():
 
     def _set(name, value):
         touched.append(name)
-        _state.registry.set(name, value, "cli")
+        runtime.registry().set(name, value, "cli")
     yield _set
     for name in touched:
-        _state.registry._values.get(name, {}).pop("cli", None)
+        runtime.registry().reset(name, "cli")
 
 
 @pytest.fixture

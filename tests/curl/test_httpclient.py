@@ -7,7 +7,7 @@ import gevent
 import pycurl
 import pytest
 
-from kore import _state
+from kore import runtime
 from kore.aio import drive
 from kore_curl import CONSTANTS as C
 from kore_curl import httpclient, multi, plugin
@@ -16,7 +16,7 @@ pytestmark = pytest.mark.timeout(30)
 
 
 def test_plugin_options_declared():
-    opts = _state.registry.options
+    opts = runtime.registry().options
     assert opts["curl_timeout"].default == 60
     assert opts["curl_recv_max"].default == 2 * 1024 * 1024
     assert opts["curl_timeout"].owner == "kore-plugin-curl"

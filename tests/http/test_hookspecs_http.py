@@ -1,5 +1,6 @@
 """Every hook the http plugin declares has a docstring saying when it runs
-and what it returns, and is listed in docs/writing-plugins.md."""
+and is listed in docs/http.md (tests/core/test_hooks.py checks the table
+of docs/writing-plugins.md and the :returns: lines for every hook)."""
 
 import inspect
 import os
@@ -24,8 +25,6 @@ def test_every_http_hookspec_has_a_docstring():
 
 
 def test_every_http_hookspec_is_documented():
-    text = open(os.path.join(ROOT, "docs", "writing-plugins.md")).read()
     http = open(os.path.join(ROOT, "docs", "http.md")).read()
     for name, _ in _specs():
-        assert "`%s`" % name in text, "%s missing from docs/writing-plugins.md" % name
-        assert name in http, "%s missing from docs/http.md" % name
+        assert "`%s(" % name in http, "%s missing from docs/http.md" % name

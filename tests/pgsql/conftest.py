@@ -69,9 +69,9 @@ def pgsql(pg_up):
 def pgsql_settings():
     """settings(conn_max=.., queue_limit=..): set the plugin's options for
     pools created afterwards (restored at the end of the test)."""
-    from kore import _state
+    from kore import runtime
     from kore_pgsql import plugin
-    reg = _state.registry
+    reg = runtime.registry()
     if "pgsql_conn_max" not in reg.options:
         plugin.kore_config_options(reg)
     touched = []
@@ -83,4 +83,4 @@ def pgsql_settings():
             touched.append(name)
     yield settings
     for name in touched:
-        reg._values.get(name, {}).pop("cli", None)
+        reg.reset(name, "cli")

@@ -1,7 +1,5 @@
 """Waiting for a file descriptor on the gevent hub, cancellable by close()."""
 
-from time import monotonic
-
 from gevent import Timeout
 from gevent.hub import get_hub
 
@@ -58,10 +56,3 @@ class FdWaits:
     def cancel_all(self):
         for event in list(self.watchers):
             self.cancel(event)
-
-
-def remaining(deadline):
-    """Seconds until a time.monotonic() deadline (None = no deadline)."""
-    if deadline is None:
-        return None
-    return deadline - monotonic()

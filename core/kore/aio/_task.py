@@ -196,14 +196,7 @@ def report(where, task=None, exc_info=None):
         trace.report(exc_info, where=where)
     except Exception:  # pragma: no cover - report never raises
         pass
-    pm = _state.pm
-    if pm is not None:
-        try:
-            pm.hook.kore_task_error(task=task, exc_info=exc_info)
-        except Exception:
-            import traceback
-            LOG.write(LOG_ERR, "kore_task_error hook raised:\n"
-                      + traceback.format_exc().rstrip())
+    trace.observe("kore_task_error", task=task, exc_info=exc_info)
 
 
 def _run_task(task):

@@ -13,7 +13,7 @@ import io
 import pycurl
 
 import kore
-from kore import _state
+from kore import runtime
 from kore.log import LOG_ERR, log
 
 from . import options
@@ -29,7 +29,7 @@ _frozen = {}   # option values once the configuration is frozen (workers)
 
 
 def _setting(name, default):
-    registry = _state.registry
+    registry = runtime.registry()
     if registry.frozen:
         value = _frozen.get(name)
         if value is None:

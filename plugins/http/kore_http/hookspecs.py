@@ -23,6 +23,8 @@ def kore_connection_open(conn):
     handshake and the first read.  ``conn`` is its ``kore.connection``
     (``kore_http.connection.Connection``: ``fd``, ``addr``,
     ``disconnect()``).  The return value is ignored.
+
+    :returns: nothing.
     """
 
 
@@ -34,6 +36,8 @@ def kore_connection_close(conn):
     closed; ``conn`` is the same object ``kore_connection_open`` got (or, for
     an upgraded connection, the object that replaced it: the websocket).
     The return value is ignored.
+
+    :returns: nothing.
     """
 
 
@@ -51,6 +55,8 @@ def kore_connection_protocol(conn, alpn, preface):
     choice to the next plugin.  The http plugin answers last (trylast) for
     ``http/1.1``, no ALPN and cleartext; the connection is closed when
     nobody answers.
+
+    :returns: a ``serve(conn, preface)`` callable, or None.
     """
 
 
@@ -63,6 +69,8 @@ def kore_tls_alpn(server):
     the lists are joined in hook order (``tryfirst`` comes first, so an h2
     plugin marks itself tryfirst to be preferred) and duplicates dropped.
     The http plugin returns ``["http/1.1"]``.
+
+    :returns: a list of ALPN ids (str), or None.
     """
 
 
@@ -81,6 +89,8 @@ def kore_tls_context(domain, server_name, sslobj, offered_alpn):
     ``ssl.SSLContext`` to use for this handshake (ACME: a placeholder,
     the issued chain or an ``acme-tls/1`` challenge certificate), or None
     for the domain's own context.
+
+    :returns: an ``ssl.SSLContext``, or None.
     """
 
 
@@ -93,6 +103,8 @@ def kore_tls_domain_context(domain, context):
     one into it (a placeholder until the real one is issued) and return
     True, or return None.  Start-up stops with a message naming the package
     to install when no plugin handles the domain.
+
+    :returns: True when a certificate was loaded, else None.
     """
 
 
@@ -107,6 +119,8 @@ def kore_request_start(req):
     Runs in the worker, in the request's greenlet, for every request.
     Return a status (int) to answer the request with it and skip routing
     (the first plugin that returns one wins), or None.
+
+    :returns: a status (int) to refuse the request, or None.
     """
 
 
@@ -122,6 +136,8 @@ def kore_http_handle(req, target):
     it sees the status; answering the request before ``yield`` (a 401)
     skips the handler.  Runs in the worker, in the request's greenlet, only
     when some plugin wraps it (no cost otherwise).  Returns the status.
+
+    :returns: the response status (int).
     """
 
 
@@ -131,6 +147,8 @@ def kore_request_done(req, status, duration):
 
     Runs in the worker after the last byte of the response was written.
     ``duration`` is in seconds.  The return value is ignored.
+
+    :returns: nothing.
     """
 
 
@@ -146,6 +164,8 @@ def kore_http_routes(routes):
     all of the application's), ``routes.server(name, address)`` declares a
     plain server with a "*" domain and returns it.  The return value is
     ignored; a ``kore.ConfigError`` stops start-up.
+
+    :returns: nothing.
     """
 
 
@@ -157,6 +177,8 @@ def kore_http_request_attributes():
     value: a function becomes a method (``req.pgsql(...)``), a ``property``
     an attribute; names may not clash with the request API or another
     plugin's.
+
+    :returns: a dict of attribute name to value, or None.
     """
 
 
@@ -168,4 +190,6 @@ def kore_http_access_log_fields(req):
     configured.  Return a dict of field name to value (str, int or None):
     JSON lines get them as members, the common format as ``name=value``
     suffixes (values percent-escaped).  Never put a secret (a token) here.
+
+    :returns: a dict of field name to value, or None.
     """

@@ -26,8 +26,8 @@ _orphans = []       # connections inherited through fork: never touched
 
 def _setting(name):
     try:
-        from kore import _state
-        return _state.registry.get(name)
+        from kore import runtime
+        return runtime.option(name)
     except Exception:
         return DEFAULTS[name]
 

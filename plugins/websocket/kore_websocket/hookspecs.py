@@ -15,6 +15,8 @@ def kore_websocket_connect(websocket):
     ``websocket_send``, topics), not the http connection of
     ``kore_connection_open``.  Whether a plugin implements the two websocket
     hooks is looked up once, when the worker starts.
+
+    :returns: nothing.
     """
 
 
@@ -24,4 +26,6 @@ def kore_websocket_disconnect(websocket):
 
     Runs in the worker that held the connection; ``websocket`` as for
     ``kore_websocket_connect`` (closed: sending returns False).
+
+    :returns: nothing.
     """
