@@ -67,8 +67,8 @@ def test_examples_do_not_import_kernel_private_state():
     assert found == [], "use kore.runtime instead of kore._state: %s" % ", ".join(found)
 
 
-def _module_name(path):
-    rel = os.path.relpath(path, os.path.dirname(CORE))[:-3].replace(os.sep, ".")
+def _module_name(path, root=CORE):
+    rel = os.path.relpath(path, os.path.dirname(root))[:-3].replace(os.sep, ".")
     return rel[:-len(".__init__")] if rel.endswith(".__init__") else rel
 
 
@@ -86,19 +86,24 @@ def _runtime_nodes(tree):
             todo.append(child)
 
 
-def _is_module(name):
-    rel = os.path.join(os.path.dirname(CORE), *name.split("."))
+def _is_module(name, root=CORE):
+    rel = os.path.join(os.path.dirname(root), *name.split("."))
     return os.path.isfile(rel + ".py") or os.path.isfile(os.path.join(rel, "__init__.py"))
 
 
-@functools.lru_cache(maxsize=None)
 def _kernel_graph():
-    """kore.X -> {kore.Y} from every import statement, relative ones
-    resolved, function-level ones included (they are edges all the same),
-    ``if TYPE_CHECKING:`` ones left out."""
+    return _package_graph(CORE)
+
+
+@functools.lru_cache(maxsize=None)
+def _package_graph(root):
+    """pkg.X -> {pkg.Y} from every import statement of the package at
+    ``root``, relative ones resolved, function-level ones included (they
+    are edges all the same), ``if TYPE_CHECKING:`` ones left out."""
+    top = os.path.basename(root)
     graph = {}
-    for path in _python_files(CORE):
-        name = _module_name(path)
+    for path in _python_files(root):
+        name = _module_name(path, root)
         package = name if path.endswith("__init__.py") else name.rpartition(".")[0]
         edges = graph.setdefault(name, set())
         with open(path, encoding="utf-8") as f:
@@ -115,15 +120,15 @@ def _kernel_graph():
                     base = ".".join(up + ([base] if base else []))
                 subs = ["%s.%s" % (base, a.name) for a in node.names]
                 # "from . import x" names module x, not its package
-                targets = subs if any(_is_module(t) for t in subs) else [base] + subs
+                targets = subs if any(_is_module(t, root) for t in subs) else [base] + subs
             for t in targets:
-                if t.startswith("kore.") or t == "kore":
+                if t.startswith(top + ".") or t == top:
                     edges.add(t)
     known = set(graph)
     return {m: {e for e in es if e in known and e != m} for m, es in graph.items()}
 
 
-def _cycle_through(graph, start):
+def _cycle_through(graph, start, packages=("kore", "kore.aio")):
     stack = [(start, [start])]
     seen = set()
     while stack:
@@ -131,7 +136,7 @@ def _cycle_through(graph, start):
         for nxt in graph.get(node, ()):
             if nxt == start:
                 return path + [start]
-            if nxt not in seen and nxt not in ("kore", "kore.aio"):
+            if nxt not in seen and nxt not in packages:
                 seen.add(nxt)
                 stack.append((nxt, path + [nxt]))
     return None
@@ -162,3 +167,24 @@ def test_cycle_finder_finds_a_lazy_cycle():
     graph = {"kore.a": {"kore.b"}, "kore.b": {"kore.c"}, "kore.c": {"kore.a"}, "kore.d": set()}
     assert _cycle_through(graph, "kore.a") == ["kore.a", "kore.b", "kore.c", "kore.a"]
     assert _cycle_through(graph, "kore.d") is None
+
+
+PLUGIN_PACKAGES = sorted(
+    os.path.join(ROOT, "plugins", d, "kore_" + d) for d in PLUGIN_DIRS
+    if os.path.isdir(os.path.join(ROOT, "plugins", d, "kore_" + d)))
+
+
+@pytest.mark.parametrize("root", PLUGIN_PACKAGES, ids=os.path.basename)
+def test_no_import_cycle_in_plugins(root):
+    """The same rule inside each plugin package (the http plugin's old
+    conn <-> listen and conn <-> request cycles, hidden in function-level
+    imports, are what this keeps out)."""
+    graph = _package_graph(root)
+    top = os.path.basename(root)
+    packages = {m for m in graph if os.path.isfile(
+        os.path.join(os.path.dirname(root), *m.split("."), "__init__.py"))} | {top}
+    for module in sorted(graph):
+        if module in packages:
+            continue
+        cycle = _cycle_through(graph, module, packages)
+        assert cycle is None, " -> ".join(cycle)
