@@ -77,8 +77,9 @@ class Application:
             raise AppLoadError("application '%s' called exit(%s) while loading"
                                % (target, exc.code)) from exc
         except BaseException as exc:
-            raise AppLoadError("failed to import application '%s': %s: %s"
-                               % (target, type(exc).__name__, exc)) from exc
+            raise AppLoadError("failed to import application '%s': %s%s: %s"
+                               % (target, user_location(exc), type(exc).__name__,
+                                  exc)) from exc
         for extra in _state.registry.get("python_import"):
             self._import_path(extra)
         if self.koreapp is None and self.module is not None:
@@ -236,9 +237,29 @@ class Application:
             raise
         except Exception as exc:
             import traceback
-            raise AppLoadError("koreapp.configure() raised %s: %s\n%s"
-                               % (type(exc).__name__, exc,
+            raise AppLoadError("koreapp.configure() raised %s%s: %s\n%s"
+                               % (user_location(exc), type(exc).__name__, exc,
                                   traceback.format_exc().rstrip())) from exc
+
+
+_OWN = ("kore", "importlib", "pluggy", "runpy", "gevent")
+
+
+def user_location(exc):
+    """"FILE, line N: " of the innermost traceback frame in the user's code
+    (not kore's packages, importlib or pluggy), or "" when there is none:
+    a mistake reported by kore names where the user made it."""
+    found = ""
+    tb = exc.__traceback__
+    while tb is not None:
+        frame = tb.tb_frame
+        mod = frame.f_globals.get("__name__", "") or ""
+        top = mod.split(".", 1)[0]
+        own = top in _OWN or top.startswith("kore_") or top.startswith("_frozen")
+        if not own and not frame.f_code.co_filename.startswith("<"):
+            found = "%s, line %d: " % (frame.f_code.co_filename, tb.tb_lineno)
+        tb = tb.tb_next
+    return found
 
 
 def _python_paths():

@@ -266,3 +266,21 @@ kore.domain("*").route("/who", lambda req: req.response(
     # a trusted peer without the header: 400, and the server goes on
     assert ask(b"").startswith(b"HTTP/1.1 400")
     assert ask(b"PROXY TCP4 192.0.2.1 127.0.0.1 1 2\r\n").endswith(b"192.0.2.1")
+
+
+@pytest.mark.parametrize("decl", [
+    '@kore.route("/x", methods=["fetch"])\ndef x(req):\n    pass\n',
+    'd.route("/x", lambda req: None, methods=["fetch"])\n',
+    '@kore.route("^/(unclosed", methods=["get"])\ndef x(req):\n    pass\n',
+    'd.route("^/(unclosed", lambda req: None)\n',
+])
+def test_route_mistakes_name_the_users_file_and_line(korectl, tmp_path, decl):
+    app = tmp_path / "app.py"
+    app.write_text('import kore\nkore.server("default", ip="127.0.0.1", port="1", '
+                   'tls=False)\nd = kore.domain("*")\n' + decl)
+    r = korectl("run", str(app))
+    assert r.returncode == 4, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1, r.stderr
+    assert lines[0].startswith("korectl: failed to import application")
+    assert "%s, line 4: RuntimeError: route" % app in lines[0]

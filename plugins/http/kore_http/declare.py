@@ -367,6 +367,9 @@ class route:
         self.kw = kw
 
     def inner(self, fn):
+        # checked now, so that a bad method or regex is reported at the
+        # decorator's line of the user's file (the route is installed later)
+        make_route(None, self.path, fn, {k: v for k, v in self.kw.items() if k != "key"})
         state.queued_routes.append((self.path, fn, self.kw))
         return fn
 
