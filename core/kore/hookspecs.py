@@ -275,10 +275,41 @@ def kore_websocket_disconnect(conn):
 
 @hookspec
 def kore_scheduler_jobs(app):
-    """Return a list of ``(name, schedule, callable)`` periodic jobs.
+    """Return a list of periodic jobs a plugin contributes.
 
-    Runs in the master after the app was loaded.  The cron plugin collects
-    them and runs each in the master or hands it to a worker.
+    Runs in the master after the application was loaded (start-up and every
+    reload), when kore-plugin-cron is installed.  Each entry is
+    ``(name, schedule, callable)`` or ``(name, schedule, callable, options)``
+    with ``schedule`` a crontab schedule (``"*/5 * * * *"``, ``"@daily"``)
+    and ``options`` a dict of ``kore.cron``'s keyword arguments (``overlap``,
+    ``catch_up``, ``timeout``).  The callable (or coroutine function) runs in
+    one worker, once per tick, as a ``kore.cron`` Python job named ``name``.
+    """
+
+
+@hookspec(firstresult=True)
+def kore_cron_claim(job, scheduled):
+    """May this server run ``job``'s tick at ``scheduled``?
+
+    Runs in the master, in the cron scheduler's greenlet, for every tick of
+    every job about to start (not for ``@reboot``); it may block
+    cooperatively (a round trip to a shared store).  ``job`` is the
+    ``kore_cron.jobs.Job`` (``job.name``, ``job.schedule``), ``scheduled``
+    the tick's aware ``datetime``.  Return True to run it here, False when
+    another host has it, None to leave the decision to the next plugin (no
+    answer at all: run locally).  A cross-host implementation takes a lock
+    keyed by the job and the *scheduled* time (``SET kore:cron:<name>:<epoch>
+    <host> NX EX <ttl>``), so clock skew between hosts cannot double a run.
+    """
+
+
+@hookspec
+def kore_master_child_exit(arbiter, pid, status):
+    """A child process of the master that is not a worker was reaped.
+
+    Runs in the master's supervision loop, which reaps every child with
+    ``waitpid(-1)``; ``status`` is the raw wait status.  A plugin that
+    started the process (cron's shell jobs) returns True.
     """
 
 
