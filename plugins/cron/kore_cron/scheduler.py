@@ -236,11 +236,11 @@ class Scheduler:
             return
         took = time.monotonic() - run.started
         how = run.describe_status()
-        if run.timed_out:
-            how += " (timed out after %g s)" % run.job.timeout
+        why = " (timed out after %g s)" % run.job.timeout if run.timed_out else ""
         code = run.exit_code()
         log = info if code == 0 else warning
-        log("cron job '%s': pid %d %s after %.3f s" % (run.job.name, run.pid, how, took))
+        log("cron job '%s': pid %d %s after %.3f s%s"
+            % (run.job.name, run.pid, how, took, why))
 
     def reaped(self, pid, status):
         run = self.shell_runs.get(pid)
