@@ -1,6 +1,7 @@
 """Reload, restarts, the per-tick claim, config files and ``korectl cron list``."""
 
 import json
+import os
 import re
 import signal
 import textwrap
@@ -201,3 +202,54 @@ def test_invalid_kore_cron_call_names_the_app_line(tmp_path, korectl):
         "import kore\nkore.cron('@daily', 'x', catch_up=True)\n")
     r = korectl("run", str(tmp_path / "app.py"), cwd=str(tmp_path), timeout=30)
     assert r.returncode == 2 and "needs option 'cron_state_file'" in r.stderr
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="dropping to another user needs root")
+def test_shell_jobs_run_as_the_app_user_in_its_directory(tmp_path, servers):
+    import pwd
+    import shutil
+    import tempfile
+    user = "nobody"
+    pwd.getpwnam(user)
+    workdir = tempfile.mkdtemp(prefix="kore-cron-root-")
+    try:
+        os.chmod(workdir, 0o777)
+        srv = start(tmp_path, """
+            import kore
+            kore.cron("* * * * *", "id -un > who.txt; pwd >> who.txt; echo $HOME >> who.txt",
+                      name="who")
+            """, clock="2026-05-04T09:59:59+02:00 x60",
+            args=("--user", user, "--chdir", workdir))
+        servers.append(srv)
+        who = os.path.join(workdir, "who.txt")
+        assert wait_for(lambda: os.path.exists(who) and len(open(who).read().split()) == 3,
+                        timeout=15), srv.log()
+        name, cwd, home = open(who).read().split()
+        assert name == user and cwd == workdir
+        assert home == pwd.getpwnam(user).pw_dir
+        assert os.stat(who).st_uid == pwd.getpwnam(user).pw_uid
+        assert srv.stop() == 0
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def test_plugins_contribute_jobs_through_kore_scheduler_jobs(tmp_path, servers):
+    srv = start(tmp_path, """
+        import kore
+        from kore import runtime
+
+        def from_plugin():
+            with open("plugin-job.txt", "a") as f:
+                f.write("%d\\n" % kore.worker())
+
+        class Contributor:
+            @kore.hookimpl
+            def kore_scheduler_jobs(self, app):
+                return [("plugin-job", "* * * * *", from_plugin, {"timeout": 5})]
+
+        runtime.plugin_manager().register(Contributor(), name="test-contributor")
+        """, workers=2, clock="2026-05-04T09:59:59+02:00 x60")
+    servers.append(srv)
+    assert wait_for(lambda: len(lines(tmp_path / "plugin-job.txt")) >= 2, timeout=15), srv.log()
+    assert "cron job 'plugin-job': finished in worker 1" in srv.log()
+    assert srv.stop() == 0

@@ -117,24 +117,40 @@ class Scheduler:
 
     def run(self, first=True):
         if first:
-            self._start_up()
+            self._guarded(self._start_up)
         while True:
-            if self.arbiter.stopping and not self.stopping:
-                self.begin_stop()
-            self._supervise()
-            if self.stopping:
-                gevent.sleep(0.1)
-                continue
-            now = self.clock.now()
-            due = min((st.next_run.timestamp() for st in self.states.values()
-                       if st.next_run is not None), default=None)
-            if due is not None and due <= now:
-                self._tick(now)
-                continue
-            wait = 0.5 * self.clock.speed
-            if due is not None:
-                wait = min(wait, due - now)
-            self.clock.sleep(wait)
+            if not self._guarded(self._step):
+                gevent.sleep(1.0)       # a bug must not spin or end the scheduler
+
+    def _guarded(self, fn):
+        try:
+            fn()
+            return True
+        except gevent.GreenletExit:
+            raise
+        except Exception:
+            from kore.trace import report
+            report(where="the cron scheduler")
+            return False
+
+    def _step(self):
+        """Supervise, then fire what is due or sleep until it is."""
+        if self.arbiter.stopping and not self.stopping:
+            self.begin_stop()
+        self._supervise()
+        if self.stopping:
+            gevent.sleep(0.1)
+            return
+        now = self.clock.now()
+        due = min((st.next_run.timestamp() for st in self.states.values()
+                   if st.next_run is not None), default=None)
+        if due is not None and due <= now:
+            self._tick(now)
+            return
+        wait = 0.5 * self.clock.speed
+        if due is not None:
+            wait = min(wait, due - now)
+        self.clock.sleep(wait)
 
     def _start_up(self):
         now = self.now()
