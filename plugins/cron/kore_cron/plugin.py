@@ -1,12 +1,17 @@
 """Hooks of kore-plugin-cron."""
 
+import sys
+
 from kore import hookimpl, runtime
 from kore.config import ConfigError, Option
 
 from . import clock as clockmod
 from . import jobs, schedule
-from . import worker as pyworker
-from .scheduler import MSG_DONE, MSG_RUN, Scheduler
+
+# The scheduler, shell and worker modules are imported when first needed:
+# every korectl command loads this plugin.
+MSG_RUN = "cron.run"
+MSG_DONE = "cron.done"
 
 OWNER = "kore-plugin-cron"
 
@@ -75,6 +80,7 @@ def kore_app_loaded(app):
 
 @hookimpl
 def kore_master_start(arbiter):
+    from .scheduler import Scheduler
     tz = schedule.local_zone(runtime.option("cron_timezone"))
     sch = Scheduler(arbiter, clockmod.from_environment(), tz)
     sch.load(jobs.active())
@@ -129,18 +135,22 @@ def kore_worker_init(worker):
 def kore_worker_message(worker, msg):
     if msg.kind != MSG_RUN:
         return None
+    from . import worker as pyworker
     pyworker.handle(worker, msg)
     return True
 
 
 @hookimpl
 def kore_worker_busy(worker):
-    return pyworker.busy()
+    pyworker = sys.modules.get("kore_cron.worker")
+    return pyworker.busy() if pyworker is not None else 0
 
 
 @hookimpl
 def kore_worker_shutdown(worker):
-    pyworker.shutdown()
+    pyworker = sys.modules.get("kore_cron.worker")
+    if pyworker is not None:
+        pyworker.shutdown()
 
 
 @hookimpl

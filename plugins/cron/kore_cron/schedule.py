@@ -14,7 +14,6 @@ runs once when the server starts.
 import os
 from datetime import datetime, timezone
 
-from cronsim import CronSim, CronSimError
 
 FIELDS = ("minute", "hour", "day-of-month", "month", "day-of-week")
 
@@ -28,6 +27,11 @@ ALIASES = {
     "@hourly": "0 * * * *",
 }
 REBOOT = "@reboot"
+
+
+def _cronsim():
+    from cronsim import CronSim, CronSimError
+    return CronSim, CronSimError
 
 
 class ScheduleError(ValueError):
@@ -75,6 +79,7 @@ def normalize(schedule):
             return low
         raise ScheduleError("unknown schedule '%s' (use five fields or one of %s)"
                             % (text, ", ".join(sorted(set(ALIASES) | {REBOOT}))))
+    CronSim, CronSimError = _cronsim()
     fields = text.split(" ")
     if len(fields) != 5:
         raise ScheduleError("schedule '%s' has %d field%s, expected five (%s)"
@@ -112,6 +117,7 @@ def next_after(schedule, when):
     expr = expression(schedule)
     if expr is None:
         return None
+    CronSim, _ = _cronsim()
     return next(iter(CronSim(expr, when)))
 
 
