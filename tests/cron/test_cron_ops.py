@@ -95,7 +95,7 @@ def test_claim_seam_decides_per_job_and_scheduled_time(tmp_path, servers):
         runtime.plugin_manager().register(EvenMinutes(), name="test-claim")
         kore.cron("* * * * *", "echo $KORE_CRON_SCHEDULED >> ran.txt", name="j")
         kore.cron("@reboot", "echo boot >> boot.txt", name="boot")
-        """, clock="2026-05-04T09:59:58+02:00 x60")
+        """, clock="2026-05-04T09:59:59+02:00 x30")
     servers.append(srv)
     assert wait_for(lambda: len(lines(tmp_path / "claims.txt")) >= 5, timeout=20), srv.log()
     assert srv.stop() == 0

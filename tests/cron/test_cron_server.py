@@ -40,7 +40,7 @@ def servers():
 
 
 def test_four_workers_one_run_per_tick(tmp_path, servers):
-    # 1 s per minute: every tick of both jobs must run exactly once.
+    # 2 s per minute: every tick of each job must run exactly once.
     srv = start(tmp_path, """
         import kore
         kore.cron("* * * * *", "echo $KORE_CRON_SCHEDULED >> shell.txt")
@@ -56,7 +56,7 @@ def test_four_workers_one_run_per_tick(tmp_path, servers):
 
         kore.cron("*/1 * * * *", pyjob)
         kore.cron("* * * * *", corojob, name="coro")
-        """, workers=4, clock="2026-05-04T09:59:40+02:00 x60")
+        """, workers=4, clock="2026-05-04T09:59:50+02:00 x30")
     servers.append(srv)
     shell = tmp_path / "shell.txt"
     assert wait_for(lambda: len(lines(shell)) >= 5, timeout=30), srv.log()
@@ -158,12 +158,12 @@ def _alive(pid):
 
 
 def test_dst_days_with_debian_rules(tmp_path, servers):
-    # 30 minutes per second across the spring change in Europe/Berlin.
+    # 15 minutes per second across the spring change in Europe/Berlin.
     srv = start(tmp_path, """
         import kore
         kore.cron("30 2 * * *", "echo $KORE_CRON_SCHEDULED >> fixed.txt")
         kore.cron("*/15 * * * *", "echo $KORE_CRON_SCHEDULED >> quarter.txt")
-        """, clock="2026-03-29T01:20:00+01:00 x1800")
+        """, clock="2026-03-29T01:20:00+01:00 x900")
     servers.append(srv)
     quarter = tmp_path / "quarter.txt"
     assert wait_for(lambda: "2026-03-29T03:45:00+02:00" in lines(quarter), timeout=30), srv.log()
@@ -176,7 +176,7 @@ def test_dst_days_with_debian_rules(tmp_path, servers):
     (tmp_path / "fixed.txt").unlink()
     quarter.unlink()
     srv = start(tmp_path, open(tmp_path / "app.py").read(),
-                clock="2026-10-25T01:50:00+02:00 x1800")
+                clock="2026-10-25T01:50:00+02:00 x900")
     servers.append(srv)
     assert wait_for(lambda: "2026-10-25T03:00:00+01:00" in lines(quarter), timeout=30), srv.log()
     srv.stop()
