@@ -82,6 +82,7 @@ class Scheduler:
         self.python_runs = {}       # run id -> PythonRun
         self.pending = []           # PythonRun waiting for a ready worker
         self.stopping = False
+        self.checked = None         # clock time up to which ticks were handled
         self._ids = itertools.count(1)
         self.state_file = runtime.option("cron_state_file")
         self.kill_timeout = runtime.option("cron_kill_timeout")
@@ -92,8 +93,15 @@ class Scheduler:
         return datetime.fromtimestamp(self.clock.now(), self.tz)
 
     def load(self, jobs):
-        """Install the job table (start-up or reload)."""
+        """Install the job table (start-up or reload).
+
+        A new or changed job counts its ticks from the time the scheduler
+        last looked, not from now: a reload that holds the master across a
+        tick does not drop that tick for the jobs it changed.
+        """
         now = self.now()
+        if self.checked is not None:
+            now = min(now, datetime.fromtimestamp(self.checked, self.tz))
         states = {}
         for job in jobs:
             old = self.states.get(job.name)
@@ -146,7 +154,9 @@ class Scheduler:
                    if st.next_run is not None), default=None)
         if due is not None and due <= now:
             self._tick(now)
+            self.checked = now
             return
+        self.checked = now
         wait = 0.5 * self.clock.speed
         if due is not None:
             wait = min(wait, due - now)
