@@ -290,6 +290,12 @@ class Arbiter:
                 return
             wp = self.procs.pop(pid, None)
             if wp is None:
+                # a plugin's child (cron's shell jobs): hand it its status
+                try:
+                    _state.pm.hook.kore_master_child_exit(arbiter=self, pid=pid,
+                                                          status=status)
+                except Exception as exc:
+                    error("kore_master_child_exit failed: %s" % exc)
                 continue
             wp.channel.close()
             if self.slots.get(wp.id) is wp:

@@ -24,6 +24,10 @@ Supported: top-level settings (``workers 2``, any option of kore.config),
 
 Handlers are looked up after the app was imported: ``name`` (a function of
 the app module), ``koreapp.name`` or ``module.function``.
+
+A block a plugin owns (``RAW_BLOCKS``: ``cron { ... }`` of kore-plugin-cron)
+is kept as its raw lines, ``conf.blocks[name] = [(lineno, text), ...]``, for
+that plugin to read in ``kore_app_loaded``.
 """
 
 import os
@@ -39,6 +43,12 @@ class Conf:
         self.python_import = []
         self.servers = []   # (name, {bind: [(ip, port)], unix: [...], tls: bool})
         self.domains = []   # (host, {attach, certfile, ..., routes, filemaps})
+        self.blocks = {}    # plugin block name -> [(lineno, raw line)]
+
+
+# Top-level blocks read by a plugin, with the option prefix and the package
+# that shows the plugin is installed.
+RAW_BLOCKS = {"cron": ("cron_", "kore-plugin-cron")}
 
 
 def _tokens(path):
@@ -47,11 +57,14 @@ def _tokens(path):
             line = raw.split("#", 1)[0].strip()
             if not line:
                 continue
-            try:
-                words = shlex.split(line)
-            except ValueError as exc:
-                raise ConfigError("%s:%d: %s" % (path, lineno, exc)) from None
-            yield lineno, words
+            yield lineno, line, raw.strip()
+
+
+def _words(where, line):
+    try:
+        return shlex.split(line)
+    except ValueError as exc:
+        raise ConfigError("%s: %s" % (where, exc)) from None
 
 
 def load(path, registry):
@@ -60,8 +73,26 @@ def load(path, registry):
     conf = Conf(path)
     base = os.path.dirname(conf.path)
     stack = []          # open blocks: [kind, name, dict]
-    for lineno, words in _tokens(path):
+    raw_block = None    # name of the plugin block being read
+    for lineno, line, raw in _tokens(path):
         where = "%s:%d" % (path, lineno)
+        if raw_block is not None:
+            if line == "}":
+                raw_block = None
+            else:
+                conf.blocks[raw_block].append((lineno, raw))
+            continue
+        words = _words(where, line)
+        if words[-1:] == ["{"] and len(words) == 2 and not stack \
+                and words[0] in RAW_BLOCKS:
+            prefix, package = RAW_BLOCKS[words[0]]
+            if not any(o.startswith(prefix) for o in registry.options):
+                raise ConfigError("%s: block '%s' belongs to %s, which is not "
+                                  "installed (pip install %s)"
+                                  % (where, words[0], package, package))
+            raw_block = words[0]
+            conf.blocks.setdefault(raw_block, [])
+            continue
         if words == ["}"]:
             if not stack:
                 raise ConfigError("%s: '}' without an open block" % where)
@@ -136,6 +167,8 @@ def load(path, registry):
                 raise ConfigError("%s: %s" % (where, exc)) from None
         else:
             raise ConfigError("%s: setting '%s' has no value" % (where, key))
+    if raw_block is not None:
+        raise ConfigError("%s: block '%s' is not closed" % (path, raw_block))
     if stack:
         raise ConfigError("%s: block '%s %s' is not closed" % (path, stack[-1][0],
                                                               stack[-1][1]))

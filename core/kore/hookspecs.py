@@ -335,10 +335,33 @@ def kore_handler_error(req: Any, exc_info: ExcInfo) -> None:
 
 @hookspec
 def kore_scheduler_jobs(app):
-    """Return a list of ``(name, schedule, callable)`` periodic jobs.
+    """Return a list of periodic jobs a plugin contributes.
 
-    Runs in the master after the app was loaded.  The cron plugin collects
-    them and runs each in the master or hands it to a worker.
+    Runs in the master after the application was loaded (start-up and every
+    reload), when kore-plugin-cron is installed.  Each entry is
+    ``(name, schedule, callable)`` or ``(name, schedule, callable, options)``
+    with ``schedule`` a crontab schedule (``"*/5 * * * *"``, ``"@daily"``)
+    and ``options`` a dict of ``kore.cron``'s keyword arguments (``overlap``,
+    ``catch_up``, ``timeout``).  The callable (or coroutine function) runs in
+    one worker, once per tick, as a ``kore.cron`` Python job named ``name``.
+
+    :param app: the ``kore.application.Application``.
+    :returns: a list of job tuples, or None.
+    """
+
+
+@hookspec
+def kore_master_child_exit(arbiter, pid, status):
+    """A child process of the master that is not a worker was reaped.
+
+    Runs in the master's supervision loop, which reaps every child with
+    ``waitpid(-1)``; ``status`` is the raw wait status.  A plugin that
+    started the process (cron's shell jobs) returns True.
+
+    :param arbiter: the master's ``kore.arbiter.Arbiter``.
+    :param pid: the reaped process id.
+    :param status: its raw wait status (``os.waitstatus_to_exitcode``).
+    :returns: True when the plugin started that process, else None.
     """
 
 

@@ -19,7 +19,7 @@ def _spec_modules():
     through kore_add_hookspecs (documented in the same table)."""
     import importlib
     mods = [hookspecs]
-    for name in ("kore_http.hookspecs", "kore_websocket.hookspecs"):
+    for name in ("kore_http.hookspecs", "kore_websocket.hookspecs", "kore_cron.hookspecs"):
         try:
             mods.append(importlib.import_module(name))
         except ImportError:

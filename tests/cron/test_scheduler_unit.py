@@ -1,0 +1,126 @@
+"""The scheduler's tick logic in-process, with a clock the test moves."""
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from kore import runtime
+from kore.config import ConfigError
+from kore_cron import jobs, plugin
+from kore_cron.scheduler import Scheduler
+
+BERLIN = ZoneInfo("Europe/Berlin")
+
+
+class ManualClock:
+    speed = 1.0
+    fake = True
+
+    def __init__(self, when):
+        self.t = when.timestamp()
+
+    def now(self):
+        return self.t
+
+    def sleep(self, seconds):
+        raise AssertionError("the test drives the scheduler step by step")
+
+
+class FakeArbiter:
+    stopping = False
+    stop_deadline = None
+
+    def __init__(self):
+        self.slots, self.procs = {}, {}
+
+    def spawn(self, fn, *args):
+        raise AssertionError("no greenlets in this test")
+
+
+@pytest.fixture(autouse=True)
+def cron_options():
+    reg = runtime.registry()
+    if "cron_overlap" not in reg.options:
+        plugin.kore_config_options(reg)
+    yield
+
+
+@pytest.fixture
+def sched(monkeypatch):
+    clock = ManualClock(datetime(2026, 5, 4, 9, 59, 30, tzinfo=BERLIN))
+    s = Scheduler(FakeArbiter(), clock, BERLIN)
+    fired = []
+    monkeypatch.setattr(Scheduler, "fire",
+                        lambda self, st, scheduled, reason: fired.append(
+                            (st.job.name, scheduled.strftime("%H:%M"))))
+    s.fired = fired
+    return s
+
+
+def job(schedule, name, **kw):
+    return jobs.make_job(schedule, "true", name=name, **kw)
+
+
+def step(s, seconds):
+    s.clock.t += seconds
+    now = s.clock.now()
+    due = [st for st in s.states.values()
+           if st.next_run is not None and st.next_run.timestamp() <= now]
+    if due:
+        s._tick(now)
+    s.checked = now
+
+
+def test_each_tick_once_and_late_ticks_coalesced(sched):
+    sched.load([job("* * * * *", "a"), job("*/5 * * * *", "b")])
+    step(sched, 30)                     # 10:00:00
+    step(sched, 0.5)
+    assert sched.fired == [("a", "10:00"), ("b", "10:00")]
+    step(sched, 60)                     # 10:01:00.5
+    assert sched.fired[-1] == ("a", "10:01")
+    step(sched, 185)                    # the master stalled to 10:04:05
+    assert sched.fired[-1] == ("a", "10:04") and len(sched.fired) == 4
+
+
+def test_clock_jumping_back_runs_nothing_twice(sched):
+    sched.load([job("* * * * *", "a")])
+    step(sched, 31)                     # 10:00:01
+    assert sched.fired == [("a", "10:00")]
+    step(sched, -120)                   # NTP set the clock back two minutes
+    step(sched, 60)
+    step(sched, 59)                     # back at 10:00:00
+    assert sched.fired == [("a", "10:00")]
+    step(sched, 61)                     # 10:01:01
+    assert sched.fired == [("a", "10:00"), ("a", "10:01")]
+
+
+def test_reload_keeps_unchanged_jobs_and_does_not_drop_a_tick(sched):
+    sched.load([job("* * * * *", "a"), job("* * * * *", "b")])
+    step(sched, 29.8)                   # 09:59:59.8, nothing due yet
+    # A reload holds the master across 10:00: "b" changed, "c" is new.
+    sched.clock.t += 0.5
+    sched.load([job("* * * * *", "a"), job("*/2 * * * *", "b"), job("* * * * *", "c")])
+    step(sched, 0)
+    assert sorted(sched.fired) == [("a", "10:00"), ("b", "10:00"), ("c", "10:00")]
+    sched.load([job("* * * * *", "a"), job("*/2 * * * *", "b"), job("* * * * *", "c")])
+    step(sched, 0.1)
+    assert len(sched.fired) == 3        # a second reload right after: no double
+    step(sched, 60)
+    assert sorted(sched.fired[3:]) == [("a", "10:01"), ("c", "10:01")]
+
+
+def test_job_declarations_are_checked():
+    with pytest.raises(ConfigError, match="overlap must be 'skip' or 'allow'"):
+        job("* * * * *", "x", overlap="never")
+    with pytest.raises(ConfigError, match="timeout must be a number of seconds"):
+        job("* * * * *", "x", timeout=-1)
+    with pytest.raises(ConfigError, match="catch_up makes no sense for @reboot"):
+        job("@reboot", "x", catch_up=True)
+    with pytest.raises(ConfigError, match="the command is empty"):
+        jobs.make_job("* * * * *", "  ")
+    with pytest.raises(RuntimeError, match="while the application loads"):
+        jobs.cron("* * * * *", "true")
+    assert jobs.make_job("@daily", "echo  a   b").name == "echo a b"
+    assert jobs.make_job("@daily", test_job_declarations_are_checked).name == \
+        "test_scheduler_unit.test_job_declarations_are_checked"
