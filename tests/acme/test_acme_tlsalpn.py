@@ -114,6 +114,22 @@ def test_acme_tls_handshake_gets_no_application_data(env):
     assert served_cert(env["port"], alpn=["http/1.1"])[1] == "http/1.1"
 
 
+def test_a_killed_worker_comes_back_with_the_issued_chain(env):
+    import signal
+    srv = env["srv"]
+    victim = srv.children()[0]
+    os.kill(victim, signal.SIGKILL)
+    assert wait_for(lambda: victim not in srv.children() and len(srv.children()) == 2,
+                    timeout=20)
+    assert srv.wait_log("restarting it", 10)
+    assert wait_for(lambda: len(re.findall(r"worker \d \(pid \d+\) ready", srv.log())) >= 3,
+                    timeout=20)
+    # the new worker was forked from the master, which holds the new chain
+    for _ in range(20):
+        assert verified_get(env["port"], env["pebble"].root_path).startswith(b"HTTP/1.1 200")
+    assert env["pebble"].log().count("Added order") == 1
+
+
 def test_restart_reuses_the_account_and_the_certificate(env):
     srv, pebble = env["srv"], env["pebble"]
     before = served_cert(env["port"])[0].serial_number
