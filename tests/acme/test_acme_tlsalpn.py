@@ -130,6 +130,18 @@ def test_a_killed_worker_comes_back_with_the_issued_chain(env):
     assert env["pebble"].log().count("Added order") == 1
 
 
+def test_reload_keeps_serving_the_issued_chain(env):
+    import signal
+    srv = env["srv"]
+    n = srv.log().count("serving the stored certificate")
+    srv.send_signal(signal.SIGHUP)
+    assert srv.wait_log("reload complete", 30), srv.log()
+    assert srv.log().count("serving the stored certificate") > n
+    for _ in range(10):
+        assert verified_get(env["port"], env["pebble"].root_path).startswith(b"HTTP/1.1 200")
+    assert env["pebble"].log().count("Added order") == 1
+
+
 def test_restart_reuses_the_account_and_the_certificate(env):
     srv, pebble = env["srv"], env["pebble"]
     before = served_cert(env["port"])[0].serial_number

@@ -78,6 +78,17 @@ class Manager:
         self.ack_event = Event()
         self._ids = itertools.count(1)
 
+    def reconfigure(self, settings):
+        """After a reload: new options (a new account when the CA changed)."""
+        old, self.s = self.s, settings
+        if (old.provider, old.verify, old.email, old.root) != \
+                (settings.provider, settings.verify, settings.email, settings.root):
+            self.store = Store(settings.root)
+            self.store.ensure()
+            self.account = Account(settings.provider, settings.verify, settings.email,
+                                   self.store, _log)
+        self.sync()
+
     # -- greenlets --------------------------------------------------------------
 
     def start(self):

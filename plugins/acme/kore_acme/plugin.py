@@ -126,13 +126,15 @@ def kore_http_routes(routes):
                           "a domain, or use acme_challenge tls-alpn-01")
 
 
-@hookimpl
+@hookimpl(trylast=True)
 def kore_app_loaded(app):
+    # trylast: after the http plugin's, which builds the TLS contexts (and
+    # so fills settings.DOMAINS through kore_tls_domain_context)
     if settings.DOMAINS:
         _get_settings()
     if _manager is not None and runtime.arbiter() is not None:
-        _manager.s = _get_settings()
-        _manager.sync()
+        # a SIGHUP reload in the master: new options, new set of domains
+        _manager.reconfigure(_get_settings())
 
 
 @hookimpl
