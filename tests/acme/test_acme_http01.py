@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from acme_helpers import APP, is_issued, start_kore, verified_get
+from acme_helpers import APP, is_issued, served_cert, start_kore, verified_get
 from acme_pebble import Pebble
 from kore_testing import KORECTL, free_port, wait_for
 
@@ -41,6 +41,16 @@ def test_http01_on_the_plain_listener(tmp_path):
                                      headers={"Host": "localhost"})
         with urllib.request.urlopen(req, timeout=10) as r:
             assert r.status == 200
+        # kore.acme_renew() from a worker: the master orders again at once
+        first = served_cert(tls_port)[0].serial_number
+        req = urllib.request.Request("http://127.0.0.1:%d/renew" % plain_port,
+                                     headers={"Host": "localhost"})
+        with urllib.request.urlopen(req, timeout=10) as r:
+            assert r.read() == b"renewing"
+        assert wait_for(lambda: served_cert(tls_port)[0].serial_number != first,
+                        timeout=60), srv.log()
+        assert verified_get(tls_port, pebble.root_path).startswith(b"HTTP/1.1 200")
+        assert pebble.log().count("Added order") == 2
     finally:
         srv.cleanup()
         pebble.stop()

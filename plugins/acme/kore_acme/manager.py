@@ -183,10 +183,16 @@ class Manager:
                             ci.leaf.issuer.rfc4514_string()))
 
     def install(self, host, chain, key):
-        for domain, ctx in DOMAINS.get(host, ()):
-            memload.load(ctx, chain, key)
         self._broadcast("acme.cert", {"host": host, "chain": chain.decode("ascii"),
                                       "key": key.decode("ascii")})
+        # the master's own contexts: workers forked from now on inherit them
+        for domain, ctx in DOMAINS.get(host, ()):
+            try:
+                memload.load(ctx, chain, key)
+            except Exception as exc:
+                _log("error", "cannot load the new certificate for %s in the master "
+                     "(workers forked later serve the previous one until the next "
+                     "reload): %s" % (host, exc))
 
     # -- publishing challenges (the Account calls these) -------------------------
 

@@ -30,9 +30,14 @@ class App:
             kore.server("plain", ip="127.0.0.1", port=E["T_PLAIN_PORT"], tls=False)
             p = kore.domain("localhost", attach="plain")
             p.route("/", self.index, methods=["get"])
+            p.route("/renew", self.renew, methods=["get"])
 
     def index(self, req):
         req.response(200, b"hello from %d\n" % os.getpid())
+
+    def renew(self, req):
+        kore.acme_renew("localhost")
+        req.response(200, b"renewing")
 
     def open_file(self, req):
         path = urllib.parse.parse_qs(req.query)["path"][0]
