@@ -16,8 +16,13 @@ pytestmark = pytest.mark.slow
 def test_shipped_acme_example(tmp_path, challenge):
     tls_port, http_port = free_port(), free_port()
     pebble = Pebble(tmp_path / "pebble", http_port=http_port, tls_port=tls_port).start()
-    env = {"KORE_ACME_PROVIDER": pebble.url, "KORE_ACME_CA_BUNDLE": pebble.ca,
-           "KORE_ACME_CHALLENGE": challenge, "KORE_WORKERS": "2"}
+    env = {"KORE_ACME_PROVIDER": pebble.url, "KORE_ACME_CHALLENGE": challenge,
+           "KORE_WORKERS": "2"}
+    # the CA of pebble's HTTPS: the option, or the standard variables
+    if challenge == "tls-alpn-01":
+        env["KORE_ACME_CA_BUNDLE"] = pebble.ca
+    else:
+        env["REQUESTS_CA_BUNDLE"] = pebble.ca
     srv = KoreServer(tmp_path, EXAMPLE, bind=False, wait=False, workers=None, env=env,
                      extra=("localhost", "127.0.0.1", str(tls_port), str(http_port)))
     try:

@@ -21,8 +21,10 @@ pytestmark = pytest.mark.slow
 def test_http01_on_the_plain_listener(tmp_path):
     tls_port, plain_port = free_port(), free_port()
     pebble = Pebble(tmp_path / "pebble", http_port=plain_port, tls_port=tls_port).start()
-    srv = start_kore(tmp_path, tls_port, pebble.url, pebble.ca, workers=2,
-                     T_CHALLENGE="http-01", T_PLAIN_PORT=plain_port)
+    # no acme_ca_bundle: pebble's CA comes from $SSL_CERT_FILE
+    srv = start_kore(tmp_path, tls_port, pebble.url, None, workers=2,
+                     T_CHALLENGE="http-01", T_PLAIN_PORT=plain_port,
+                     SSL_CERT_FILE=pebble.ca, REQUESTS_CA_BUNDLE="")
     try:
         assert wait_for(lambda: is_issued(tls_port, pebble.root_path), timeout=60), \
             srv.log() + pebble.log()[-3000:]

@@ -166,3 +166,24 @@ def test_challenge_context_only_for_acme_tls_handshakes():
         served.extensions.get_extension_for_oid(certs.ACME_IDENTIFIER_OID)
     finally:
         workerside.CHALLENGES.clear()
+
+
+def test_stored_certificate_is_used_only_when_key_and_name_fit(tmp_path):
+    """A crash between saving the new key and the new chain leaves a pair
+    that does not match: it is not served, a new order is placed."""
+    from kore_acme.manager import current
+    s = store.Store(str(tmp_path))
+    assert current(s, "kore.test") is None
+    chain, key = certs.placeholder("kore.test")
+    s.save_chain("kore.test", chain)
+    s.save_domain_key("kore.test", key)
+    ci, got_chain, got_key = current(s, "kore.test")
+    assert got_chain == chain and ci.covers("kore.test")
+    s.save_domain_key("kore.test", certs.new_domain_key())
+    assert current(s, "kore.test") is None
+    other_chain, other_key = certs.placeholder("other.test")
+    s.save_chain("kore.test", other_chain)
+    s.save_domain_key("kore.test", other_key)
+    assert current(s, "kore.test") is None       # names another host
+    s.save_chain("kore.test", b"not a certificate")
+    assert current(s, "kore.test") is None
