@@ -13,7 +13,7 @@ import threading
 import pytest
 from cryptography import x509
 
-from kore_acme import certs, client, memload, store, workerside
+from kore_acme import certs, client, memload, settings, store, workerside
 
 D = datetime.timedelta
 T0 = datetime.datetime(2030, 1, 1, tzinfo=datetime.timezone.utc)
@@ -38,14 +38,14 @@ def test_renewal_explicit_renew_before():
 
 
 def test_parse_duration():
-    assert certs.parse_duration("30d") == D(days=30)
-    assert certs.parse_duration("12h") == D(hours=12)
-    assert certs.parse_duration("90m") == D(minutes=90)
-    assert certs.parse_duration("45") == D(seconds=45)
-    assert certs.parse_duration("") is None
+    assert settings.parse_duration("30d") == D(days=30)
+    assert settings.parse_duration("12h") == D(hours=12)
+    assert settings.parse_duration("90m") == D(minutes=90)
+    assert settings.parse_duration("45") == D(seconds=45)
+    assert settings.parse_duration("") is None
     for bad in ("soon", "-3d", "0.0h"):
         with pytest.raises(ValueError):
-            certs.parse_duration(bad)
+            settings.parse_duration(bad)
 
 
 def test_alpn_challenge_certificate_rfc8737():

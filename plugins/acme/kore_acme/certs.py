@@ -141,22 +141,3 @@ def renewal_time(not_before, not_after, renew_before=None):
     if lifetime < SHORT_LIFETIME:
         return not_before + lifetime / 2
     return not_before + lifetime * 2 / 3
-
-
-def parse_duration(text):
-    """"30d", "12h", "90m", "45s" or plain seconds -> timedelta; "" -> None."""
-    text = (text or "").strip().lower()
-    if not text or text == "0":
-        return None
-    units = {"d": 86400, "h": 3600, "m": 60, "s": 1}
-    mult = 1
-    if text[-1] in units:
-        mult = units[text[-1]]
-        text = text[:-1]
-    try:
-        value = float(text)
-    except ValueError:
-        raise ValueError("expected a duration such as 30d, 12h, 90m or seconds") from None
-    if value <= 0:
-        raise ValueError("the duration must be positive")
-    return datetime.timedelta(seconds=value * mult)

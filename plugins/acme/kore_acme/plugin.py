@@ -13,9 +13,9 @@ from kore import hookimpl, ipc, runtime
 from kore.config import ConfigError
 from kore.log import notice, warning
 
-from . import certs, memload, settings, workerside
-from .manager import Manager, current
-from .store import Store
+# Light imports only: this module is imported whenever korectl starts (the
+# acme library, requests and cryptography load when an acme domain exists).
+from . import memload, settings, workerside
 
 HTTP01_ROUTE = r"^/.well-known/acme-challenge/([A-Za-z0-9_-]+)$"
 
@@ -66,6 +66,9 @@ def kore_app_reset():
 def kore_tls_domain_context(domain, context):
     if not domain.acme:
         return None
+    from . import certs
+    from .manager import current
+    from .store import Store
     s = _get_settings()
     host = settings.register(domain, context)
     have = None
@@ -142,6 +145,7 @@ def kore_master_start(arbiter):
     global _manager
     if not settings.DOMAINS:
         return
+    from .manager import Manager
     _manager = Manager(arbiter, _get_settings())
     try:
         _manager.start()

@@ -11,8 +11,6 @@ import os
 from kore import runtime
 from kore.config import ConfigError, Option
 
-from . import certs
-
 OWNER = "kore-plugin-acme"
 LETS_ENCRYPT = "https://acme-v02.api.letsencrypt.org/directory"
 CHALLENGES = ("tls-alpn-01", "http-01")
@@ -59,7 +57,7 @@ class Settings:
         root = runtime.option("acme_root") or DEFAULT_ROOT
         self.root = os.path.abspath(root)
         try:
-            self.renew_before = certs.parse_duration(runtime.option("acme_renew_before"))
+            self.renew_before = parse_duration(runtime.option("acme_renew_before"))
         except ValueError as exc:
             raise ConfigError("option 'acme_renew_before': %r: %s"
                               % (runtime.option("acme_renew_before"), exc)) from None
@@ -82,6 +80,26 @@ class Settings:
 
     def backoff(self, failures):
         return min(self.retry_max, self.retry_min * 2 ** max(0, failures - 1))
+
+
+def parse_duration(text):
+    """"30d", "12h", "90m", "45s" or plain seconds -> timedelta; "" -> None."""
+    import datetime
+    text = (text or "").strip().lower()
+    if not text or text == "0":
+        return None
+    units = {"d": 86400, "h": 3600, "m": 60, "s": 1}
+    mult = 1
+    if text[-1] in units:
+        mult = units[text[-1]]
+        text = text[:-1]
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError("expected a duration such as 30d, 12h, 90m or seconds") from None
+    if value <= 0:
+        raise ValueError("the duration must be positive")
+    return datetime.timedelta(seconds=value * mult)
 
 
 def register(domain, context):
