@@ -23,7 +23,6 @@ import itertools
 import json
 import time
 
-import gevent
 from gevent.event import Event
 from gevent.lock import Semaphore
 

@@ -46,6 +46,10 @@ def acme_renew(host=None):
     domain, or ``host``), in the master whichever process calls it."""
     if host is not None and not isinstance(host, str):
         raise TypeError("acme_renew(host): host must be a str")
+    if not settings.DOMAINS:
+        raise RuntimeError("acme_renew: the application has no acme=True domain")
+    if host is not None and host.lower() not in settings.DOMAINS:
+        raise ValueError("acme_renew: no acme=True domain '%s'" % host)
     if runtime.role() == "worker":
         runtime.worker().send(ipc.Message("acme.renew", (host or "").encode("utf-8")))
         return None
