@@ -88,7 +88,12 @@ def describe(exc):
     if isinstance(exc, messages.Error):
         return "%s: %s" % (exc.code or exc.typ, exc.detail or "")
     if isinstance(exc, requests.exceptions.ConnectionError):
-        return "cannot reach the CA (%s)" % (exc.args[0] if exc.args else exc)
+        reason = exc.args[0] if exc.args else exc
+        text = str(getattr(reason, "reason", reason))
+        i = text.find("[Errno")
+        if i >= 0:
+            text = text[i:].rstrip("')\"")
+        return "cannot reach the CA (%s)" % text
     if isinstance(exc, requests.exceptions.Timeout):
         return "the CA did not answer in time"
     if isinstance(exc, errors.ValidationError):
