@@ -114,6 +114,18 @@ def test_challenge_certificate_only_for_acme_tls_handshakes(tmp_path):
             assert not _has_acme_id(plain)
             other, _ = served_cert(tls_port, server_name="other.test", alpn=["acme-tls/1"])
             assert not _has_acme_id(other)
+        # a worker restarted while the challenge is pending asks the master
+        # for it (acme.hello) and serves it too
+        import os
+        import re
+        import signal
+        victim = srv.children()[0]
+        os.kill(victim, signal.SIGKILL)
+        assert wait_for(lambda: len(re.findall(r"worker \d \(pid \d+\) ready",
+                                               srv.log())) >= 3, timeout=20), srv.log()
+        for _ in range(8):
+            cert, alpn = served_cert(tls_port, alpn=["acme-tls/1"])
+            assert alpn == "acme-tls/1" and _has_acme_id(cert)
         relay.release.set()
         assert wait_for(lambda: is_issued(tls_port, pebble.root_path), timeout=60), \
             srv.log() + pebble.log()[-2000:]
