@@ -144,7 +144,7 @@ def load(path, registry):
                 elif key == "filemap" and len(args) == 2:
                     body["filemaps"].append((args[0], os.path.join(base, args[1])))
                 elif key in ("attach", "certfile", "certkey", "client_verify",
-                             "verify_depth", "accesslog") and len(args) == 1:
+                             "verify_depth", "accesslog", "acme") and len(args) == 1:
                     body[key] = args[0]
                 else:
                     raise ConfigError("%s: unknown domain setting '%s'" % (where, key))
@@ -213,6 +213,12 @@ def apply(app):
             kw["client_verify"] = body["client_verify"]
         if body.get("verify_depth"):
             kw["verify_depth"] = int(body["verify_depth"])
+        if body.get("acme"):
+            value = body["acme"].lower()
+            if value not in ("yes", "no"):
+                raise ConfigError("%s: domain %s: 'acme %s': expected yes or no"
+                                  % (conf.path, host, body["acme"]))
+            kw["acme"] = value == "yes"
         dom = kore.domain(host, **kw)
         if body.get("accesslog"):
             dom.accesslog = body["accesslog"]

@@ -1,0 +1,1 @@
+"""kore-plugin-acme: automatic certificates (ACME) for kore.domain(acme=True)."""

@@ -1,0 +1,158 @@
+"""A real pebble ACME CA on loopback for the tests (Debian package ``pebble``).
+
+The package ships no usable certificate for pebble's own HTTPS listener, so
+``Pebble`` makes a throwaway CA and a ``localhost`` certificate with
+``cryptography``, writes a loopback config whose ``httpPort`` / ``tlsPort``
+are the kore server's ports (pebble validates there), starts ``pebble`` and
+fetches the issuing root (regenerated at every start).
+"""
+
+import datetime
+import json
+import os
+import shutil
+import signal
+import ssl
+import subprocess
+import time
+import urllib.request
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from kore_testing import free_port, wait_for
+
+PEBBLE = shutil.which("pebble") or "/usr/bin/pebble"
+
+
+def _pem(cert):
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+def _key_pem(key):
+    return key.private_bytes(serialization.Encoding.PEM,
+                             serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption())
+
+
+def make_tls_ca(directory):
+    """(ca.pem, cert.pem, key.pem) for pebble's own HTTPS listener."""
+    now = datetime.datetime.now(datetime.timezone.utc)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "pebble-tls-test-ca")])
+    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name)
+          .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
+          .not_valid_before(now - datetime.timedelta(hours=1))
+          .not_valid_after(now + datetime.timedelta(days=7))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+          .add_extension(x509.KeyUsage(False, False, False, False, False, True, True,
+                                       False, False), critical=True)
+          .sign(ca_key, hashes.SHA256()))
+    key = ec.generate_private_key(ec.SECP256R1())
+    import ipaddress
+    cert = (x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
+            .issuer_name(ca_name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(hours=1))
+            .not_valid_after(now + datetime.timedelta(days=7))
+            .add_extension(x509.SubjectAlternativeName([
+                x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                critical=False)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]),
+                           critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    paths = [os.path.join(directory, n) for n in ("pebble-tls-ca.pem", "pebble-tls.pem",
+                                                   "pebble-tls.key")]
+    for path, data in zip(paths, (_pem(ca), _pem(cert), _key_pem(key))):
+        with open(path, "wb") as f:
+            f.write(data)
+    return paths
+
+
+class Pebble:
+    def __init__(self, directory, http_port, tls_port, nonce_reject=0, env=None):
+        self.dir = str(directory)
+        os.makedirs(self.dir, exist_ok=True)
+        self.ca, cert, key = make_tls_ca(self.dir)
+        self.port = free_port()
+        self.mgmt = free_port()
+        self.http_port = http_port
+        self.tls_port = tls_port
+        self.config = os.path.join(self.dir, "pebble-config.json")
+        with open(self.config, "w") as f:
+            json.dump({"pebble": {
+                "listenAddress": "127.0.0.1:%d" % self.port,
+                "managementListenAddress": "127.0.0.1:%d" % self.mgmt,
+                "certificate": cert, "privateKey": key,
+                "httpPort": http_port, "tlsPort": tls_port,
+                "ocspResponderURL": "", "externalAccountBindingRequired": False}}, f)
+        self.url = "https://127.0.0.1:%d/dir" % self.port
+        self.env = {"PEBBLE_VA_NOSLEEP": "1",
+                    "PEBBLE_WFE_NONCEREJECT": str(nonce_reject),
+                    "PEBBLE_AUTHZREUSE": "0"}
+        self.env.update(env or {})
+        self.logpath = os.path.join(self.dir, "pebble-%d.log" % self.port)
+        self.proc = None
+        self._logf = None
+        self.root_pem = None
+
+    def start(self):
+        e = dict(os.environ)
+        e.update(self.env)
+        self._logf = open(self.logpath, "ab")
+        self.proc = subprocess.Popen([PEBBLE, "-config", self.config, "-strict"],
+                                     stdout=self._logf, stderr=subprocess.STDOUT,
+                                     env=e, cwd=self.dir, start_new_session=True)
+        ctx = ssl.create_default_context(cafile=self.ca)
+
+        def up():
+            try:
+                urllib.request.urlopen(self.url, context=ctx, timeout=2).read()
+                return True
+            except OSError:
+                return False
+        if not wait_for(up, timeout=20):
+            self.stop()
+            raise AssertionError("pebble did not start:\n" + self.log())
+        with urllib.request.urlopen("https://127.0.0.1:%d/roots/0" % self.mgmt,
+                                    context=ctx, timeout=5) as r:
+            self.root_pem = r.read()
+        self.root_path = os.path.join(self.dir, "pebble-root-%d.pem" % self.port)
+        with open(self.root_path, "wb") as f:
+            f.write(self.root_pem)
+        return self
+
+    def log(self):
+        try:
+            with open(self.logpath, errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def count(self, text):
+        return self.log().count(text)
+
+    def stop(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        if self._logf is not None:
+            self._logf.close()
+            self._logf = None
+
+
+def wait_until(pred, timeout, what):
+    if not wait_for(pred, timeout=timeout, step=0.1):
+        raise AssertionError("timed out waiting for " + what)
+
+
+def now():
+    return time.monotonic()

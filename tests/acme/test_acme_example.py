@@ -1,0 +1,37 @@
+"""examples/acme as shipped, against a real pebble (both challenge types)."""
+
+import os
+
+import pytest
+
+from acme_helpers import is_issued, verified_get
+from acme_pebble import Pebble
+from kore_testing import ROOT, KoreServer, free_port, wait_for, wait_port
+
+EXAMPLE = os.path.join(ROOT, "examples", "acme", "app.py")
+pytestmark = pytest.mark.slow
+
+
+@pytest.mark.parametrize("challenge", ["tls-alpn-01", "http-01"])
+def test_shipped_acme_example(tmp_path, challenge):
+    tls_port, http_port = free_port(), free_port()
+    pebble = Pebble(tmp_path / "pebble", http_port=http_port, tls_port=tls_port).start()
+    env = {"KORE_ACME_PROVIDER": pebble.url, "KORE_ACME_CHALLENGE": challenge,
+           "KORE_WORKERS": "2"}
+    # the CA of pebble's HTTPS: the option, or the standard variables
+    if challenge == "tls-alpn-01":
+        env["KORE_ACME_CA_BUNDLE"] = pebble.ca
+    else:
+        env["REQUESTS_CA_BUNDLE"] = pebble.ca
+    srv = KoreServer(tmp_path, EXAMPLE, bind=False, wait=False, workers=None, env=env,
+                     extra=("localhost", "127.0.0.1", str(tls_port), str(http_port)))
+    try:
+        assert wait_port("127.0.0.1", tls_port, 20, srv.proc), srv.log()
+        assert wait_for(lambda: is_issued(tls_port, pebble.root_path), timeout=60), \
+            srv.log() + pebble.log()[-2000:]
+        assert b"certificate from ACME" in verified_get(tls_port, pebble.root_path)
+        assert (tmp_path / "acme-state" / "certificates" / "localhost" /
+                "fullchain.pem").exists()
+    finally:
+        srv.cleanup()
+        pebble.stop()

@@ -1,0 +1,176 @@
+"""http-01 against a real pebble (its three validations reach the plain
+listener), a CA that answers rateLimited with Retry-After, and start-up
+mistakes."""
+
+import http.server
+import json
+import re
+import subprocess
+import threading
+import time
+
+import pytest
+
+from acme_helpers import APP, is_issued, served_cert, start_kore, verified_get
+from acme_pebble import Pebble
+from kore_testing import KORECTL, free_port, wait_for
+
+pytestmark = pytest.mark.slow
+
+
+def test_http01_on_the_plain_listener(tmp_path):
+    tls_port, plain_port = free_port(), free_port()
+    pebble = Pebble(tmp_path / "pebble", http_port=plain_port, tls_port=tls_port).start()
+    # no acme_ca_bundle: pebble's CA comes from $SSL_CERT_FILE
+    srv = start_kore(tmp_path, tls_port, pebble.url, None, workers=2,
+                     T_CHALLENGE="http-01", T_PLAIN_PORT=plain_port,
+                     SSL_CERT_FILE=pebble.ca, REQUESTS_CA_BUNDLE="")
+    try:
+        assert wait_for(lambda: is_issued(tls_port, pebble.root_path), timeout=60), \
+            srv.log() + pebble.log()[-3000:]
+        assert "(http-01)" in srv.log()
+        plog = pebble.log()
+        assert "Starting 3 validations" in plog and plog.count("Added order") == 1
+        assert verified_get(tls_port, pebble.root_path).startswith(b"HTTP/1.1 200")
+        # no token pending any more: the route answers 404, the app's routes work
+        import urllib.request
+        import urllib.error
+        with pytest.raises(urllib.error.HTTPError) as e:
+            urllib.request.urlopen("http://127.0.0.1:%d/.well-known/acme-challenge/abc"
+                                   % plain_port, timeout=10)
+        assert e.value.code == 404
+        req = urllib.request.Request("http://127.0.0.1:%d/" % plain_port,
+                                     headers={"Host": "localhost"})
+        with urllib.request.urlopen(req, timeout=10) as r:
+            assert r.status == 200
+        # kore.acme_renew() from a worker: the master orders again at once
+        first = served_cert(tls_port)[0].serial_number
+        req = urllib.request.Request("http://127.0.0.1:%d/renew" % plain_port,
+                                     headers={"Host": "localhost"})
+        with urllib.request.urlopen(req, timeout=10) as r:
+            assert r.read() == b"renewing"
+        assert wait_for(lambda: served_cert(tls_port)[0].serial_number != first,
+                        timeout=60), srv.log()
+        assert verified_get(tls_port, pebble.root_path).startswith(b"HTTP/1.1 200")
+        assert pebble.log().count("Added order") == 2
+    finally:
+        srv.cleanup()
+        pebble.stop()
+
+
+class RateLimitedCA(http.server.ThreadingHTTPServer):
+    """A directory whose newAccount answers 429 rateLimited, Retry-After: 2."""
+
+    daemon_threads = True
+
+    def __init__(self):
+        self.hits = []
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.url = "http://127.0.0.1:%d/dir" % self.server_address[1]
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    def log_message(self, *a):
+        pass
+
+    def _send(self, status, body=b"", ctype="application/json", extra=()):
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Replay-Nonce", "bm9uY2U%d" % int(time.time() * 1000))
+        self.send_header("Content-Length", str(len(body)))
+        for k, v in extra:
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self):
+        base = "http://127.0.0.1:%d" % self.server.server_address[1]
+        self._send(200, json.dumps({"newNonce": base + "/nonce", "newAccount": base + "/acct",
+                                    "newOrder": base + "/order"}).encode())
+
+    def do_HEAD(self):
+        self._send(200)
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.server.hits.append((self.path, time.monotonic()))
+        self._send(429, json.dumps({"type": "urn:ietf:params:acme:error:rateLimited",
+                                    "detail": "too many new accounts"}).encode(),
+                   "application/problem+json", [("Retry-After", "2")])
+
+
+def test_rate_limited_retry_after_is_honoured(tmp_path):
+    ca = RateLimitedCA()
+    t = threading.Thread(target=ca.serve_forever, daemon=True)
+    t.start()
+    srv = start_kore(tmp_path, free_port(), ca.url, workers=1, T_RETRY_MIN=1)
+    try:
+        assert wait_for(lambda: len(ca.hits) >= 3, timeout=30), srv.log()
+        gaps = [b[1] - a[1] for a, b in zip(ca.hits, ca.hits[1:])]
+        # acme_retry_min is 1 s (back-off 1, 2, ...), but the CA asked for 2
+        assert all(g >= 1.8 for g in gaps), gaps
+        log = srv.log()
+        assert re.search(r"failed \(attempt 1\): rateLimited: too many new accounts "
+                         r"\(the CA asks to retry after 2 s\); still serving the "
+                         r"self-signed placeholder; next attempt in 2 s", log), log
+    finally:
+        srv.cleanup()
+        ca.shutdown()
+        ca.server_close()
+
+
+def _run(tmp_path, env, app=APP, timeout=60):
+    import os
+    e = dict(os.environ)
+    e.update(env)
+    return subprocess.run([KORECTL, "run", app], cwd=str(tmp_path), env=e,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def test_http01_without_a_plain_server_stops_start_up(tmp_path):
+    r = _run(tmp_path, {"T_TLS_PORT": str(free_port()), "T_PROVIDER": "https://127.0.0.1:1/dir",
+                        "T_CHALLENGE": "http-01"})
+    assert r.returncode != 0
+    assert "acme_challenge http-01" in r.stdout + r.stderr
+    assert "declares no plain server" in r.stdout + r.stderr
+
+
+def test_bad_options_name_the_option(tmp_path):
+    base = {"T_TLS_PORT": str(free_port()), "T_PROVIDER": "https://127.0.0.1:1/dir"}
+    r = _run(tmp_path, dict(base, T_RENEW_BEFORE="soon"))
+    assert r.returncode != 0 and "option 'acme_renew_before'" in r.stdout + r.stderr
+    r = _run(tmp_path, dict(base, T_CA=str(tmp_path / "missing.pem")))
+    assert r.returncode != 0 and "option 'acme_ca_bundle'" in r.stdout + r.stderr
+    r = _run(tmp_path, dict(base, T_PROVIDER="letsencrypt"))
+    assert r.returncode != 0 and "option 'acme_provider'" in r.stdout + r.stderr
+
+
+def test_without_the_plugin_the_package_is_named(tmp_path):
+    r = _run(tmp_path, {"T_TLS_PORT": str(free_port()), "T_PROVIDER": "https://x/dir",
+                        "KORE_PLUGINS": "http"})
+    assert r.returncode != 0
+    assert "pip install kore-plugin-acme" in r.stdout + r.stderr
+
+
+def test_kore_conf_acme_yes(tmp_path):
+    """The classic kore.conf form: ``acme yes`` in a domain block."""
+    port = free_port()
+    (tmp_path / "app.py").write_text(
+        "def index(req):\n    req.response(200, b'conf')\n")
+    (tmp_path / "kore.conf").write_text(
+        "python_import app.py\n"
+        "workers 1\n"
+        "acme_provider https://127.0.0.1:%d/dir\n"
+        "acme_retry_min 30\n"
+        "server tls {\n    bind 127.0.0.1 %d\n    tls yes\n}\n"
+        "domain localhost {\n    attach tls\n    acme yes\n"
+        "    route / app.index\n}\n" % (free_port(), port))
+    from kore_testing import KoreServer, wait_port
+    srv = KoreServer(tmp_path, str(tmp_path / "kore.conf"), bind=False, wait=False,
+                     workers=None)
+    try:
+        assert wait_port("127.0.0.1", port, 20, srv.proc), srv.log()
+        assert srv.wait_log("serving a self-signed placeholder", 10), srv.log()
+        assert srv.wait_log("next attempt in 30 s", 20), srv.log()
+    finally:
+        srv.cleanup()
