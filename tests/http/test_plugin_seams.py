@@ -88,6 +88,11 @@ def kore_tls_context(domain, server_name, sslobj, offered_alpn):
 
 
 @hookimpl
+def kore_cleartext_protocols():
+    return ["seam"]
+
+
+@hookimpl
 def kore_connection_protocol(conn, alpn, preface):
     if alpn == "seam/1":
         return _seam_serve

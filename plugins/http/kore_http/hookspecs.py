@@ -49,14 +49,28 @@ def kore_connection_protocol(conn, alpn, preface):
     handshake.  ``conn`` is the ``kore_http.net.Client`` (``tls``,
     ``trusted``, ``remote_address()``, ``sock``); ``alpn`` the negotiated
     ALPN id (str) or None; ``preface`` None on TLS connections, else the
-    first bytes of a cleartext connection (read only when more than one
-    plugin implements this hook).  Return a callable ``serve(conn,
+    first bytes of a cleartext connection .  Return a callable ``serve(conn,
     preface)`` that runs the connection until it ends, or None to leave the
-    choice to the next plugin.  The http plugin answers last (trylast) for
+    choice to the next plugin.  ``preface`` is read only when some plugin
+    asks for it through ``kore_cleartext_protocols``.  The http plugin answers last (trylast) for
     ``http/1.1``, no ALPN and cleartext; the connection is closed when
     nobody answers.
 
     :returns: a ``serve(conn, preface)`` callable, or None.
+    """
+
+
+@hookspec
+def kore_cleartext_protocols():
+    """Protocols that recognise a cleartext connection by its first bytes.
+
+    Runs in each worker once, when it starts serving.  Return a list of
+    names (``["h2c"]`` when HTTP/2 prior knowledge is on) or None; when any
+    plugin returns one, the first bytes of every cleartext connection are
+    read before ``kore_connection_protocol`` is asked (and handed to it as
+    ``preface``), else HTTP/1.1 reads them itself at no extra cost.
+
+    :returns: a list of protocol names (str), or None.
     """
 
 

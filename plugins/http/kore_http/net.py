@@ -312,7 +312,8 @@ def shutdown(worker):
 
 class Protocols:
     """Per worker: whether a cleartext connection's first bytes are needed
-    to choose (more than one ``kore_connection_protocol`` implementation)."""
+    to choose its protocol (``kore_cleartext_protocols``), and whether TLS
+    ClientHellos are peeked at (``kore_tls_context`` is implemented)."""
 
     sniff = False
     peek_hello = False
@@ -322,7 +323,8 @@ class Protocols:
     def load(cls):
         from .tls import wants_client_hello
         cls.hook = runtime.hook("kore_connection_protocol")
-        cls.sniff = len(cls.hook.get_hookimpls()) > 1
+        cls.sniff = any(runtime.notify("kore_cleartext_protocols",
+                                       where="kore_cleartext_protocols hook"))
         cls.peek_hello = wants_client_hello()
 
 
