@@ -49,12 +49,12 @@ def kore_connection_protocol(conn, alpn, preface):
     handshake.  ``conn`` is the ``kore_http.net.Client`` (``tls``,
     ``trusted``, ``remote_address()``, ``sock``); ``alpn`` the negotiated
     ALPN id (str) or None; ``preface`` None on TLS connections, else the
-    first bytes of a cleartext connection .  Return a callable ``serve(conn,
-    preface)`` that runs the connection until it ends, or None to leave the
-    choice to the next plugin.  ``preface`` is read only when some plugin
-    asks for it through ``kore_cleartext_protocols``.  The http plugin answers last (trylast) for
-    ``http/1.1``, no ALPN and cleartext; the connection is closed when
-    nobody answers.
+    first bytes of a cleartext connection (read only when some plugin asks
+    for them through ``kore_cleartext_protocols``; None otherwise).  Return
+    a callable ``serve(conn, preface)`` that runs the connection until it
+    ends, or None to leave the choice to the next plugin.  The http plugin
+    answers last (trylast) for ``http/1.1``, no ALPN and cleartext; the
+    connection is closed when nobody answers.
 
     :returns: a ``serve(conn, preface)`` callable, or None.
     """
