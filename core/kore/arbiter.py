@@ -426,6 +426,15 @@ class Arbiter:
         if first or deadline < self.stop_deadline:
             self.stop_deadline = deadline
         signo = signal.SIGTERM if graceful else signal.SIGQUIT
+        if first:
+            # stop listening at once: once the workers have closed their
+            # copies too (after accepting what is already queued), a new
+            # connection is refused, so clients and load balancers fail over
+            for sock in self.listeners.values():
+                try:
+                    sock.close()
+                except OSError:
+                    pass
         for wp in list(self.procs.values()):
             self._kill(wp, signo)
         self._wake.set()

@@ -71,3 +71,52 @@ def test_keepalive_clients_lose_nothing_across_reloads(kore_server):
     assert stats["fail"] == [], stats["fail"][:5]
     assert stats["ok"] > 400
     assert srv.stop() == 0
+
+
+SLOW_APP = """
+import kore
+
+kore.server("default", ip="127.0.0.1", port="1", tls=False)
+d = kore.domain("*")
+
+async def slow(req):
+    open(kore.config.http_body_disk_path + "/started", "w").close()
+    await kore.suspend(4000)
+    req.response(200, b"slow done")
+
+d.route("/slow", slow, methods=["get"])
+"""
+
+
+def test_term_drain_refuses_new_connections_and_finishes_inflight(kore_server, tmp_path):
+    import socket
+    srv = kore_server(SLOW_APP, workers=2, env={"KORE_HTTP_BODY_DISK_PATH": str(tmp_path)})
+    srv.wait_ready(2)
+    result = {}
+
+    def slow():
+        try:
+            result["r"] = httpx.get(srv.url + "/slow", timeout=15)
+        except Exception as exc:      # recorded and asserted below
+            result["e"] = exc
+
+    t = threading.Thread(target=slow)
+    t.start()
+    from kore_testing import wait_for
+    assert wait_for((tmp_path / "started").exists, timeout=10)
+    srv.send_signal(signal.SIGTERM)
+    assert srv.wait_log("TERM received")
+
+    def refused():
+        try:
+            socket.create_connection(("127.0.0.1", srv.port), timeout=2).close()
+            return False
+        except ConnectionRefusedError:
+            return True
+    # refused while the in-flight request is still running (it sleeps 4 s)
+    assert wait_for(refused, timeout=3)
+    assert t.is_alive() and srv.proc.poll() is None
+    t.join(15)
+    assert "e" not in result, result.get("e")
+    assert result["r"].status_code == 200 and result["r"].text == "slow done"
+    assert srv.proc.wait(15) == 0

@@ -278,15 +278,38 @@ def _accept(lst):
 
 
 def stop_accepting(worker):
+    """Stop accepting: what is already in a listen queue is accepted (and
+    answered), then this worker's copy of each listening socket is closed.
+    When the master stops it closed its own first, so with the last copy
+    gone new connections are refused instead of queued and later reset."""
     CONNS.stopping = True
     for lst in CONNS.listeners:
         if lst.watcher is not None:
             lst.watcher.stop()
             lst.watcher.close()
             lst.watcher = None
+            _accept_queued(lst)
+        try:
+            lst.sock.close()
+        except OSError:
+            pass
     now = monotonic()
     for c in CONNS:
         c.drain(now)
+
+
+def _accept_queued(lst):
+    raw = getattr(lst.sock, "_sock", lst.sock)
+    tcp = lst.family in _INET
+    while True:
+        try:
+            fd, addr = raw._accept()
+        except OSError:
+            return
+        s = gsocket.socket(lst.family, socket.SOCK_STREAM, 0, fd)
+        if tcp:
+            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        gevent.spawn(serve, s, addr, lst)
 
 
 def busy(worker):
