@@ -34,9 +34,11 @@ from kore.trace import report
 from . import proxyproto
 from .listeners import LISTENERS
 from .connection import Connection
+from .h1.errors import send_error
 from .parser import HttpError
 from .settings import SETTINGS as S
 from .status import HEADERS
+from .tls import wants_client_hello
 from .tls_hello import offered_alpn
 
 monotonic = time.monotonic
@@ -344,7 +346,6 @@ class Protocols:
 
     @classmethod
     def load(cls):
-        from .tls import wants_client_hello
         cls.hook = runtime.hook("kore_connection_protocol")
         cls.sniff = any(runtime.notify("kore_cleartext_protocols",
                                        where="kore_cleartext_protocols hook"))
@@ -428,7 +429,6 @@ def serve(sock, addr, listener):
     except (OSError, GreenletExit, Expired):
         pass
     except HttpError as exc:
-        from .h1.errors import send_error
         send_error(c, exc.status)
     except Exception:
         report(sys.exc_info(), where="http connection")

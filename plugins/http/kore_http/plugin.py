@@ -4,6 +4,7 @@ from kore import hookimpl, runtime
 
 from . import declare as _declare
 from . import hookspecs, listeners, net, pipeline
+from .h1.server import serve as h1_serve
 from .options import options
 
 
@@ -88,8 +89,7 @@ def kore_tls_alpn(server):
 @hookimpl(trylast=True)
 def kore_connection_protocol(conn, alpn, preface):
     if alpn is None or alpn == "http/1.1":
-        from .h1.server import serve
-        return serve
+        return h1_serve
     return None
 
 

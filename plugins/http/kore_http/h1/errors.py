@@ -1,5 +1,6 @@
 """HTTP/1.1 error responses sent before or instead of a request's own."""
 
+from .. import accesslog
 from ..settings import SETTINGS as S
 from ..status import HEADERS, STATUS_LINES, error_page
 
@@ -24,5 +25,4 @@ def send_error(c, status, close=True, method="-", target="-", version="1.1"):
     except OSError:
         pass
     if S.accesslog:
-        from .. import accesslog
         accesslog.write_refused(c, status, method, target, version, len(data))
