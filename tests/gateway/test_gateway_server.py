@@ -10,6 +10,8 @@ import os
 import time
 
 import httpx
+
+_C = httpx.Client(timeout=10)
 import jwt
 import pytest
 
@@ -48,7 +50,7 @@ def get(srv, path, tok=None, headers=None):
     h = dict(headers or {})
     if tok is not None:
         h["Authorization"] = "Bearer " + tok
-    return httpx.get(srv.url + path, headers=h, timeout=10)
+    return _C.get(srv.url + path, headers=h)
 
 
 def b64(obj):
@@ -242,7 +244,7 @@ def test_common_log_format_carries_ids(tmp_path):
     s = _start(tmp_path, ["--access-log", str(log)], workers=1)
     try:
         tok = token(sub="erin")
-        r = httpx.get(s.url + "/whoami", headers={"Authorization": "Bearer " + tok})
+        r = _C.get(s.url + "/whoami", headers={"Authorization": "Bearer " + tok})
         g = r.json()["gtxid"]
         assert wait_for(lambda: log.exists() and g in log.read_text())
         l = [x for x in log.read_text().splitlines() if g in x][0]

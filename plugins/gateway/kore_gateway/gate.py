@@ -187,7 +187,7 @@ def admit(req, g, policy, verifier, limiter):
                    scope=need)
             return False
     rate = policy.rate
-    if rate is not None:
+    if rate is not None and rate.limit:
         who = None
         if g.rate_by == "subject":
             st = req.__dict__.get("_gw")

@@ -43,10 +43,16 @@ class Rate:
     __hash__ = None
 
 
+NO_RATE = Rate(0, 0)
+
+
 def parse_rate(value, where):
-    """"100/minute", "10/s", "5/30s" or (limit, seconds) -> Rate; None -> None."""
-    if value is None or value is False:
+    """"100/minute", "10/s", "5/30s" or (limit, seconds) -> Rate; None ->
+    None (inherit); False -> ``NO_RATE`` (no limit, overriding a wider one)."""
+    if value is None:
         return None
+    if value is False:
+        return NO_RATE
     if isinstance(value, Rate):
         return value
     if isinstance(value, (tuple, list)) and len(value) == 2:
@@ -157,7 +163,8 @@ class Policy:
 
     @property
     def active(self):
-        return bool(self.auth or self.source is not None or self.rate is not None)
+        return bool(self.auth or self.source is not None
+                    or (self.rate is not None and self.rate.limit))
 
     def __repr__(self):
         return "<gateway policy auth=%s roles=%s source=%s rate=%s>" % (
