@@ -146,8 +146,9 @@ def test_cache_rechecks_expiry():
     assert v.verify(tok) and v.verify(tok)
     assert v.decodes == 1                       # the second one was a cache hit
     # expire the cached entry by moving its expiry into the past
-    claims, _exp, nbf, stored = v.cache[tok]
-    v.cache[tok] = (claims, time.time() - 1, nbf, stored)
+    entry = list(v.cache[tok])
+    entry[1] = time.time() - 1                  # (claims, exp, nbf, stored, user, roles)
+    v.cache[tok] = tuple(entry)
     with pytest.raises(InvalidToken, match="expired"):
         v.verify(tok)
     assert tok not in v.cache

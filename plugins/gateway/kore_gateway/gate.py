@@ -32,7 +32,7 @@ from kore.trace import report
 
 from . import txn
 from .policy import address_allowed
-from .tokens import InvalidToken, bearer_token, claim_identity, looks_like_jwt, normalize_roles
+from .tokens import InvalidToken, bearer_token, normalize_roles
 
 
 class GatewayState:
@@ -137,20 +137,18 @@ def authenticate(req, g, verifier):
     if token is None:
         refuse(req, g, 401)
         return False
-    st = state(req)
+    st = req.__dict__["_gw"] = GatewayState()
     st.token = token
     auth = g.authorizer
-    if verifier is not None and looks_like_jwt(token):
+    if verifier is not None and token.count(".") == 2:      # looks_like_jwt
         try:
-            claims = verifier.verify(token)
+            claims, user, roles = verifier.verify_identity(token)
         except InvalidToken as exc:
             refuse(req, g, 401, "invalid_token", str(exc))
             return False
         st.claim = claims
         fn = getattr(auth, "handle_claim", None) if auth is not None else None
-        if fn is None:
-            user, roles = claim_identity(claims)
-        else:
+        if fn is not None:
             h = _call_authorizer(req, g, fn, "handle_claim")
             if h is None:
                 return False

@@ -60,20 +60,26 @@ class Verifier:
 
     def verify(self, token):
         """The claims (dict) of a valid token; InvalidToken otherwise."""
-        now = time.time()
+        return self.verify_identity(token)[0]
+
+    def verify_identity(self, token):
+        """(claims, username, roles) of a valid token (``claim_identity``
+        computed once per cached token); InvalidToken otherwise."""
         hit = self.cache.get(token)
         if hit is not None:
-            claims, expires, not_before, stored = hit
-            leeway = self.g.leeway
+            now = time.time()
+            claims, expires, not_before, stored, user, roles = hit
             if now - stored <= self.cache_ttl:
+                leeway = self.g.leeway
                 if expires is not None and now > expires + leeway:
                     self.cache.pop(token, None)
                     raise InvalidToken("The access token expired")
                 if not_before is not None and now < not_before - leeway:
                     raise InvalidToken("The access token is not valid yet")
-                return claims
+                return claims, user, roles
             self.cache.pop(token, None)
         claims = self._decode(token)
+        user, roles = claim_identity(claims)
         if self.cache_size:
             if len(self.cache) >= self.cache_size:
                 # drop the oldest half: insertion order is age order
@@ -82,8 +88,9 @@ class Verifier:
             exp = claims.get("exp")
             nbf = claims.get("nbf")
             self.cache[token] = (claims, exp if isinstance(exp, (int, float)) else None,
-                                 nbf if isinstance(nbf, (int, float)) else None, now)
-        return claims
+                                 nbf if isinstance(nbf, (int, float)) else None,
+                                 time.time(), user, roles)
+        return claims, user, roles
 
     def _decode(self, token):
         self.decodes += 1
