@@ -29,7 +29,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 BIN = os.path.dirname(sys.executable)
 sys.path.insert(0, os.path.dirname(HERE))
 
-from benchlib import free_port, stop_group, wait_port  # noqa: E402
+from benchlib import free_port, group_cpu, stop_group, wait_port  # noqa: E402
 
 SECRET = "bench-secret-bench-secret-bench-0001"
 
@@ -66,10 +66,12 @@ def wrk(port, path, token, duration, connections):
     cmd.append("http://127.0.0.1:%d%s" % (port, path))
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 30).stdout
     m = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    total = re.search(r"(\d+) requests in", out)
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     if non2xx:
         raise SystemExit("%s answered %s non-2xx responses" % (path, non2xx.group(1)))
-    return float(m.group(1)) if m else float("nan")
+    return (float(m.group(1)) if m else float("nan"),
+            int(total.group(1)) if total else 0)
 
 
 def microbench(n=20000):
@@ -115,26 +117,38 @@ def main():
             proc, port = start(env)
             running.append((name, proc, port, path, tok))
         results = {name: [] for name, *_ in running}
+        cpu = {name: [] for name, *_ in running}
         for rnd in range(args.rounds):
             order = list(running)
             random.shuffle(order)
-            for name, _proc, port, path, tok in order:
-                rps = wrk(port, path, tok, args.duration, args.connections)
+            for name, proc, port, path, tok in order:
+                c0 = group_cpu(proc.pid)
+                rps, total = wrk(port, path, tok, args.duration, args.connections)
+                used = group_cpu(proc.pid) - c0
                 results[name].append(rps)
-                print("round %d %-14s %9.0f req/s" % (rnd + 1, name, rps), flush=True)
+                cpu[name].append(used / max(1, total) * 1e6)
+                print("round %d %-14s %9.0f req/s  %6.1f us CPU/request"
+                      % (rnd + 1, name, rps, cpu[name][-1]), flush=True)
     finally:
         for _name, proc, *_ in running:
             stop_group(proc)
     base = statistics.median(results["no-plugin"])
-    print("\nmedian req/s over %d rounds (wrk -t1 -c%d -d%ds, 1 worker):"
-          % (args.rounds, args.connections, args.duration))
+    cbase = statistics.median(cpu["no-plugin"])
+    print("\nmedians over %d rounds (wrk -t1 -c%d -d%ds, 1 worker); CPU: the server's "
+          "user+system microseconds per request" % (args.rounds, args.connections,
+                                                    args.duration))
     for name, vals in results.items():
         med = statistics.median(vals)
-        print("  %-14s %9.0f  %6.1f%% of no-plugin" % (name, med, 100.0 * med / base))
-    pub = statistics.median(results["public"])
-    tokm = statistics.median(results["token"])
-    print("  token vs public: %.1f%% fewer req/s" % (100.0 * (1 - tokm / pub)))
-    print("  token vs no-plugin: %.1f%% fewer req/s" % (100.0 * (1 - tokm / base)))
+        c = statistics.median(cpu[name])
+        print("  %-14s %9.0f req/s (%5.1f%%)  %6.1f us CPU/request (%5.1f%%)"
+              % (name, med, 100.0 * med / base, c, 100.0 * c / cbase))
+    for a, b in (("token", "public"), ("token", "no-plugin"), ("public", "no-plugin")):
+        ra = statistics.median(results[a])
+        rb = statistics.median(results[b])
+        ca = statistics.median(cpu[a])
+        cb = statistics.median(cpu[b])
+        print("  %s vs %s: %.1f%% fewer req/s; %.1f%% fewer requests per CPU second"
+              % (a, b, 100.0 * (1 - ra / rb), 100.0 * (1 - cb / ca)))
     print("\nmicrobenchmark: microseconds per verification (Verifier.verify)")
     for name, cache, us in microbench():
         print("  %-6s cache=%-5s %8.2f us" % (name, "on" if cache else "off", us))
