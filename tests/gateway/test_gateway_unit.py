@@ -230,6 +230,12 @@ def test_disabled_auth_is_really_off():
     assert not config.GATEWAY.app_policy.active
 
 
+def test_policy_without_gateway_is_an_error():
+    policy.gateway_policy("/x", roles=["a"])
+    with pytest.raises(ConfigError, match=r"need kore.enable_gateway"):
+        config.check_loaded()
+
+
 def test_authorizer_needs_a_method():
     with pytest.raises(ConfigError, match="handle_token"):
         config.set_authorizer(object())

@@ -214,6 +214,10 @@ def check_loaded():
     """At application load: the configuration can verify the tokens it asks."""
     g = GATEWAY
     if not g.enabled:
+        from .policy import REGISTRY
+        if REGISTRY.entries:
+            raise ConfigError("%s: gateway policies need kore.enable_gateway(...) "
+                              "first (they would be ignored)" % REGISTRY.entries[0].where)
         return
     if not g.verifies_jwt and not callable(getattr(g.authorizer, "handle_token", None)):
         from .policy import REGISTRY
