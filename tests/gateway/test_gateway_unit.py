@@ -431,3 +431,38 @@ def test_master_leases_shrink_with_what_is_left():
     assert sum(grants) == 100                       # never more than the limit
     assert grants[0] == 25 and grants[-1] == 0      # a quarter of what is left, then 1s
     assert 1 in grants
+
+
+def test_concurrent_requests_share_leases_and_never_exceed(monkeypatch):
+    """50 greenlets of one worker race for a limit of 20 through a fake
+    master that grants one request at a time, slowly."""
+    import gevent
+    from kore import runtime
+
+    store = MemoryCounterStore()
+    lim = Limiter()
+    sent = []
+
+    class W:
+        def send(self, msg):
+            req = json.loads(msg.payload)
+            sent.append(req)
+
+            def answer():
+                granted, left = store.take(req["key"], 1, req["limit"], req["window"],
+                                           req["index"])
+                lim.granted(json.dumps({"id": req["id"], "granted": granted,
+                                        "left": left}).encode())
+            gevent.spawn_later(0.001, answer)
+
+    monkeypatch.setattr(runtime, "worker", lambda: W())
+    rate = policy.Rate(20, 3600)
+    results = []
+    jobs = [gevent.spawn(lambda: results.append(lim.check("k", rate).allowed))
+            for _ in range(50)]
+    gevent.joinall(jobs, timeout=20)
+    assert len(results) == 50
+    assert results.count(True) == 20
+    # one take per granted request; the last grant said nothing is left, so
+    # the 30 others were refused without asking again
+    assert len(sent) == 20

@@ -67,7 +67,8 @@ class Limiter:
         now = self.clock()
         index = int(now // rate.window)
         reset = max(1, int(math.ceil((index + 1) * rate.window - now)))
-        for _attempt in range(4):
+        deadline = time.monotonic() + 2 * TIMEOUT
+        while time.monotonic() < deadline:
             lease = self.leases.get(key)
             if lease is None or lease.index < index:
                 lease = self.leases[key] = Lease(index)
@@ -78,8 +79,8 @@ class Limiter:
             if lease.left == 0:
                 return Decision(False, rate.limit, 0, reset)
             if lease.pending is not None:
-                # another request of this worker is asking: share its answer
-                lease.pending.wait(TIMEOUT + 1.0)
+                # another request of this worker is asking: wait for its answer
+                lease.pending.wait(max(0.0, deadline - time.monotonic()))
                 continue
             if not self._take(lease, key, rate):
                 break
