@@ -117,7 +117,11 @@ def enable_gateway(enable_auth=True, secure_key=None, realm=DEFAULT_REALM, *,
                    token_cache=4096):
     """Skitai's ``enable_gateway(enable_auth, secure_key, realm)`` plus the
     JWT settings (see docs/gateway.md).  ``enable_auth`` is a plain bool."""
-    g = GATEWAY
+    # a second call replaces the first (an Authorizer installed with
+    # kore.set_auth_handler before it stays)
+    keep = GATEWAY.authorizer
+    g = reset()
+    g.authorizer = keep
     if not isinstance(enable_auth, bool):
         raise ConfigError("enable_gateway: enable_auth must be True or False, got %r"
                           % (enable_auth,))
