@@ -45,7 +45,6 @@ def kore_namespace():
     return {
         "enable_gateway": config.enable_gateway,
         "set_auth_handler": config.set_authorizer,
-        "gateway_authorizer": config.set_authorizer,
         "gateway_policy": policy.gateway_policy,
         "gateway_auth": policy.gateway_auth,
     }
