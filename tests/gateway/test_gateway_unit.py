@@ -466,3 +466,25 @@ def test_concurrent_requests_share_leases_and_never_exceed(monkeypatch):
     # one take per granted request; the last grant said nothing is left, so
     # the 30 others were refused without asking again
     assert len(sent) == 20
+
+
+def test_handle_wrapper_only_while_the_gateway_is_enabled(monkeypatch):
+    """An installed but unused gateway adds nothing to the request path."""
+    import pluggy
+    from kore import runtime
+    from kore_gateway import plugin
+    from kore_http import hookspecs
+    pm = pluggy.PluginManager("kore")
+    pm.add_hookspecs(hookspecs)
+    monkeypatch.setattr(runtime, "plugin_manager", lambda: pm)
+
+    class Routes:
+        def domains(self):
+            return []
+    plugin.kore_http_routes(routes=Routes())
+    assert pm.get_plugin(plugin.HandleWrapper.NAME) is None
+    config.enable_gateway(False)
+    plugin.kore_http_routes(routes=Routes())
+    assert len(pm.hook.kore_http_handle.get_hookimpls()) == 1
+    plugin.kore_app_reset()                       # a reload without the gateway
+    assert pm.get_plugin(plugin.HandleWrapper.NAME) is None

@@ -4,8 +4,9 @@
   ``@kore.gateway_auth``, ``kore.set_auth_handler`` (Skitai's name);
 * ``kore_http_routes`` (runs after the application's routes exist): checks
   that every policy names a route, a mount or a domain that exists;
-* ``kore_http_handle`` (wrapper): the current request for outgoing calls,
-  then source, token, roles and rate limit before the handler;
+* ``kore_http_handle`` (wrapper, ``HandleWrapper``: registered only when
+  the application calls ``kore.enable_gateway``): the current request for
+  outgoing calls, then source, token, roles and rate limit;
 * ``kore_http_access_log_fields``: ``gtxid``, ``ltxid`` and the token's
   subject as ``user`` (never the token);
 * ``kore_httpclient_headers`` (declared by kore-plugin-curl): the
@@ -13,7 +14,7 @@
 * ``kore_master_message`` / ``kore_worker_message``: rate-limit leases.
 """
 
-from kore import hookimpl
+from kore import hookimpl, runtime
 
 from . import config, policy, txn
 from .gate import admit
@@ -54,12 +55,16 @@ def kore_namespace():
 def kore_app_reset():
     config.reset()
     policy.reset()
+    _install_wrapper(False)
 
 
 @hookimpl
 def kore_http_routes(routes):
+    # in the master at application load, before workers fork (the http
+    # plugin counts kore_http_handle wrappers when a worker starts serving)
     config.check_loaded()
     policy.REGISTRY.check_targets(routes.domains())
+    _install_wrapper(config.GATEWAY.enabled)
 
 
 @hookimpl
@@ -68,18 +73,36 @@ def kore_worker_init(worker):
     PROC = Process()
 
 
-@hookimpl(wrapper=True)
-def kore_http_handle(req, target):
-    reset = txn.CURRENT.set(req)
-    try:
-        g = config.GATEWAY
-        if g.enabled:
+class HandleWrapper:
+    """The ``kore_http_handle`` wrapper, registered only while the
+    application enabled the gateway: a server that has the plugin installed
+    but does not use it pays nothing per request (the wrapper goes through
+    pluggy on every request)."""
+
+    NAME = "kore-plugin-gateway.handle"
+
+    @hookimpl(wrapper=True)
+    def kore_http_handle(self, req, target):
+        reset = txn.CURRENT.set(req)
+        try:
+            g = config.GATEWAY
             pol = policy.REGISTRY.policy_for(target, req.domain, g.app_policy)
             if pol.active:
                 admit(req, g, pol, PROC.get_verifier(g), PROC.limiter)
-        return (yield)
-    finally:
-        txn.CURRENT.reset(reset)
+            return (yield)
+        finally:
+            txn.CURRENT.reset(reset)
+
+
+def _install_wrapper(on):
+    pm = runtime.plugin_manager()
+    if pm is None:
+        return
+    present = pm.get_plugin(HandleWrapper.NAME)
+    if on and present is None:
+        pm.register(HandleWrapper(), name=HandleWrapper.NAME)
+    elif not on and present is not None:
+        pm.unregister(name=HandleWrapper.NAME)
 
 
 @hookimpl
