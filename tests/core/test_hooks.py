@@ -19,7 +19,8 @@ def _spec_modules():
     through kore_add_hookspecs (documented in the same table)."""
     import importlib
     mods = [hookspecs]
-    for name in ("kore_http.hookspecs", "kore_websocket.hookspecs", "kore_cron.hookspecs"):
+    for name in ("kore_http.hookspecs", "kore_websocket.hookspecs", "kore_cron.hookspecs",
+                 "kore_curl.hookspecs"):
         try:
             mods.append(importlib.import_module(name))
         except ImportError:

@@ -26,6 +26,24 @@ DEFAULT_RECV_MAX = 2 * 1024 * 1024
 
 
 _frozen = {}   # option values once the configuration is frozen (workers)
+_outgoing_hook = []   # [bool]: kore_httpclient_headers is implemented (cached)
+
+
+def _plugin_headers(method, url, hlist, given):
+    """Add what ``kore_httpclient_headers`` implementations return."""
+    if not _outgoing_hook:
+        _outgoing_hook.append(runtime.implemented("kore_httpclient_headers"))
+    if not _outgoing_hook[0]:
+        return
+    taken = {k.lower() for k in given} if given else ()
+    for extra in runtime.notify("kore_httpclient_headers",
+                                where="kore_httpclient_headers hook",
+                                method=method, url=url) or ():
+        for k, v in (extra or {}).items():
+            if not isinstance(k, str) or not isinstance(v, str) or k.lower() in taken \
+                    or "\r" in k or "\n" in k or "\r" in v or "\n" in v or ":" in k:
+                continue
+            hlist.append("%s: %s" % (k, v))
 
 
 def _setting(name, default):
@@ -232,6 +250,7 @@ class httpclient:
                 if "\r" in k or "\n" in k or "\r" in v or "\n" in v or ":" in k:
                     raise ValueError("httpclient: invalid header %r" % (k,))
                 hlist.append("%s: %s" % (k, v) if v else "%s;" % k)
+        _plugin_headers(method, self.url, hlist, headers)
 
         multi = get_multi()
         easy = multi.easy()

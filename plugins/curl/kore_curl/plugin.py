@@ -3,11 +3,16 @@
 from kore import hookimpl
 from kore.config import Option
 
-from . import client, multi
+from . import client, hookspecs, multi
 from .client import DEFAULT_RECV_MAX, DEFAULT_TIMEOUT, curl, httpclient
 from .options import CONSTANTS
 
 OWNER = "kore-plugin-curl"
+
+
+@hookimpl
+def kore_add_hookspecs(pm):
+    pm.add_hookspecs(hookspecs)
 
 
 @hookimpl
@@ -36,6 +41,7 @@ def kore_worker_init(worker):
     # each worker creates its own multi handle on first use.
     multi.reset_after_fork()
     client._frozen.clear()
+    client._outgoing_hook[:] = []
 
 
 @hookimpl

@@ -39,6 +39,13 @@ class PluginRoutes:
         _declare.state.domains.append(d)
         return d
 
+    def domains(self):
+        """The application's domains (``kore.domain`` objects with ``host``,
+        ``routes`` and ``mounts``), to check what a plugin's own declarations
+        name (a gateway policy for a path that no route has)."""
+        return [d for d in _declare.state.domains
+                if not getattr(d.server, "plugin_owned", False)]
+
     def route(self, path, handler, methods=None, domains=None, owner="a plugin", **kw):
         """Add a route (Kore's syntax: an exact path or a regex, ``methods=``,
         ``hooks=``, ``auth=``) ahead of the application's routes on every

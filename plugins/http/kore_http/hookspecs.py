@@ -176,7 +176,9 @@ def kore_http_routes(routes):
     methods=None, domains=None, owner="kore-plugin-x", **route_kwargs)``
     adds a route ahead of the application's on the given domains (default:
     all of the application's), ``routes.server(name, address)`` declares a
-    plain server with a "*" domain and returns it.  The return value is
+    plain server with a "*" domain and returns it, ``routes.domains()``
+    lists the application's domains (to check what a plugin's declarations
+    name).  The return value is
     ignored; a ``kore.ConfigError`` stops start-up.
 
     :returns: nothing.

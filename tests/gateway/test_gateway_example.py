@@ -1,0 +1,45 @@
+"""examples/gateway runs under korectl as shipped."""
+
+import os
+import subprocess
+import sys
+
+import httpx
+
+from kore_testing import free_port, wait_port
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+EX = os.path.join(ROOT, "examples", "gateway")
+
+
+def make_token(*args):
+    return subprocess.run([sys.executable, os.path.join(EX, "make_token.py")] + list(args),
+                          capture_output=True, text=True, check=True, timeout=30).stdout.strip()
+
+
+def test_example(kore_server):
+    port = free_port()
+    srv = kore_server(os.path.join(EX, "app.py"), workers=1, bind=False,
+                      env={"PORT": str(port)}, args=["--access-log", "-"])
+    assert wait_port("127.0.0.1", port, 20, srv.proc), srv.log()
+    base = "http://127.0.0.1:%d" % port
+    alice = {"Authorization": "Bearer " + make_token("alice", "user")}
+    with httpx.Client(base_url=base, timeout=10) as c:
+        r = c.get("/api/me")
+        assert r.status_code == 401
+        assert r.headers["www-authenticate"] == 'Bearer realm="example API"'
+        me = c.get("/api/me", headers=alice).json()
+        assert me["user"] == "alice" and me["txn"].endswith("/1000")
+        assert c.get("/api/admin", headers=alice).status_code == 403
+        root = {"Authorization": "Bearer " + make_token("root", "admin")}
+        assert c.get("/api/admin", headers=root).json() == {"admin": "root"}
+        demo = c.get("/api/me", headers={"Authorization": "Bearer opaque-demo-token"})
+        assert demo.json()["user"] == "demo"
+        fan = c.get("/api/fanout", headers=alice).json()
+        gtxid = fan["me"].split("/")[0]
+        assert fan["calls"] == [{"gtxid": gtxid, "ltxid": "2001"},
+                                {"gtxid": gtxid, "ltxid": "2002"}]
+        h = c.get("/health")
+        assert h.status_code == 200 and "ratelimit-limit" not in h.headers
+        assert "ratelimit-remaining" in c.get("/api/me", headers=alice).headers
+    assert "user=alice" in srv.log() and alice["Authorization"][7:] not in srv.log()
