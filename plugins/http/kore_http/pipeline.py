@@ -33,6 +33,7 @@ from kore.trace import report
 from . import accesslog
 from . import declare as _declare
 from .body import BodySink, close_body_file
+from .handlechain import CHAIN
 from .response import DONE, NOT_SENT, STREAMING
 from .routing import MOUNT, NO_DOMAIN, REDIRECT, ROUTE, resolve
 from .settings import SETTINGS as S
@@ -182,7 +183,7 @@ def finish(req):
 def _run_wrapped(req, target):
     """The handler inside the plugins' ``kore_http_handle`` wrappers."""
     try:
-        runtime.hook("kore_http_handle")(req=req, target=target)
+        CHAIN.call(req, target)
     except (ClientGone, GreenletExit):
         raise
     except Exception:

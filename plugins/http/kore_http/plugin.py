@@ -5,6 +5,7 @@ from kore import hookimpl, runtime
 from . import declare as _declare
 from . import hookspecs, listeners, net, pipeline
 from .h1.server import serve as h1_serve
+from .handlechain import CHAIN
 from .options import options
 
 
@@ -58,6 +59,8 @@ def kore_worker_serve(worker):
     from .settings import SETTINGS
     net.worker_serve(worker)
     SETTINGS.accesslog = accesslog.configure()
+    if SETTINGS.wrapped:
+        CHAIN.load(kore_http_handle)
 
 
 @hookimpl
