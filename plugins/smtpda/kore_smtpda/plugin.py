@@ -1,0 +1,96 @@
+"""Hooks of kore-plugin-smtpda."""
+
+import os
+
+from kore import hookimpl, runtime
+
+from . import cli, settings
+from .composer import email
+from .settings import STATE, enable_smtpda, smtpda_server
+
+_SUP = []           # the master's Supervisor, once started
+
+
+@hookimpl
+def kore_config_options(registry):
+    for opt in settings.options():
+        registry.add(opt)
+
+
+@hookimpl
+def kore_namespace():
+    return {"email": email, "enable_smtpda": enable_smtpda,
+            "smtpda_server": smtpda_server}
+
+
+@hookimpl
+def kore_app_reset():
+    STATE.reset()
+
+
+@hookimpl
+def kore_app_loaded(app):
+    spool = settings.resolve(app)
+    if STATE.enabled:
+        _chown_for_runas(spool)
+    arbiter = runtime.arbiter()
+    if arbiter is None or not STATE.enabled:
+        return
+    if _SUP:
+        sup = _SUP[0]
+        if sup.master_pid == os.getpid():
+            config = settings.agent_config()
+            if config != sup.config:
+                sup.restart(config)
+    else:
+        # a reload enabled the agent (the first load runs before the master
+        # exists; kore_master_start starts it then)
+        _start(arbiter)
+
+
+def _chown_for_runas(spool):
+    """Workers and the agent run as ``runas``: they must own the spool."""
+    runas = runtime.option("runas")
+    if not runas or os.geteuid() != 0:
+        return
+    import pwd
+    from . import spool as spoolmod
+    pw = pwd.getpwnam(runas)
+    for d in [spool] + [os.path.join(spool, s) for s in spoolmod.SUBDIRS]:
+        os.chown(d, pw.pw_uid, pw.pw_gid)
+
+
+def _start(arbiter):
+    from .supervisor import Supervisor
+    sup = Supervisor(settings.agent_config())
+    _SUP[:] = [sup]
+    sup.greenlet = arbiter.spawn(sup.run)
+
+
+@hookimpl
+def kore_master_start(arbiter):
+    if STATE.enabled and not _SUP:
+        _start(arbiter)
+
+
+@hookimpl
+def kore_master_stop(arbiter):
+    if _SUP and _SUP[0].master_pid == os.getpid():
+        _SUP[0].stop()
+
+
+@hookimpl
+def kore_worker_init(worker):
+    # the pipes to the agent belong to the master
+    if _SUP:
+        for fd in _SUP[0].fds():
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        del _SUP[:]
+
+
+@hookimpl
+def kore_cli_commands(subparsers, app_arguments, load_app):
+    cli.add_commands(subparsers, app_arguments, load_app)
