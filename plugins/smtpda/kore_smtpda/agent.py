@@ -141,6 +141,7 @@ class Agent:
         self.status.load()
         self.listen()
         self.scan(first=True)
+        self._check_flush()
         self.maintain()
         notice("smtpda agent %d delivering from %s (%d queued, %d at a time)"
                % (os.getpid(), self.root, len(self.known), self.cfg["smtpda_concurrency"]))
@@ -163,12 +164,29 @@ class Agent:
                 timeout = max(0.0, min(poll, self.heap[0][0] - time.time()))
             self.wake.wait(timeout)
             self.wake.clear()
+            self._check_flush()
             if time.monotonic() - last_scan >= poll:
                 self.scan()
                 last_scan = time.monotonic()
             else:
                 self._scan_incoming()
         return self.shutdown()
+
+    def _check_flush(self):
+        """``korectl smtpda flush`` leaves a ``flush`` file: every deferred
+        message is due now (Postfix's ``postqueue -f``)."""
+        path = os.path.join(self.root, "flush")
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            return
+        now = time.time()
+        n = 0
+        for name, (queue, due) in list(self.known.items()):
+            if queue == "deferred" and name not in self.inflight and due > now:
+                self._schedule(name, queue, now)
+                n += 1
+        notice("flush: %d deferred message%s due now" % (n, "" if n == 1 else "s"))
 
     def _scan_incoming(self):
         now = time.time()

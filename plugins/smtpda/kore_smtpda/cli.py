@@ -24,6 +24,10 @@ def add_commands(subparsers, app_arguments, load_app):
                     help="only these queues (repeatable)")
     app_arguments(ls)
     ls.set_defaults(kore_command=lambda args: cmd_list(args, load_app))
+    fl = sub.add_parser("flush", help="attempt every deferred message now "
+                        "(as Postfix's postqueue -f)")
+    app_arguments(fl)
+    fl.set_defaults(kore_command=lambda args: cmd_flush(args, load_app))
     p.set_defaults(kore_command=lambda args: _usage(p))
 
 
@@ -90,4 +94,24 @@ def cmd_list(args, load_app):
         if r.get("last_error"):
             line += "  last: %s" % "; ".join("%s: %s" % kv for kv in r["last_error"].items())
         sys.stdout.write(line + "\n")
+    return 0
+
+
+def cmd_flush(args, load_app):
+    import os
+    from . import composer, status
+    root = _spool(args, load_app)
+    if not os.path.isdir(root):
+        sys.stderr.write("korectl: smtpda spool %s does not exist\n" % root)
+        return 1
+    path = os.path.join(root, "flush")
+    with open(path, "w"):
+        pass
+    composer._nudge(root)
+    doc = status.read(root)
+    if doc["agent"] is None:
+        sys.stdout.write("no agent is running: the %d deferred message(s) are attempted "
+                         "when it starts\n" % doc["queue"]["deferred"])
+    else:
+        sys.stdout.write("flush requested: %d deferred message(s)\n" % doc["queue"]["deferred"])
     return 0
