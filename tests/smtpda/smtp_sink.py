@@ -86,9 +86,8 @@ class Sink:
             n = self.n
         base = os.path.join(self.received, "%06d" % n)
         meta = {"mail_from": envelope.mail_from, "rcpt_tos": list(envelope.rcpt_tos),
-                "tls": session.ssl is not None,
-                "auth": (session.auth_data.login.decode()
-                         if isinstance(session.auth_data, LoginPassword) else None)}
+                "tls": server.transport.get_extra_info("ssl_object") is not None,
+                "auth": getattr(session, "sink_login", None)}
         for suffix, blob in ((".json", json.dumps(meta).encode()), (".eml", data)):
             with open(base + suffix + ".tmp", "wb") as f:
                 f.write(blob)
@@ -122,9 +121,14 @@ def main():
         def authenticator(server, session, envelope, mechanism, auth_data):
             ok = (isinstance(auth_data, LoginPassword) and auth_data.login.decode() == user
                   and auth_data.password.decode() == password)
-            return AuthResult(success=ok)
+            if ok:
+                session.sink_login = user
+            return AuthResult(success=ok, handled=False)
+        # aiosmtpd only counts STARTTLS as TLS for auth_require_tls: with
+        # implicit TLS every connection is encrypted already
         kw.update(authenticator=authenticator, auth_required=False,
-                  auth_require_tls=not os.environ.get("SINK_AUTH_WITHOUT_TLS"))
+                  auth_require_tls=not (os.environ.get("SINK_AUTH_WITHOUT_TLS")
+                                        or args.implicit_tls))
     controller = Controller(sink, hostname=args.host, port=args.port,
                             ssl_context=ctx if args.implicit_tls else None,
                             server_hostname="localhost", decode_data=False,

@@ -132,11 +132,12 @@ class Supervisor:
                 notice("smtpda agent (pid %d) %s, starting it with the new settings"
                        % (pid, how))
                 continue
-            lived = time.monotonic() - self.started
-            delay = 1.0 if lived > 10 else min(30.0, delay * 2)
+            if time.monotonic() - self.started > 10:
+                delay = 1.0             # it ran a while: not a crash loop
+            wait, delay = delay, min(30.0, delay * 2)
             self.restarts += 1
-            warning("smtpda agent (pid %d) %s, restarting it in %.0f s" % (pid, how, delay))
-            gevent.sleep(delay)
+            warning("smtpda agent (pid %d) %s, restarting it in %.0f s" % (pid, how, wait))
+            gevent.sleep(wait)
 
     def restart(self, config):
         """Stop the running agent (new settings after a reload); run() starts

@@ -15,8 +15,8 @@ if os.environ.get("SMTP"):
                        os.environ.get("SMTP_PASSWORD"),
                        ssl=os.environ.get("SMTP_SSL") == "1")
 if os.environ.get("SMTP_NAMED"):
-    name, server, user, password = os.environ["SMTP_NAMED"].split(",")
-    kore.smtpda_server(name, server, user, password)
+    name, server, user, password, ssl = os.environ["SMTP_NAMED"].split(",")
+    kore.smtpda_server(name, server, user or None, password or None, ssl=ssl == "1")
 
 
 @kore.route("/send", methods=["post"])
