@@ -34,7 +34,13 @@ def kore_app_loaded(app):
     if STATE.enabled:
         _chown_for_runas(spool)
     arbiter = runtime.arbiter()
-    if arbiter is None or not STATE.enabled:
+    if arbiter is None:
+        return
+    if not STATE.enabled:
+        if _SUP and _SUP[0].master_pid == os.getpid():
+            # a reload turned the agent off
+            sup = _SUP.pop()
+            arbiter.spawn(sup.stop)
         return
     if _SUP:
         sup = _SUP[0]
