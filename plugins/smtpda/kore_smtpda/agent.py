@@ -35,6 +35,7 @@ STOP_GRACE = 10.0
 SESSION_IDLE = 5.0              # seconds an idle connection is kept
 SESSION_MESSAGES = 100          # messages per connection before it is renewed
 STALE_TMP = 3600.0              # tmp/ files older than this are from dead writers
+STATUS_INTERVAL = 0.5           # status.json is rewritten this often when it changed
 
 
 class Agent:
@@ -143,6 +144,7 @@ class Agent:
         self.scan(first=True)
         self._check_flush()
         self.maintain()
+        self._update_status(write=True)
         notice("smtpda agent %d delivering from %s (%d queued, %d at a time)"
                % (os.getpid(), self.root, len(self.known), self.cfg["smtpda_concurrency"]))
         gevent.spawn(self._housekeeping)
@@ -196,7 +198,7 @@ class Agent:
 
     def _housekeeping(self):
         while not self.stopping:
-            gevent.sleep(min(1.0, self.cfg["smtpda_poll_interval"]))
+            gevent.sleep(STATUS_INTERVAL)
             self.maintain()
             self._close_idle()
             self._update_status(write=True)
