@@ -25,7 +25,7 @@ import time
 
 import gevent
 from gevent.event import Event
-from gevent.pool import Pool
+from gevent.pool import Group
 
 from kore.log import LOG, error, info, notice, warning
 
@@ -50,7 +50,8 @@ class Agent:
         self.wake = Event()
         self.stopping = False
         self.idle = {}                  # server key -> [Session]
-        self.pool = Pool(cfg["smtpda_concurrency"])
+        self.pool = Group()
+        self.concurrency = cfg["smtpda_concurrency"]
         self.ctx = delivery.tls_context(cfg.get("smtpda_cafile") or "",
                                         cfg.get("smtpda_tls_verify", True))
         self.helo = cfg.get("smtpda_helo_name") or delivery.getfqdn()
@@ -152,7 +153,7 @@ class Agent:
         last_scan = time.monotonic()
         while not self.stopping:
             now = time.time()
-            while self.heap and self.heap[0][0] <= now and self.pool.free_count() > 0:
+            while self.heap and self.heap[0][0] <= now and self._free():
                 due, _, name = heapq.heappop(self.heap)
                 entry = self.known.get(name)
                 if entry is None or entry[1] != due or name in self.inflight:
@@ -162,7 +163,7 @@ class Agent:
                 self.pool.spawn(self._deliver_guarded, name, queue)
             self._update_status()
             timeout = poll
-            if self.heap and self.pool.free_count() > 0:
+            if self.heap and self._free():
                 timeout = max(0.0, min(poll, self.heap[0][0] - time.time()))
             self.wake.wait(timeout)
             self.wake.clear()
@@ -189,6 +190,11 @@ class Agent:
                 self._schedule(name, queue, now)
                 n += 1
         notice("flush: %d deferred message%s due now" % (n, "" if n == 1 else "s"))
+
+    def _free(self):
+        # inflight is updated by the delivery itself, before it wakes this
+        # loop (a Pool's count only drops once the greenlet has ended)
+        return len(self.inflight) < self.concurrency
 
     def _scan_incoming(self):
         now = time.time()

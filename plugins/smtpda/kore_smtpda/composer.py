@@ -27,8 +27,6 @@ from kore import runtime
 from . import settings, spool
 
 ADDRESS_HEADERS = ("from", "to", "cc", "bcc", "reply-to", "sender")
-# messages larger than this are written from gevent's thread pool in a worker
-THREAD_WRITE_BYTES = 256 * 1024
 
 
 def _addresses(value, header):
@@ -190,7 +188,9 @@ class Composer:
             "bounced": [],
         }
         blob = spool.encode(env, data)
-        if len(blob) > THREAD_WRITE_BYTES and runtime.worker() is not None:
+        if runtime.worker() is not None:
+            # the write and its fsyncs run in gevent's thread pool: this
+            # handler waits for them, the worker's other connections do not
             import gevent
             gevent.get_hub().threadpool.apply(spool.write_atomic,
                                               (root, "incoming", env["id"], blob))
@@ -285,6 +285,19 @@ class Composer:
 def email(subject, snd, rcpt):
     """``kore.email(subject, snd, rcpt)`` -> a ``Composer``."""
     return Composer(subject, snd, rcpt)
+
+
+def warm_up():
+    """Do once, at worker start, what the first send() would otherwise pay
+    for: the MIME type table, the email package's lazy parts, the thread
+    that writes the spool."""
+    mimetypes.init()
+    c = Composer("warm-up", "a@example.com", "b@example.com")
+    c.add_content("<p>x</p>", "text/html")
+    c.build().as_bytes(policy=policy.SMTP)
+    if runtime.worker() is not None:
+        import gevent
+        gevent.get_hub().threadpool.apply(len, ((),))
 
 
 def _nudge(root):

@@ -4,7 +4,7 @@ import os
 
 from kore import hookimpl, runtime
 
-from . import cli, settings
+from . import cli, composer, settings
 from .composer import email
 from .settings import STATE, enable_smtpda, smtpda_server
 
@@ -95,6 +95,8 @@ def kore_worker_init(worker):
             except OSError:
                 pass
         del _SUP[:]
+    if STATE.enabled:
+        composer.warm_up()
 
 
 @hookimpl
