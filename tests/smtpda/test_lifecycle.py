@@ -86,3 +86,19 @@ def test_large_attachment(mail_server, sinks, tmp_path):
     assert part.get_payload(decode=True) == blob
     wait_spool(ms.spool, "incoming", 0)
     assert os.listdir(os.path.join(ms.spool, "tmp")) == []
+
+
+def test_agent_exits_when_the_master_is_killed(mail_server, sinks):
+    sink = sinks()
+    ms = mail_server("127.0.0.1:%d" % sink.port)
+    pid = ms.wait_agent()
+    os.kill(ms.srv.pid, signal.SIGKILL)
+
+    def gone():
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    assert wait_for(gone, 20)
