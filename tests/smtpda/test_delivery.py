@@ -260,3 +260,38 @@ def test_flush_makes_deferred_mail_due(mail_server, sinks, korectl):
                   env={"KORE_SMTPDA_SPOOL": ms.spool, "SMTP": "127.0.0.1:%d" % sink.port},
                   cwd=str(ms.srv.tmp_path))
     assert out.returncode == 0 and out.stdout == "", (out.stdout, out.stderr)
+
+
+def prespool(root, port, n):
+    """Spool n messages with the plugin used as a library (no agent runs)."""
+    from kore_smtpda import settings
+    from kore_smtpda.composer import Composer
+    st = settings.STATE
+    st.reset()
+    st.servers["default"] = settings.make_server("default", "127.0.0.1:%d" % port)
+    st.spool = root
+    from kore_smtpda import spool
+    spool.ensure(root)
+    try:
+        return [Composer("bulk %d" % i, "a@example.com", "r%d@example.com" % i).send()
+                for i in range(n)]
+    finally:
+        st.reset()
+
+
+def test_agent_killed_mid_drain_loses_none(mail_server, sinks, tmp_path):
+    sink = sinks()
+    sink.control(delay=0.05)
+    root = str(tmp_path / "spool")
+    mids = prespool(root, sink.port, 150)
+    ms = mail_server("127.0.0.1:%d" % sink.port, spool=root)
+    pid = ms.wait_agent()
+    assert wait_for(lambda: len(sink.messages()) >= 30, 30)
+    os.kill(pid, signal.SIGKILL)
+    ms.wait_agent(2, timeout=30)
+    assert wait_for(lambda: {m["Message-ID"] for _, m, _ in sink.messages()} == set(mids), 60)
+    wait_spool(root, "incoming", 0)
+    got = [m["Message-ID"] for _, m, _ in sink.messages()]
+    duplicates = len(got) - len(set(got))
+    assert duplicates <= 4, duplicates               # at most the sessions in flight
+    assert spool_files(root, "corrupt") == [] and spool_files(root, "deferred") == []
