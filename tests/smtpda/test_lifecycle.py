@@ -102,3 +102,18 @@ def test_agent_exits_when_the_master_is_killed(mail_server, sinks):
         with open("/proc/%d/stat" % pid) as f:
             return f.read().rsplit(")", 1)[1].split()[0] == "Z"
     assert wait_for(gone, 20)
+
+
+def test_usr1_reopens_the_agents_log(mail_server, sinks, tmp_path):
+    sink = sinks()
+    log = tmp_path / "kore.log"
+    ms = mail_server("127.0.0.1:%d" % sink.port, args=["--log-file", str(log)],
+                     wait_agent=False)
+    assert wait_for(lambda: log.exists() and "delivering from" in log.read_text(), 20)
+    os.rename(log, tmp_path / "kore.log.1")
+    ms.srv.send_signal(signal.SIGUSR1)
+    assert wait_for(lambda: log.exists(), 10)
+    mid = ms.send()["message_id"]
+    sink.wait_messages(1)
+    assert wait_for(lambda: "delivered %s" % mid in log.read_text(), 10), log.read_text()
+    assert "delivered" not in (tmp_path / "kore.log.1").read_text()

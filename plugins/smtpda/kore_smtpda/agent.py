@@ -465,5 +465,6 @@ def main():
     agent = Agent(cfg)
     gevent.signal_handler(signal.SIGTERM, agent.stop)
     gevent.signal_handler(signal.SIGINT, agent.stop)
+    gevent.signal_handler(signal.SIGUSR1, LOG.reopen)
     gevent.spawn(_watch_parent, agent)
     return agent.run()

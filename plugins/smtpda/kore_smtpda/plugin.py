@@ -86,6 +86,13 @@ def kore_master_stop(arbiter):
 
 
 @hookimpl
+def kore_reopen_logs():
+    # USR1 (log rotation): the agent writes the same log file
+    if _SUP and _SUP[0].master_pid == os.getpid():
+        _SUP[0].reopen_logs()
+
+
+@hookimpl
 def kore_worker_init(worker):
     # the pipes to the agent belong to the master
     if _SUP:

@@ -55,7 +55,6 @@ class Supervisor:
         r_live, w_live = os.pipe()
         argv = [sys.executable, "-m", "kore_smtpda.run_agent"]
         env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
         try:
             pid = _posix_spawn(sys.executable, argv, env, file_actions=[
                 (os.POSIX_SPAWN_DUP2, r_cfg, 0),
@@ -146,6 +145,10 @@ class Supervisor:
         if self.pid is not None and self.live_fd is not None:
             self.planned = True
             self._signal(signal.SIGTERM)
+
+    def reopen_logs(self):
+        if self.pid is not None and self.live_fd is not None:
+            self._signal(signal.SIGUSR1)
 
     def _signal(self, signo):
         try:
