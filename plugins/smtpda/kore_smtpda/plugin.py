@@ -4,9 +4,17 @@ import os
 
 from kore import hookimpl, runtime
 
-from . import cli, composer, settings
-from .composer import email
+from . import settings
 from .settings import STATE, enable_smtpda, smtpda_server
+
+
+def email(subject, snd, rcpt):
+    """``kore.email(subject, snd, rcpt)`` -> a ``kore_smtpda.Composer``."""
+    from .composer import Composer
+    return Composer(subject, snd, rcpt)
+
+# the email package is imported on first use (or at worker start when the
+# agent is enabled), not by every korectl command
 
 _SUP = []           # the master's Supervisor, once started
 
@@ -103,9 +111,11 @@ def kore_worker_init(worker):
                 pass
         del _SUP[:]
     if STATE.enabled:
+        from . import composer
         composer.warm_up()
 
 
 @hookimpl
 def kore_cli_commands(subparsers, app_arguments, load_app):
+    from . import cli
     cli.add_commands(subparsers, app_arguments, load_app)

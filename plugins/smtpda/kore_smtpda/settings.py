@@ -7,7 +7,6 @@ names its server.  ``"default"`` is the server of ``kore.enable_smtpda`` /
 the ``smtpda_server`` option; ``kore.smtpda_server(name, ...)`` adds more.
 """
 
-import hmac
 import os
 
 from kore import ConfigError, runtime
@@ -246,6 +245,7 @@ def find_server(server, user=None, password=None, ssl=False):
             if (s.host, s.port, s.ssl, s.user) == (host, port, bool(ssl), None):
                 return s.name
         return {"host": host, "port": port, "ssl": bool(ssl)}
+    import hmac
     for s in STATE.servers.values():
         if (s.host, s.port, s.ssl, s.user) == (host, port, bool(ssl), user) and \
                 hmac.compare_digest((s.password or "").encode(), (password or "").encode()):
