@@ -148,42 +148,70 @@ def smtplib_loop(port, n, reuse):
     return lat, time.monotonic() - start
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--messages", type=int, default=1000)
-    ap.add_argument("--concurrency", type=int, default=4)
-    ap.add_argument("--timeout", type=float, default=300)
-    args = ap.parse_args()
+def one_round(args):
     tmp = tempfile.mkdtemp(prefix="smtpda-bench-")
     try:
         sink = SinkProc(os.path.join(tmp, "sink"))
         try:
             lat, worker_lat, drained, cpu, _ = drain(args, tmp, sink)
-            sink2 = SinkProc(os.path.join(tmp, "sink2"))
-            try:
-                one_lat, one_t = smtplib_loop(sink2.port, args.messages, reuse=False)
-                shared_lat, shared_t = smtplib_loop(sink2.port, args.messages, reuse=True)
-            finally:
-                sink2.stop()
         finally:
             sink.stop()
+        sink2 = SinkProc(os.path.join(tmp, "sink2"))
+        try:
+            one_lat, one_t = smtplib_loop(sink2.port, args.messages, reuse=False)
+            shared_lat, shared_t = smtplib_loop(sink2.port, args.messages, reuse=True)
+        finally:
+            sink2.stop()
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     n = args.messages
-    print("messages: %d, agent concurrency %d" % (n, args.concurrency))
-    print("kore.email().send(), in-process: p50 %.2f ms, p99 %.2f ms, max %.2f ms"
-          % (statistics.median(lat), pct(lat, 99), max(lat)))
-    print("kore.email().send(), in a worker's handler (200): p50 %.2f ms, p99 %.2f ms"
-          % (statistics.median(worker_lat), pct(worker_lat, 99)))
-    print("agent drain: %.2f s from korectl start (%.0f messages/s), %.2f s from the first "
-          "to the last delivery (%.0f messages/s); kore CPU %.1f s"
-          % (drained[0], n / drained[0], drained[1], (n - 1) / drained[1], cpu))
-    print("smtplib, one connection per message: %.2f s, %.0f messages/s, "
-          "per message p50 %.2f ms p99 %.2f ms"
-          % (one_t, n / one_t, statistics.median(one_lat), pct(one_lat, 99)))
-    print("smtplib, one connection for all: %.2f s, %.0f messages/s, "
-          "per message p50 %.2f ms p99 %.2f ms"
-          % (shared_t, n / shared_t, statistics.median(shared_lat), pct(shared_lat, 99)))
+    return {
+        "send_p50": statistics.median(lat), "send_p99": pct(lat, 99),
+        "worker_send_p50": statistics.median(worker_lat),
+        "worker_send_p99": pct(worker_lat, 99),
+        "drain_total_s": drained[0], "drain_rate": (n - 1) / drained[1],
+        "drain_cpu_s": cpu,
+        "smtplib_per_msg_rate": n / one_t, "smtplib_per_msg_p50": statistics.median(one_lat),
+        "smtplib_per_msg_p99": pct(one_lat, 99),
+        "smtplib_shared_rate": n / shared_t, "smtplib_shared_p99": pct(shared_lat, 99),
+    }
+
+
+LINES = [
+    ("kore.email().send(), in-process: p50 %.2f ms, p99 %.2f ms", ("send_p50", "send_p99")),
+    ("kore.email().send(), in a worker's handler (200 sends): p50 %.2f ms, p99 %.2f ms",
+     ("worker_send_p50", "worker_send_p99")),
+    ("agent drain: %.2f s from korectl start, %.0f messages/s first to last delivery, "
+     "kore CPU %.1f s", ("drain_total_s", "drain_rate", "drain_cpu_s")),
+    ("smtplib, a connection per message: %.0f messages/s, per message p50 %.2f ms p99 %.2f ms",
+     ("smtplib_per_msg_rate", "smtplib_per_msg_p50", "smtplib_per_msg_p99")),
+    ("smtplib, one connection for all: %.0f messages/s, per message p99 %.2f ms",
+     ("smtplib_shared_rate", "smtplib_shared_p99")),
+]
+
+
+def report(r):
+    for fmt, keys in LINES:
+        print("  " + fmt % tuple(r[k] for k in keys))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--messages", type=int, default=1000)
+    ap.add_argument("--concurrency", type=int, default=4)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--timeout", type=float, default=300)
+    args = ap.parse_args()
+    rounds = []
+    for i in range(args.rounds):
+        r = one_round(args)
+        rounds.append(r)
+        print("round %d (load average %.1f):" % (i + 1, os.getloadavg()[0]))
+        report(r)
+        sys.stdout.flush()
+    print("median of %d rounds, %d messages, agent concurrency %d:"
+          % (len(rounds), args.messages, args.concurrency))
+    report({k: statistics.median(r[k] for r in rounds) for k in rounds[0]})
 
 
 if __name__ == "__main__":

@@ -48,6 +48,7 @@ class Agent:
         self.inflight = set()
         self.seq = 0
         self.wake = Event()
+        self.nudged = False             # send() said a file arrived
         self.stopping = False
         self.idle = {}                  # server key -> [Session]
         self.pool = Group()
@@ -96,6 +97,7 @@ class Agent:
                 self.sock.recv(64)
             except OSError:
                 return
+            self.nudged = True
             self.wake.set()
 
     def scan(self, first=False):
@@ -169,9 +171,11 @@ class Agent:
             self.wake.clear()
             self._check_flush()
             if time.monotonic() - last_scan >= poll:
+                self.nudged = False
                 self.scan()
                 last_scan = time.monotonic()
-            else:
+            elif self.nudged:
+                self.nudged = False
                 self._scan_incoming()
         return self.shutdown()
 
