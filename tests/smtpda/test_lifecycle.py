@@ -117,3 +117,27 @@ def test_usr1_reopens_the_agents_log(mail_server, sinks, tmp_path):
     sink.wait_messages(1)
     assert wait_for(lambda: "delivered %s" % mid in log.read_text(), 10), log.read_text()
     assert "delivered" not in (tmp_path / "kore.log.1").read_text()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to drop to another user")
+def test_workers_and_agent_run_as_runas(mail_server, sinks):
+    import pwd
+    import tempfile
+    nobody = pwd.getpwnam("nobody")
+    base = tempfile.mkdtemp(prefix="smtpda-runas-", dir="/tmp")
+    os.chmod(base, 0o755)
+    spool = os.path.join(base, "spool")
+    try:
+        sink = sinks()
+        ms = mail_server("127.0.0.1:%d" % sink.port, spool=spool, args=["--user", "nobody"])
+        pid = ms.wait_agent()
+        with open("/proc/%d/status" % pid) as f:
+            uid = [l.split()[1] for l in f if l.startswith("Uid:")][0]
+        assert int(uid) == nobody.pw_uid
+        mid = ms.send()["message_id"]
+        assert sink.wait_messages(1)[0][1]["Message-ID"] == mid
+        assert os.stat(spool).st_uid == nobody.pw_uid
+        assert os.stat(os.path.join(spool, "status.json")).st_uid == nobody.pw_uid
+    finally:
+        import shutil
+        shutil.rmtree(base, ignore_errors=True)

@@ -456,17 +456,26 @@ def main():
         line += chunk
     cfg = json.loads(line.decode("utf-8"))
     LOG.role = "smtpda"
-    LOG.configure(level=cfg.get("log_level") or "info", path=cfg.get("logfile") or "")
-    runas = cfg.get("runas")
-    if runas and os.geteuid() == 0:
-        from kore import privdrop
-        privdrop.drop("", runas, False)
+    # the master's log: the same file, or syslog in production
+    LOG.configure(level=cfg.get("log_level") or "info", path=cfg.get("logfile") or "",
+                  use_syslog=cfg.get("deployment") == "production")
     try:
         from setproctitle import setproctitle
         setproctitle("kore [smtpda]")
     except ImportError:
         pass
-    agent = Agent(cfg)
+    agent = Agent(cfg)              # reads the CA files
+    runas = cfg.get("runas")
+    if runas and os.geteuid() == 0:
+        # load the resolver and the idna codec (imported on first use)
+        try:
+            socket.getaddrinfo("localhost", 25, type=socket.SOCK_STREAM)
+        except OSError:
+            pass
+        "localhost".encode("idna")
+        # everything is imported by now: runas may not read the library
+        from kore import privdrop
+        privdrop.drop("", runas, False)
     gevent.signal_handler(signal.SIGTERM, agent.stop)
     gevent.signal_handler(signal.SIGINT, agent.stop)
     gevent.signal_handler(signal.SIGUSR1, LOG.reopen)

@@ -242,13 +242,7 @@ class Composer:
     def _file_part(a, inline=False):
         with open(a.path, "rb") as f:
             data = f.read()
-        ctype = mimetypes.guess_type(a.name)[0] or "application/octet-stream"
-        maintype, subtype = ctype.split("/", 1)
-        p = MIMEPart(policy=policy.SMTP)
-        p.set_content(data, maintype=maintype, subtype=subtype, cte="base64",
-                      disposition="inline" if inline else "attachment",
-                      filename=a.name, cid="<%s>" % a.cid if a.cid else None)
-        return p
+        return _bytes_part(data, a.name, a.cid, inline)
 
     def build(self):
         """The complete ``EmailMessage`` (Message-ID and Date included)."""
@@ -287,14 +281,31 @@ def email(subject, snd, rcpt):
     return Composer(subject, snd, rcpt)
 
 
+def _bytes_part(data, name, cid=None, inline=False):
+    ctype = mimetypes.guess_type(name)[0] or "application/octet-stream"
+    maintype, subtype = ctype.split("/", 1)
+    p = MIMEPart(policy=policy.SMTP)
+    p.set_content(data, maintype=maintype, subtype=subtype, cte="base64",
+                  disposition="inline" if inline else "attachment",
+                  filename=name, cid="<%s>" % cid if cid else None)
+    return p
+
+
 def warm_up():
-    """Do once, at worker start, what the first send() would otherwise pay
-    for: the MIME type table, the email package's lazy parts, the thread
-    that writes the spool."""
+    """Import and initialise, in the master at app load, everything send()
+    uses: a worker that chroots or drops to ``runas`` may no longer read the
+    Python library (and the first send() would pay for it anyway).  In a
+    worker it also starts the thread that writes the spool."""
+    import hmac  # noqa: F401  (settings.find_server)
+    import gevent.threadpool  # noqa: F401
     mimetypes.init()
-    c = Composer("warm-up", "a@example.com", "b@example.com")
+    c = Composer("warm-up é", "Ä <a@example.com>", "b@example.com")
+    c.add_content("x é", "text/plain")
     c.add_content("<p>x</p>", "text/html")
-    c.build().as_bytes(policy=policy.SMTP)
+    msg = c.build()
+    msg.make_mixed()
+    msg.attach(_bytes_part(b"\x89PNG", "x.png", "c", True))
+    msg.as_bytes(policy=policy.SMTP)
     if runtime.worker() is not None:
         import gevent
         gevent.get_hub().threadpool.apply(len, ((),))

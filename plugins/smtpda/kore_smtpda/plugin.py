@@ -13,8 +13,8 @@ def email(subject, snd, rcpt):
     from .composer import Composer
     return Composer(subject, snd, rcpt)
 
-# the email package is imported on first use (or at worker start when the
-# agent is enabled), not by every korectl command
+# the email package is imported when the app enables the agent (in the
+# master, before workers fork) or on first use, not by every korectl command
 
 _SUP = []           # the master's Supervisor, once started
 
@@ -41,6 +41,8 @@ def kore_app_loaded(app):
     spool = settings.resolve(app)
     if STATE.enabled:
         _chown_for_runas(spool)
+        from . import composer
+        composer.warm_up()
     arbiter = runtime.arbiter()
     if arbiter is None:
         return

@@ -20,7 +20,7 @@ AGENT_OPTIONS = ("smtpda_max_retry", "smtpda_keep_days", "smtpda_backoff_min",
                  "smtpda_backoff_max", "smtpda_max_lifetime", "smtpda_concurrency",
                  "smtpda_timeout", "smtpda_cafile", "smtpda_tls_verify",
                  "smtpda_helo_name", "smtpda_poll_interval", "logfile", "log_level",
-                 "runas")
+                 "runas", "deployment")
 
 
 class Server:
