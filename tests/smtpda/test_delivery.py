@@ -235,6 +235,14 @@ def test_restart_of_kore_keeps_the_spool(mail_server, sinks):
     assert "did not stop" not in ms.srv.log()
     assert ms.srv.wait_log("smtpda agent %d stopped" % ms.agent_pids()[0], 1)
     assert len(spool_files(ms.spool, "deferred")) == 3
+    out = subprocess.run([KORECTL, "smtpda", "list", "--bind", "127.0.0.1:1", ms.srv.app],
+                         capture_output=True, text=True, timeout=30, cwd=str(ms.srv.tmp_path),
+                         env=dict(os.environ, KORE_SMTPDA_SPOOL=ms.spool,
+                                  SMTP="127.0.0.1:%d" % port))
+    lines = out.stdout.splitlines()
+    assert out.returncode == 0 and len(lines) == 3, out
+    assert all(l.startswith("deferred") and "Connection refused" in l for l in lines), lines
+    assert {l.split()[2] for l in lines} == mids
     sink = sinks(port=port)
     ms2 = mail_server("127.0.0.1:%d" % port, spool=ms.spool, env=backoff)
     msgs = sink.wait_messages(3, timeout=30)

@@ -41,9 +41,15 @@ def test_starttls_and_auth_and_implicit_tls(mail_server, sinks, certs):
 def test_unverified_certificate_defers(mail_server, sinks, certs):
     sink = sinks(starttls=True, certs=certs)
     ms = mail_server("127.0.0.1:%d" % sink.port, env=RETRY)      # test CA not trusted
-    ms.send()
+    mid = ms.send()["message_id"]
     assert "CERTIFICATE_VERIFY_FAILED" in deferred_errors(ms)
     assert sink.messages() == []
+    assert ms.srv.stop() == 0
+    # smtpda_tls_verify = no: encrypted, not verified
+    ms = mail_server("127.0.0.1:%d" % sink.port, spool=ms.spool,
+                     env=dict(RETRY, KORE_SMTPDA_TLS_VERIFY="no"))
+    (meta, m, raw), = sink.wait_messages(1)
+    assert m["Message-ID"] == mid and meta["tls"] is True
 
 
 def test_no_auth_without_tls(mail_server, sinks):

@@ -92,7 +92,9 @@ def kore_master_start(arbiter):
 @hookimpl
 def kore_master_stop(arbiter):
     if _SUP and _SUP[0].master_pid == os.getpid():
-        _SUP[0].stop()
+        # a fast stop (INT, QUIT) does not wait for SMTP sessions: what they
+        # were sending stays in the spool
+        _SUP[0].stop(timeout=None if getattr(arbiter, "graceful", True) else 2.0)
 
 
 @hookimpl

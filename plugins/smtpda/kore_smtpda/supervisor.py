@@ -156,7 +156,8 @@ class Supervisor:
         except ProcessLookupError:
             pass
 
-    def stop(self, timeout=STOP_TIMEOUT):
+    def stop(self, timeout=None):
+        timeout = STOP_TIMEOUT if timeout is None else timeout
         self.stopping = True
         if self.greenlet is not None:
             self.greenlet.kill(block=False)
