@@ -141,3 +141,16 @@ def test_workers_and_agent_run_as_runas(mail_server, sinks):
     finally:
         import shutil
         shutil.rmtree(base, ignore_errors=True)
+
+
+def test_without_the_plugin_the_error_names_it(korectl, tmp_path):
+    app = tmp_path / "app.py"
+    app.write_text("import kore\nkore.enable_smtpda('127.0.0.1:25')\n")
+    out = korectl("run", "--bind", "127.0.0.1:1", str(app), cwd=str(tmp_path),
+                  env={"KORE_PLUGINS": "http"})
+    assert out.returncode != 0 and "kore-plugin-smtpda" in out.stdout + out.stderr, out
+    app.write_text("import kore\nkore.config.smtpda_server = '127.0.0.1:25'\n")
+    out = korectl("run", "--bind", "127.0.0.1:1", str(app), cwd=str(tmp_path),
+                  env={"KORE_PLUGINS": "http"})
+    assert out.returncode != 0
+    assert "belongs to kore-plugin-smtpda, which is not installed" in out.stdout + out.stderr
