@@ -74,30 +74,14 @@ class KoreWorker(GeventWorker):
 
     def run(self):
         try:
-            from kore_http import app as http_app
-            from kore_http import listen
+            from kore_http import listeners as net
         except ImportError:
             raise RuntimeError("kore.gunicorn.KoreWorker needs kore-plugin-http "
                                "(pip install kore-plugin-http)") from None
         worker = _BridgeWorker(self.kore_id, self.kore_app)
         _state.role = "worker"
         _state.worker = worker
-        servers = list(http_app.state.servers.values())
-        if not servers:
-            raise RuntimeError("the kore app declares no server")
-        srv = servers[0]
-        srv.catchall = None
-        if len(srv.domains) == 1 and srv.domains[0].host == "*":
-            srv.catchall = srv.domains[0]
-        del listen.LISTENERS[:]
-        for sock in self.sockets:
-            if sock.family == socket.AF_UNIX:
-                addr = ("unix", sock.getsockname())
-            else:
-                name = sock.getsockname()
-                addr = ("tcp", name[0], name[1])
-            listen.LISTENERS.append(listen.Listener(listen.address_key(addr), addr,
-                                                    sock, srv))
+        net.adopt_sockets(self.sockets)
         pm = _state.pm
         pm.hook.kore_worker_init(worker=worker)
         from . import aio

@@ -21,6 +21,19 @@ hookspec = pluggy.HookspecMarker("kore")
 # ---------------------------------------------------------------------------
 
 @hookspec
+def kore_add_hookspecs(pm):
+    """Add a plugin's own hook specifications (pytest's ``pytest_addhooks``).
+
+    Runs in every process that loads plugins, right after all of them were
+    registered and before any other hook is called.  ``pm`` is the pluggy
+    ``PluginManager``: call ``pm.add_hookspecs(module)``.  The http plugin
+    adds its connection, TLS and request hooks this way (documented in
+    docs/writing-plugins.md with the kernel's).  The return value is
+    ignored.
+    """
+
+
+@hookspec
 def kore_config_options(registry):
     """Declare the configuration options a plugin owns.
 
@@ -198,46 +211,8 @@ def kore_worker_message(worker, msg):
 
 
 # ---------------------------------------------------------------------------
-# connection
+# errors
 # ---------------------------------------------------------------------------
-
-@hookspec
-def kore_connection_open(conn):
-    """A client connection was accepted.
-
-    Runs in the worker, in the connection's greenlet, before the first read.
-    """
-
-
-@hookspec
-def kore_connection_close(conn):
-    """A client connection was closed.
-
-    Runs in the worker, in the connection's greenlet.
-    """
-
-
-# ---------------------------------------------------------------------------
-# request
-# ---------------------------------------------------------------------------
-
-@hookspec
-def kore_request_start(req):
-    """A request's headers were parsed, before routing.
-
-    Runs in the worker, in the connection's greenlet.  Return a response
-    status (int) to refuse the request (the gateway plugin does), or None.
-    """
-
-
-@hookspec
-def kore_request_done(req, status, duration):
-    """A response was sent completely (access logs, metrics).
-
-    Runs in the worker after the last byte of the response was written.
-    ``duration`` is in seconds.
-    """
-
 
 @hookspec
 def kore_handler_error(req, exc_info):

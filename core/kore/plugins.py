@@ -103,6 +103,11 @@ def load_plugins(pm=None, environ=None):
             raise PluginLoadError("plugin '%s' (%s %s) could not be registered: %s"
                                   % (ep.name, dist, version, exc)) from exc
         infos.append(PluginInfo(ep.name, module, dist, version, ep.value))
+    try:
+        pm.hook.kore_add_hookspecs(pm=pm)
+    except Exception as exc:
+        raise PluginLoadError("adding plugin hook specifications failed: %s: %s"
+                              % (type(exc).__name__, exc)) from exc
     return pm, infos
 
 

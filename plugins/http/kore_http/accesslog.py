@@ -10,18 +10,41 @@ import os
 import sys
 import time
 
-from kore import _state
+from kore import runtime
 
+from . import declare as _declare
+from .settings import SETTINGS as S
+
+
+class Config:
+    """Where and how this worker logs (``configure()``)."""
+
+    __slots__ = ("path", "format")
+
+    def __init__(self):
+        self.path = None
+        self.format = "common"
+
+
+CONFIG = Config()
 _files = {}
-FORMAT = ["common"]
-GLOBAL = [None]
 
 
 def configure():
-    GLOBAL[0] = _state.registry.get("http_access_log") or None
-    FORMAT[0] = _state.registry.get("http_access_log_format")
-    from . import app as _app
-    return bool(GLOBAL[0]) or any(d.accesslog for d in _app.state.domains)
+    """Read the options; True when some access log is configured."""
+    CONFIG.path = runtime.option("http_access_log") or None
+    CONFIG.format = runtime.option("http_access_log_format")
+    return bool(CONFIG.path) or any(d.accesslog for d in _declare.state.domains)
+
+
+def extra_fields(req):
+    """Fields plugins add (``kore_http_access_log_fields``), merged."""
+    out = {}
+    for fields in runtime.notify("kore_http_access_log_fields",
+                                 where="kore_http_access_log_fields hook", req=req):
+        if fields:
+            out.update(fields)
+    return out
 
 
 def _stream(path):
@@ -49,36 +72,68 @@ def reopen():
 
 
 def write(req, status, duration):
+    """Log a request that got a response (from ``pipeline.finish``)."""
     d = req.domain
-    path = (d.accesslog if d is not None else None) or GLOBAL[0]
+    path = (d.accesslog if d is not None else None) or CONFIG.path
     if not path:
         return
-    c = req.conn
-    addr = c.remote_address() or "-"
-    if FORMAT[0] == "json":
+    _emit(path, req.get_proxied_remote_address() or "-", req.host, req._meth, req.target,
+          req.path, req.query, "HTTP/" + req.stream.http_version, status, req.bytes_sent,
+          duration, req.request_header("referer"), req.request_header("user-agent"),
+          extra_fields(req) if S.hook_log_fields else None)
+
+
+def write_refused(c, status, method, target, version, nbytes):
+    """Log a request refused before routing (400, 413, 414, 431, 501, ...)."""
+    if not CONFIG.path:
+        return
+    path, _, query = target.partition("?")
+    _emit(CONFIG.path, c.proxied_address or c.remote_address() or "-", "", method,
+          target, path, query, "HTTP/" + version, status, nbytes, 0.0, None, None, None)
+
+
+def _emit(path, addr, host, method, target, upath, query, protocol, status, nbytes,
+          duration, referer, agent, extra):
+    if CONFIG.format == "json":
         rec = {
             "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "remote": addr,
-            "host": req.host,
-            "method": req._meth,
-            "path": req.path,
-            "query": req.query,
-            "protocol": "HTTP/1.1" if req.http11 else "HTTP/1.0",
+            "host": host,
+            "method": method,
+            "path": upath,
+            "query": query,
+            "protocol": protocol,
             "status": status,
-            "bytes": req.bytes_sent,
+            "bytes": nbytes,
             "duration": round(duration, 6),
-            "referer": req.request_header("referer"),
-            "agent": req.request_header("user-agent"),
-            "worker": _state.worker.id if _state.worker is not None else None,
+            "referer": referer,
+            "agent": agent,
+            "worker": _worker_id(),
         }
+        if extra:
+            for k, v in extra.items():
+                rec.setdefault(k, v)
         line = json.dumps(rec, separators=(",", ":"))
     else:
         line = '%s - - [%s] "%s %s %s" %d %d "%s" "%s" %.6f' % (
-            addr, time.strftime("%d/%b/%Y:%H:%M:%S %z"), req._meth, req.target,
-            "HTTP/1.1" if req.http11 else "HTTP/1.0", status, req.bytes_sent,
-            (req.request_header("referer") or "-").replace('"', "%22"),
-            (req.request_header("user-agent") or "-").replace('"', "%22"), duration)
+            addr, time.strftime("%d/%b/%Y:%H:%M:%S %z"), method, target,
+            protocol, status, nbytes, (referer or "-").replace('"', "%22"),
+            (agent or "-").replace('"', "%22"), duration)
+        if extra:
+            line += "".join(" %s=%s" % (k, _quote(v)) for k, v in extra.items())
     try:
         _stream(path).write(line + "\n")
     except (OSError, ValueError):
         pass
+
+
+def _worker_id():
+    w = runtime.worker()
+    return w.id if w is not None else None
+
+
+def _quote(value):
+    """A common-format extra field value: no spaces, quotes or newlines."""
+    text = "-" if value is None else str(value)
+    return "".join(ch if 0x20 < ord(ch) < 0x7f and ch != '"' else "%%%02X" % (ord(ch) & 0xff)
+                   for ch in text)

@@ -16,7 +16,9 @@ import stat
 from email.utils import formatdate, parsedate_to_datetime
 from urllib.parse import unquote
 
-from kore import _state
+from kore import runtime
+
+from .mounts import Mount
 
 _media = None
 
@@ -25,7 +27,7 @@ def media_types():
     global _media
     if _media is None:
         _media = {}
-        for spec in _state.registry.get("http_media_type"):
+        for spec in runtime.option("http_media_type"):
             parts = spec.split()
             if len(parts) >= 2:
                 for ext in parts[1:]:
@@ -47,7 +49,9 @@ def content_type(path):
     return t
 
 
-class FileMap:
+class FileMap(Mount):
+    """A filemap: files under ``root`` served at ``url``."""
+
     def __init__(self, domain, url, root, auth):
         self.domain = domain
         self.url = url.rstrip("/") or "/"
@@ -92,7 +96,7 @@ class FileMap:
             req.response(404, None)
             return
         if not os.path.exists(full):
-            ext = _state.registry.get("filemap_ext")
+            ext = runtime.option("filemap_ext")
             if ext and os.path.isfile(full + ext):
                 full = full + ext
             else:
@@ -111,7 +115,7 @@ class FileMap:
                 req.response_header("Location", loc)
                 req.response(302, None)
                 return
-            index = _state.registry.get("filemap_index")
+            index = runtime.option("filemap_index")
             if not index:
                 req.response(404, None)
                 return

@@ -1,9 +1,9 @@
-"""Query strings, urlencoded and multipart bodies, cookies."""
+"""Query strings, urlencoded and multipart bodies (see multipart.py), cookies."""
 
 import re
 from urllib.parse import unquote, unquote_plus
 
-_SPLIT_RE = re.compile(r"[&;]")
+from .multipart import FormError, HttpFile, NotMultipart, header_params, parse_form  # noqa: F401
 
 
 def parse_qs(qs, plus=True):
@@ -90,91 +90,12 @@ def _http_date(v):
     return str(v)
 
 
-class HttpFile:
-    """kore.http_file: an uploaded file (multipart/form-data)."""
+def parse_multipart(body, content_type, **options):
+    """``(fields, files)``: fields ``[(name, str)]``, files ``[HttpFile]``.
 
-    __slots__ = ("name", "filename", "content_type", "data", "_offset")
-
-    def __init__(self, name, filename, content_type, data):
-        self.name = name
-        self.filename = filename
-        self.content_type = content_type
-        self.data = data
-        self._offset = 0
-
-    def read(self, length):
-        """(len, bytes) of at most ``length`` (<= 1024) bytes; (0, b'') at the end."""
-        if not isinstance(length, int) or length < 0:
-            raise TypeError("length must be a non-negative int")
-        if length > 1024:
-            raise RuntimeError("length cannot exceed 1024")
-        chunk = self.data[self._offset:self._offset + length]
-        self._offset += len(chunk)
-        return len(chunk), chunk
-
-    def __repr__(self):
-        return "<kore.http_file %r filename=%r %d bytes>" % (self.name, self.filename,
-                                                              len(self.data))
-
-
-_PARAM_RE = re.compile(r';\s*([^=;\s]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;]*)')
-
-
-def header_params(value):
-    """('multipart/form-data', {'boundary': ...}) from a header value."""
-    main, _, rest = value.partition(";")
-    params = {}
-    for m in _PARAM_RE.finditer(";" + rest):
-        v = m.group(2).strip()
-        if len(v) >= 2 and v[0] == '"' and v[-1] == '"':
-            v = re.sub(r"\\(.)", r"\1", v[1:-1])
-        params[m.group(1).lower()] = v
-    return main.strip().lower(), params
-
-
-def parse_multipart(body, content_type):
-    """``(fields, files)``: fields ``[(name, str)]``, files ``[HttpFile]``."""
-    ctype, params = header_params(content_type or "")
-    if not ctype.startswith("multipart/"):
-        raise ValueError("not a multipart body")
-    boundary = params.get("boundary")
-    if not boundary or len(boundary) > 200:
-        raise ValueError("multipart body without a valid boundary")
-    delim = b"--" + boundary.encode("latin-1")
-    fields, files = [], []
-    parts = body.split(delim)
-    if len(parts) < 3:
-        raise ValueError("malformed multipart body")
-    for part in parts[1:-1]:
-        if part.startswith(b"\r\n"):
-            part = part[2:]
-        elif part.startswith(b"\n"):
-            part = part[1:]
-        if part.endswith(b"\r\n"):
-            part = part[:-2]
-        elif part.endswith(b"\n"):
-            part = part[:-1]
-        sep = part.find(b"\r\n\r\n")
-        seplen = 4
-        if sep < 0:
-            sep = part.find(b"\n\n")
-            seplen = 2
-        if sep < 0:
-            raise ValueError("malformed multipart part")
-        hdrs = {}
-        for line in re.split(rb"\r?\n", part[:sep]):
-            n, _, v = line.decode("latin-1").partition(":")
-            hdrs[n.strip().lower()] = v.strip()
-        data = part[sep + seplen:]
-        disp, dparams = header_params(hdrs.get("content-disposition", ""))
-        name = dparams.get("name")
-        if disp != "form-data" or name is None:
-            continue
-        if "filename" in dparams:
-            files.append(HttpFile(name, dparams["filename"],
-                                  hdrs.get("content-type", "application/octet-stream"), data))
-        else:
-            fields.append((name, data.decode("utf-8", "replace")))
-    if not parts[-1].startswith(b"--"):
-        raise ValueError("multipart body without a final boundary")
-    return fields, files
+    ``body`` is bytes, an iterable of bytes or a binary file object; the
+    options are those of multipart.parse_form (disk_path, file_memory_max
+    and the limits).  Raises ValueError subclasses: NotMultipart, FormError
+    (with an HTTP status).
+    """
+    return parse_form(body, content_type, **options)

@@ -29,10 +29,9 @@ _LINE_END_RE = re.compile(rb"\r?\n")
 # the end of a head written with bare LF line endings (slow path only)
 _LF_END_RE = re.compile(rb"\n\r?\n")
 
+# the methods the server implements: any other token is answered 501
 METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH",
                      "CONNECT", "TRACE"))
-# methods whose requests the server knows how to route (others: 501)
-KNOWN_METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"))
 
 
 class HttpError(Exception):
@@ -127,12 +126,6 @@ def diagnose(head):
     return HttpError(400, "malformed header field")
 
 
-def target_too_long(buf, pos, limit):
-    """True when the incomplete head's request line is already too long."""
-    nl = buf.find(b"\n", pos, pos + limit + 16)
-    return nl < 0 and len(buf) - pos > limit
-
-
 def framing(fields_list, minor):
     """Body framing of a request (RFC 9112 section 6).
 
@@ -171,12 +164,4 @@ def framing(fields_list, minor):
     return (cl or 0), False
 
 
-_CHUNK_SIZE_RE = re.compile(rb"([0-9A-Fa-f]{1,15})(?:[ \t]*;[\t\x20-\x7e\x80-\xff]*)?\r?\n")
-
-
-def chunk_size(line):
-    """Size of a chunk from its size line (bytes incl. line ending)."""
-    m = _CHUNK_SIZE_RE.fullmatch(line)
-    if m is None:
-        raise HttpError(400, "bad chunk size")
-    return int(m.group(1), 16)
+# used by conn._read_body until it feeds h1.chunked.ChunkedDecoder instead

@@ -1,130 +1,98 @@
 """kore-plugin-http: the hooks that plug the HTTP server into the kernel."""
 
-from kore import _state, hookimpl
-from kore.config import Option
+from kore import hookimpl, runtime
 
-from . import app as _app
-from . import listen
-
-OWNER = "kore-plugin-http"
+from . import declare as _declare
+from . import hookspecs, listeners, net, pipeline
+from .options import options
 
 
-def _opts():
-    O = Option
-
-    def o(*a, **kw):
-        kw.setdefault("owner", OWNER)
-        return O(*a, **kw)
-
-    return [
-        o("bind", "list", [], "address(es) to listen on, replacing the app's "
-          "server addresses: HOST:PORT, [::1]:PORT, unix:/path", flags=("-b", "--bind")),
-        o("http_access_log", "str", "", "access log file ('-' for stdout); "
-          "domains may set their own with domain.accesslog",
-          flags=("--access-log", "--access-logfile")),
-        o("http_access_log_format", "choice", "common", "access log format: "
-          "common log format plus duration, or JSON lines",
-          choices=("common", "json"), flags=("--access-log-format",)),
-        o("http_header_max", "int", 4096, "largest request head in bytes (431 above)",
-          minimum=64),
-        o("http_header_timeout", "int", 10, "seconds a client gets to send a "
-          "request head (408 after)", minimum=1),
-        o("http_body_max", "int", 1024000, "largest request body in bytes "
-          "(413 above; 0 refuses bodies)", minimum=0),
-        o("http_body_timeout", "int", 60, "seconds a client gets to send a "
-          "request body (408 after)", minimum=1),
-        o("http_keepalive_time", "int", 20, "seconds an idle keep-alive "
-          "connection stays open", minimum=0),
-        o("http_request_limit", "int", 1000, "requests a worker handles at "
-          "once (503 above)", minimum=1),
-        o("http_request_ms", "int", 10, "milliseconds a connection may run "
-          "pipelined requests back to back before other connections get a turn",
-          minimum=0),
-        o("http_body_disk_offload", "int", 0, "bodies larger than this many "
-          "bytes go to a file (req.body_path); 0 keeps them in memory", minimum=0),
-        o("http_body_disk_path", "str", "tmp_files", "directory for offloaded bodies"),
-        o("http_hsts_enable", "int", 31536000, "max-age of the "
-          "Strict-Transport-Security header on TLS responses (0: none)", minimum=0),
-        o("http_server_version", "str", "kore", "the Server header ('' for none)"),
-        o("http_pretty_error", "yesno", False, "small HTML bodies on errors"),
-        o("http_media_type", "list", [], "extra content types for filemaps, "
-          "each 'type ext ext...', e.g. 'text/html html htm'"),
-        o("http_forwarded_allow_ips", "list", ["127.0.0.1", "::1"], "peers "
-          "trusted for X-Forwarded-For and the PROXY protocol ('*' for any)",
-          flags=("--forwarded-allow-ips",)),
-        o("http_proxy_protocol", "yesno", False, "expect a PROXY protocol "
-          "(v1 or v2) header from trusted peers", flags=("--proxy-protocol",)),
-        o("tls_version", "choice", "both", "TLS versions: both (1.2 and 1.3), "
-          "1.2 or 1.3", choices=("both", "1.2", "1.3")),
-        o("tls_cipher", "str", "", "OpenSSL cipher list for TLS 1.2 ('' for "
-          "Python's default)"),
-        o("tls_dhparam", "str", "", "DH parameters file (only read when it exists "
-          "and a TLS server is configured)"),
-        o("filemap_ext", "str", "", "extension tried when a filemap path does "
-          "not exist (e.g. '.html')"),
-        o("filemap_index", "str", "", "file served for a directory in a filemap "
-          "(e.g. 'index.html')"),
-    ]
+@hookimpl
+def kore_add_hookspecs(pm):
+    pm.add_hookspecs(hookspecs)
 
 
 @hookimpl
 def kore_config_options(registry):
-    for opt in _opts():
+    for opt in options():
         registry.add(opt)
 
 
 @hookimpl
 def kore_namespace():
+    from .extend import install_request_attributes
+    install_request_attributes()
     return {
-        "server": _app.server,
-        "domain": _app.domain,
-        "route": _app.route,
-        "prerequest": _app.prerequest,
-        "mount": _app.mount,
-        "json_serializer": _app.json_serializer,
+        "server": _declare.server,
+        "domain": _declare.domain,
+        "route": _declare.route,
+        "prerequest": _declare.prerequest,
+        "mount": _declare.mount,
+        "json_serializer": _declare.json_serializer,
     }
 
 
 @hookimpl
 def kore_app_reset():
-    _app.reset()
+    _declare.reset()
     from . import filemaps
     filemaps._media = None
 
 
 @hookimpl
 def kore_app_loaded(app):
-    _app.resolve(app, _state.registry.get("bind"))
+    from .extend import declare_plugin_routes
+    _declare.resolve(app, runtime.option("bind"))
+    declare_plugin_routes()
 
 
 @hookimpl
 def kore_master_bind(arbiter):
-    listen.master_bind(arbiter)
+    listeners.master_bind(arbiter)
 
 
 @hookimpl
 def kore_worker_serve(worker):
-    from . import accesslog, conn
-    conn.Settings.accesslog = accesslog.configure()
-    listen.worker_serve(worker)
+    from . import accesslog
+    from .settings import SETTINGS
+    net.worker_serve(worker)
+    SETTINGS.accesslog = accesslog.configure()
 
 
 @hookimpl
 def kore_worker_stop_accepting(worker):
-    listen.stop_accepting(worker)
+    net.stop_accepting(worker)
 
 
 @hookimpl
 def kore_worker_busy(worker):
-    return listen.busy(worker)
+    return net.busy(worker)
 
 
 @hookimpl
 def kore_worker_shutdown(worker):
-    listen.shutdown(worker)
+    net.shutdown(worker)
 
 
 @hookimpl
 def kore_reopen_logs():
     from . import accesslog
     accesslog.reopen()
+
+
+@hookimpl
+def kore_tls_alpn(server):
+    return ["http/1.1"]
+
+
+@hookimpl(trylast=True)
+def kore_connection_protocol(conn, alpn, preface):
+    if alpn is None or alpn == "http/1.1":
+        from .h1.server import serve
+        return serve
+    return None
+
+
+@hookimpl
+def kore_http_handle(req, target):
+    return pipeline.run_target(req, target)

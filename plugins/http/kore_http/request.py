@@ -1,67 +1,55 @@
-"""The request object: Kore's ``kore.http_request`` and socketify's verbs.
+"""The request object: Kore's ``kore.http_request`` (read side and Kore's
+responses); socketify's verbs come from ``response.ResponseVerbs``.
 
 One ``HttpRequest`` per request, handed to handlers, validators, hooks and
 prerequest callbacks.  It keeps an instance ``__dict__`` (``req.tag = x``
-survives from prerequest to handler, as in Kore) and other plugins may add
-class attributes (``HttpRequest.pgsql``).
+survives from prerequest to handler, as in Kore).  Other plugins add
+attributes (``req.pgsql``) by returning them from the
+``kore_http_request_attributes`` hook, never by assigning onto the class.
 
-Responses are buffered and written with one ``sendall``: ``response()``,
-``send()`` and ``end()`` build the head and body together; ``write()``
-starts a chunked response (close-delimited for HTTP/1.0 clients).
+A request writes nothing itself: every response goes through ``req.stream``
+(``kore_http.stream.Stream``), which the transport (HTTP/1.1, HTTP/2)
+implements.  ``response()`` sends head and body in one write; an iterator
+body is streamed.
 """
 
 import hashlib
-import inspect
-import re
-import json as _json
-import os
+import sys
+from types import CoroutineType
 
-from kore import _state
+from kore.aio import drive
 from kore.errors import PluginMissing
 from kore.log import LOG, LOG_WARNING
+from kore.trace import report
 
-from . import app as _app
+from . import declare as _declare
 from . import forms
+from .forwarded import client_scheme
 from .parser import split_fields
-from .status import HEADERS, STATUS_LINES, status_line
+from .settings import SETTINGS as S
+from .status import error_page
+from .response import (DONE, NOT_SENT, STREAMING, ResponseVerbs, _GOOD_NAMES,
+                       check_header)
 
-METHOD_NUM = {"GET": 1, "POST": 2, "PUT": 4, "DELETE": 16, "HEAD": 32,
-              "OPTIONS": 64, "PATCH": 128}
+METHOD_NUM = _declare.METHOD_BITS
 
-# _sent states
-NOT_SENT = 0
-STREAMING = 1
-DONE = 2
-
-
-class Aborted(Exception):
-    """The client went away while the response was being written."""
-
-
-_BAD_NAME = re.compile(r"[:\r\n \t]")
-_GOOD_NAMES = set()     # response header names already checked (bounded)
-
-
-def _check_name(name, value):
-    if not name or _BAD_NAME.search(name):
-        raise ValueError("bad response header %r: %r" % (name, value))
-    if len(_GOOD_NAMES) < 512:
-        _GOOD_NAMES.add(name)
+# request attributes other plugins provide (kore_http_request_attributes)
+_PLUGIN_ATTRIBUTES = {"websocket_handshake": "kore-plugin-websocket",
+                      "pgsql": "kore-plugin-pgsql"}
 
 
 def _drive(result):
-    if inspect.iscoroutine(result):
-        from . import conn
-        return conn.drive(result)
+    if type(result) is CoroutineType:
+        return drive(result)
     return result
 
 
-class HttpRequest:
+class HttpRequest(ResponseVerbs):
     """kore.http_request."""
 
     # the fields every request sets live in slots; the rest are class-level
     # defaults shadowed in the instance __dict__ when a request sets them
-    __slots__ = ("__dict__", "conn", "_meth", "target", "path", "query", "http11",
+    __slots__ = ("__dict__", "stream", "_meth", "target", "path", "query", "http11",
                  "_fields", "route", "args", "_rheaders", "_status", "_sent",
                  "keepalive", "host", "bytes_sent", "domain")
 
@@ -75,18 +63,22 @@ class HttpRequest:
     _cookies = None
     _queries = None
     _files = None
+    _all_files = None    # every uploaded part (closed after the response)
     _aborted = False
     _on_aborted = None
     start = 0.0
-    _cork = None
+    _cork = False
+    _has_body = False    # the transport expects a body (Content-Length, chunked, DATA)
+    mount = None         # the mount serving the request, if no route does
     _upgrade_to = None
     _body_hooked = False
     expect_continue = False
-    _chunked = False
     _woff = 0            # body bytes written (socketify's write offset)
 
-    def __init__(self, conn, method, target, http11, fields):
-        self.conn = conn
+    def __init__(self, stream, method, target, http11, fields):
+        """``fields``: the HTTP/1.1 field block (bytes, split on demand) or a
+        list of (lower-case name, value) str pairs (HTTP/2)."""
+        self.stream = stream
         self._meth = method
         self.target = target
         q = target.find("?")
@@ -111,6 +103,13 @@ class HttpRequest:
     def __repr__(self):
         return "<kore.http_request %s %s>" % (self._meth, self.target)
 
+    def __getattr__(self, name):
+        # only for names no attribute has: what a missing plugin would add
+        package = _PLUGIN_ATTRIBUTES.get(name)
+        if package is not None:
+            raise PluginMissing(name, package)
+        raise AttributeError("'kore.http_request' object has no attribute '%s'" % name)
+
     # ------------------------------------------------------------------
     # Kore getters
     # ------------------------------------------------------------------
@@ -132,7 +131,14 @@ class HttpRequest:
 
     @property
     def protocol(self):
-        return "https" if self.conn.tls else "http"
+        """"https" or "http": the connection's, or what a trusted proxy says
+        (``Forwarded: proto=``, ``X-Forwarded-Proto``)."""
+        stream = self.stream
+        if stream.tls:
+            return "https"
+        if stream.trusted:
+            return client_scheme(self.headers_list()) or "http"
+        return "http"
 
     @property
     def body(self):
@@ -160,17 +166,23 @@ class HttpRequest:
 
     @property
     def connection(self):
-        return self.conn.facade()
+        """kore.connection of this request (``kore_http.connection``)."""
+        return self.stream.facade()
 
     # ------------------------------------------------------------------
     # headers
     # ------------------------------------------------------------------
 
-    def _headers_list(self):
+    def headers_list(self):
+        """The request headers as a list of (lower-case name, value) str
+        pairs, in arrival order, repeated names kept."""
         hl = self._hlist
         if hl is None:
-            hl = self._hlist = split_fields(self._fields)
+            f = self._fields
+            hl = self._hlist = split_fields(f) if type(f) is bytes else f
         return hl
+
+    _headers_list = headers_list
 
     def headers(self):
         """dict of request headers, names lower-cased (last one wins)."""
@@ -196,10 +208,8 @@ class HttpRequest:
                 value = value.decode("latin-1")
             if not isinstance(name, str) or not isinstance(value, str):
                 value = str(value)
-        if name not in _GOOD_NAMES:
-            _check_name(name, value)
-        if "\r" in value or "\n" in value:
-            raise ValueError("bad response header %r: %r" % (name, value))
+        if name not in _GOOD_NAMES or "\r" in value or "\n" in value:
+            check_header(name, value)
         rh = self._rheaders
         if rh is None:
             self._rheaders = [[name, value]]
@@ -231,8 +241,6 @@ class HttpRequest:
         try:
             ok = _drive(v(self, value))
         except Exception:
-            from kore.trace import report
-            import sys
             report(sys.exc_info(), where="validator for param '%s' of route '%s'"
                    % (name, self.route.name if self.route else self.path), req=self)
             return False
@@ -285,17 +293,31 @@ class HttpRequest:
 
     def populate_multi(self):
         """Parse a multipart/form-data body: fields for req.argument(),
-        files for req.file_lookup()."""
+        files for req.file_lookup().  The body is streamed (from its file
+        when it was offloaded); file parts larger than
+        ``http_body_disk_offload`` go to ``http_body_disk_path``; malformed
+        or oversized forms are logged and leave no field or file."""
         if self._files is not None:
             return None
         self._files = {}
+        if self._body_hooked:
+            raise RuntimeError("the body was consumed by the on_body_chunk hook")
+        f = self._body_file
+        if f is not None:
+            f.seek(0)
         try:
-            fields, files = forms.parse_multipart(self.body, self.request_header("content-type"))
-        except ValueError as exc:
+            fields, files = forms.parse_multipart(
+                f if f is not None else self._body, self.request_header("content-type"),
+                disk_path=S.disk_path, file_memory_max=S.disk_offload or None)
+        except forms.NotMultipart as exc:
             LOG.write(LOG_WARNING, "populate_multi: %s" % exc)
             return None
-        for f in files:
-            self._files.setdefault(f.name, f)
+        except forms.FormError as exc:
+            LOG.write(LOG_WARNING, "populate_multi: %s (%d)" % (exc.reason, exc.status))
+            return None
+        self._all_files = files
+        for part in files:
+            self._files.setdefault(part.name, part)
         r = self.route
         if r is not None:
             m = self._meth
@@ -372,98 +394,24 @@ class HttpRequest:
 
     def _respond(self, status, body, ctype=None, close=False):
         """Send a complete response (head + body) in one write."""
-        line = STATUS_LINES.get(status) if type(status) is int else None
-        if line is None:
-            line, status = status_line(status)
-        self._status = status
-        conn = self.conn
-        head = line + HEADERS.value
-        if conn.hsts is not None:
-            head += conn.hsts
-        if ctype is not None:
-            head += b"Content-Type: " + ctype + b"\r\n"
-        rh = self._rheaders
-        has_cl = False
-        if rh:
-            hs = "\r\n".join(map(": ".join, rh))
-            head += hs.encode("latin-1") + b"\r\n"
-            # values hold no CR/LF, so only a name can follow a line start
-            has_cl = "\ncontent-length:" in "\n" + hs.lower()
-        if close or not conn.keepalive:
-            self.keepalive = False
-        bodyless = status < 200 or status == 204 or status == 304
-        if not bodyless and not has_cl:
-            head += b"Content-Length: %d\r\n" % len(body)
-        if not self.keepalive:
-            head += b"Connection: close\r\n\r\n"
-        elif self.http11:
-            head += b"\r\n"
-        else:
-            head += b"Connection: keep-alive\r\n\r\n"
         self._sent = DONE
-        if bodyless or self._meth == "HEAD":
-            self._write(head)
-        else:
+        if self._meth != "HEAD":
             self._woff += len(body)
-            self._write(head + body)
+        self.stream.send_response(self, status, body, ctype, close)
 
-    def _write(self, data):
-        if self._cork is not None:
-            self._cork.append(data)
-            return
-        self.bytes_sent += len(data)
-        self.conn.send(data)
-
-    def _start_stream(self, status, ctype=None):
-        line = STATUS_LINES.get(status) if type(status) is int else None
-        if line is None:
-            line, status = status_line(status)
-        self._status = status
-        conn = self.conn
-        parts = [line, HEADERS.value]
-        if conn.tls and conn.hsts:
-            parts.append(conn.hsts)
-        if ctype is not None:
-            parts.append(b"Content-Type: " + ctype + b"\r\n")
-        rh = self._rheaders
-        has_cl = False
-        if rh:
-            hs = "\r\n".join(map(": ".join, rh))
-            parts.append(hs.encode("latin-1") + b"\r\n")
-            has_cl = "\ncontent-length:" in "\n" + hs.lower()
-        head_only = self._meth == "HEAD" or status in (204, 304)
-        if has_cl or head_only:
-            self._chunked = False
-        elif self.http11:
-            self._chunked = True
-            parts.append(b"Transfer-Encoding: chunked\r\n")
+    def _error(self, status):
+        """An error response the server makes (404, 405, 403, 500, ...):
+        empty, or Kore's small HTML page with ``http_pretty_error``."""
+        if S.pretty_error:
+            self._respond(status, error_page(status), b"text/html")
         else:
-            # HTTP/1.0: the end of the body is the end of the connection
-            self._chunked = False
-            self.keepalive = False
-        if not self.keepalive or not conn.keepalive:
-            self.keepalive = False
-            parts.append(b"Connection: close\r\n\r\n")
-        elif not self.http11:
-            parts.append(b"Connection: keep-alive\r\n\r\n")
-        else:
-            parts.append(b"\r\n")
-        self._sent = STREAMING
-        return b"".join(parts)
-
-    def _chunk(self, data):
-        if not data:
-            return b""
-        if self._meth == "HEAD" or self._status in (204, 304):
-            return b""
-        self._woff += len(data)
-        if self._chunked:
-            return b"%x\r\n%s\r\n" % (len(data), data)
-        return data
+            self._respond(status, b"")
 
     def _stream(self, status, it):
-        head = self._start_stream(status)
-        first = True
+        """Send the items of ``it`` (str/bytes) as the body."""
+        stream = self.stream
+        stream.send_head(self, status)
+        self._sent = STREAMING
         try:
             for item in it:
                 if isinstance(item, str):
@@ -471,302 +419,36 @@ class HttpRequest:
                 elif not isinstance(item, (bytes, bytearray, memoryview)):
                     raise TypeError("response iterator yielded %s, not str/bytes"
                                     % type(item).__name__)
-                if not item:
-                    continue
-                data = self._chunk(bytes(item))
-                if first:
-                    data = head + data
-                    first = False
-                self._write(data)
+                if item:
+                    if self._meth != "HEAD":
+                        self._woff += len(item)
+                    stream.send_data(self, bytes(item))
         finally:
             close = getattr(it, "close", None)
             if close is not None:
                 close()
-        end = b"0\r\n\r\n" if self._chunked else b""
-        self._write(head + end if first else end)
         self._sent = DONE
+        stream.send_data(self, b"", True)
 
     # ------------------------------------------------------------------
-    # socketify's verbs
+    # switching protocols (the websocket plugin)
     # ------------------------------------------------------------------
 
-    def _to_bytes(self, message):
-        """(bytes, content type or None) of a message."""
-        if message is None:
-            return b"", None
-        if type(message) is bytes:
-            return message, None
-        if isinstance(message, str):
-            return message.encode("utf-8"), None
-        if isinstance(message, (bytearray, memoryview)):
-            return bytes(message), None
-        mod = _app.state.json or _json
-        data = mod.dumps(message)
-        if isinstance(data, str):
-            data = data.encode("utf-8")
-        return data, b"application/json"
+    def upgrade(self, handler, status=101, headers=()):
+        """Take the connection over once this handler returns.
 
-    def write_status(self, status):
-        """Set the response status (int, "200 OK" or b"200 OK"); chainable."""
-        if self._sent:
-            raise RuntimeError("write_status after the response head was sent")
-        status_line(status)   # validate now
-        self._status = status
-        return self
-
-    def write_header(self, name, value):
-        """Add a response header (repeatable names, e.g. Set-Cookie); chainable."""
-        if isinstance(name, bytes):
-            name = name.decode("latin-1")
-        if isinstance(value, bytes):
-            value = value.decode("latin-1")
-        elif not isinstance(value, str):
-            value = str(value)
-        if self._sent:
-            raise RuntimeError("write_header after the response head was sent")
-        if name not in _GOOD_NAMES:
-            _check_name(name, value)
-        if "\r" in value or "\n" in value:
-            raise ValueError("bad response header %r: %r" % (name, value))
-        self._add_header(name, value)
-        return self
-
-    def _ctype_header(self):
-        rh = self._rheaders
-        if rh:
-            for n, _ in rh:
-                if n.lower() == "content-type":
-                    return True
-        return False
-
-    def write(self, message):
-        """Send part of the body now (chunked); end() finishes it."""
-        data, ctype = self._to_bytes(message)
-        if self._sent == DONE:
-            raise RuntimeError("response already ended")
-        if self._sent == NOT_SENT:
-            head = self._start_stream(self._status or 200,
-                                      ctype if ctype and not self._ctype_header() else None)
-            self._write(head + self._chunk(data))
-        elif data:
-            self._write(self._chunk(data))
-        return self
-
-    def end(self, message=None, end_connection=False):
-        """Finish the response with ``message`` (str, bytes or JSON)."""
-        data, ctype = self._to_bytes(message)
-        if end_connection:
-            self.keepalive = False
-        if self._sent == DONE:
-            raise RuntimeError("response already ended")
-        if self._sent == STREAMING:
-            tail = self._chunk(data)
-            if self._chunked:
-                tail += b"0\r\n\r\n"
-            self._write(tail)
-            self._sent = DONE
-        else:
-            self._respond(self._status or 200, data,
-                          ctype if ctype and not self._ctype_header() else None)
-        return self
-
-    cork_end = end
-
-    def cork(self, callback):
-        """Run ``callback(req)`` and send everything it wrote in one write."""
-        if self._cork is not None:
-            callback(self)
-            return self
-        self._cork = []
-        try:
-            callback(self)
-        finally:
-            out, self._cork = self._cork, None
-            if out:
-                self._write(b"".join(out))
-        return self
-
-    def send(self, message=b"", content_type=b"text/plain", status=b"200 OK",
-             headers=None, end_connection=False):
-        """Status, headers and body in one call; dicts and lists go as JSON."""
-        data, ctype = self._to_bytes(message)
-        if headers:
-            for item in headers:
-                n, v = item[0], item[1]
-                self.write_header(n, v)
-        if ctype is None:
-            ct = content_type
-            if isinstance(ct, str):
-                ct = ct.encode("latin-1")
-            ctype = ct or None
-        if self._ctype_header():
-            ctype = None
-        if self._sent:
-            raise RuntimeError("response already sent")
-        self._respond(status if status is not None else 200, data, ctype,
-                      close=end_connection)
-        return self
-
-    cork_send = send
-
-    def redirect(self, location, status=302):
-        """Redirect to ``location`` (302 by default)."""
-        self.response_header("Location", location)
-        self._respond(status, b"")
-        return self
-
-    def end_without_body(self, end_connection=False):
-        """Finish with the head only (Content-Length 0 unless one was set)."""
-        self._respond(self._status or 200, b"", close=end_connection)
-        return self
-
-    def has_responded(self):
-        return self._sent == DONE
-
-    def get_write_offset(self):
-        """Body bytes written so far (head and chunk framing not counted)."""
-        return self._woff
-
-    def write_offset(self, offset):
-        """Override the write offset (uWS overrideWriteOffset), e.g. after
-        sending part of a file with a ``Content-Length`` set; chainable."""
-        if type(offset) is not int or offset < 0:
-            raise ValueError("write offset must be an int >= 0, not %r" % (offset,))
-        if self._sent != DONE:
-            self._woff = offset
-        return self
-
-    def pause(self):
-        """Stop reading from the client (a request body streamed through
-        ``on_body_chunk``, the next request) and stop its timeouts and
-        disconnect detection until ``resume()``; chainable."""
-        self.conn.pause()
-        return self
-
-    def resume(self):
-        """Undo ``pause()``: reading, timeouts and disconnect detection go on."""
-        self.conn.resume()
-        return self
-
-    @property
-    def paused(self):
-        return self.conn.pause_evt is not None
-
-    def write_continue(self):
-        """Send ``100 Continue`` (the server does it itself before reading a
-        body the client is waiting to send; this is for raw use)."""
-        if self._sent:
-            raise RuntimeError("write_continue after the response head")
-        if self.expect_continue:
-            self.expect_continue = False
-            self.conn.send(b"HTTP/1.1 100 Continue\r\n\r\n")
-        return self
-
-    def get_full_url(self):
-        return self.target if self.target.startswith("/") else \
-            (self.path + ("?" + self.query if self.query else ""))
-
-    def get_url(self):
-        return self.path
-
-    def get_method(self):
-        return self._meth
-
-    def get_parameter(self, index):
-        try:
-            return self.args[index]
-        except (IndexError, TypeError):
-            return None
-
-    def get_parameters(self):
-        return list(self.args)
-
-    def get_header(self, name):
-        return self.request_header(name)
-
-    def get_headers(self):
-        return self.headers()
-
-    def for_each_header(self, callback):
-        for n, v in self._headers_list():
-            callback(n, v)
-
-    def get_queries(self):
-        q = self._queries
-        if q is None:
-            q = self._queries = {}
-            for n, v in forms.parse_qs(self.query):
-                q.setdefault(n, v)
-        return q
-
-    def get_query(self, name):
-        return self.get_queries().get(name)
-
-    def get_cookie(self, name):
-        return self.cookie(name)
-
-    def set_cookie(self, name, value, options=None):
-        self._add_header("Set-Cookie", forms.set_cookie_header(name, value, options))
-        return self
-
-    def get_remote_address(self):
-        return self.conn.remote_address()
-
-    def get_remote_address_bytes(self):
-        return self.conn.remote_address().encode("latin-1")
-
-    def get_proxied_remote_address(self):
-        """The client address given by a trusted proxy (PROXY protocol or
-        X-Forwarded-For from an address in http_forwarded_allow_ips), else
-        the peer address."""
-        a = self.conn.proxied_address
-        if a is not None:
-            return a
-        if self.conn.trusted:
-            xff = self.request_header("x-forwarded-for")
-            if xff:
-                return xff.split(",")[-1].strip()
-        return self.conn.remote_address()
-
-    def get_proxied_remote_address_bytes(self):
-        return self.get_proxied_remote_address().encode("latin-1")
-
-    @property
-    def aborted(self):
-        """True once the client went away before the response was complete."""
-        return self._aborted
-
-    @aborted.setter
-    def aborted(self, value):
-        self._aborted = bool(value)
-
-    def on_aborted(self, callback):
-        """Call ``callback(req)`` if the client disconnects mid-request."""
-        if self._on_aborted is None:
-            self._on_aborted = []
-        self._on_aborted.append(callback)
-        return self
-
-    # ------------------------------------------------------------------
-    # upgrades (websocket plugin)
-    # ------------------------------------------------------------------
-
-    def websocket_handshake(self, onconnect, onmsg, ondisconnect):
-        raise PluginMissing("websocket_handshake", "kore-plugin-websocket")
-
-    def _upgrade(self, handler, response=None):
-        """Take the connection over after this handler returns.
-
-        ``response`` (bytes, e.g. a 101 head) is written now; after the route
-        handler returns, the connection greenlet calls ``handler(sock,
-        buffered)`` with the raw socket and the bytes already read past this
-        request, and closes the socket when it returns.
+        The ``status`` head (101 Switching Protocols) with ``headers`` (a
+        list of (name, value) str pairs) is sent now; after the route's
+        handler returns, the transport calls ``handler(sock, buffered)``
+        with the raw socket and the bytes already read past this request,
+        and closes the socket when it returns.  Raises NotImplementedError
+        on a protocol that cannot switch (HTTP/2), RuntimeError when a
+        response was already sent.
         """
         if self._sent:
             raise RuntimeError("cannot upgrade: a response was already sent")
-        if response:
-            self.conn.send(response)
-        self._status = 101
+        self.stream.upgrade(self, handler, status, list(headers))
+        self._status = status
         self._sent = DONE
         self._upgrade_to = handler
         self.keepalive = False
@@ -778,43 +460,4 @@ class HttpRequest:
             try:
                 _drive(cb(self))
             except Exception:
-                from kore.trace import report
-                import sys
                 report(sys.exc_info(), where="on_aborted callback", req=self)
-
-
-class Connection:
-    """kore.connection: what ``req.connection`` returns."""
-
-    __slots__ = ("_c",)
-
-    def __init__(self, c):
-        self._c = c
-
-    @property
-    def fd(self):
-        return self._c.fd
-
-    @property
-    def addr(self):
-        if self._c.family not in (2, 10):
-            raise RuntimeError("invalid family")
-        return self._c.remote_address()
-
-    @property
-    def x509(self):
-        return self._c.peer_cert_der()
-
-    @property
-    def x509dict(self):
-        return self._c.peer_cert_dict()
-
-    def disconnect(self):
-        self._c.disconnect()
-        return True
-
-    def websocket_send(self, op, data):
-        raise TypeError("connection is not a websocket connection")
-
-    def __repr__(self):
-        return "<kore.connection fd=%s>" % self._c.fd

@@ -77,3 +77,10 @@ class HeaderCache:
 
 
 HEADERS = HeaderCache()
+
+
+def error_page(status):
+    """The small HTML body of ``http_pretty_error`` (Kore's)."""
+    reason = REASONS.get(status, "")
+    return ("<html><head><title>%d %s</title></head><body><h1>%d %s</h1></body>"
+            "</html>\n" % (status, reason, status, reason)).encode("latin-1")

@@ -1,9 +1,15 @@
-"""TLS: one ssl.SSLContext per domain, chosen by SNI; client certificates."""
+"""TLS: one ssl.SSLContext per domain, chosen by SNI; client certificates.
+
+The ALPN ids a server offers come from the ``kore_tls_alpn`` hook (this
+plugin offers ``http/1.1``); the ``kore_tls_context`` hook may pick another
+context for one handshake (ACME certificates); a domain without certificate
+files (``acme=True``) is handed to ``kore_tls_domain_context``.
+"""
 
 import os
 import ssl
 
-from kore import _state
+from kore import runtime
 from kore.config import ConfigError
 
 from . import openssl_depth
@@ -21,9 +27,25 @@ def _check_verify_depth(domain):
                           % (domain.host, v, _INT_MAX))
 
 
-def _context_for(domain):
+def wants_client_hello():
+    """True when a plugin picks certificates (``kore_tls_context``): the
+    connection layer then peeks at each ClientHello for its ALPN offer."""
+    return bool(runtime.hook("kore_tls_context").get_hookimpls())
+
+
+def alpn_ids(server):
+    """The ALPN ids plugins offer on ``server``, in hook order, once each."""
+    ids = []
+    for answer in runtime.hook("kore_tls_alpn")(server=server):
+        for i in answer or ():
+            if i not in ids:
+                ids.append(i)
+    return ids
+
+
+def _context_for(domain, alpn):
     _check_verify_depth(domain)
-    reg = _state.registry
+    reg = runtime.registry()
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     version = reg.get("tls_version")
     if version == "1.2":
@@ -46,13 +68,17 @@ def _context_for(domain):
         except (ssl.SSLError, OSError) as exc:
             raise ConfigError("tls_dhparam %r: %s" % (dh, exc)) from None
     if domain.acme and not (domain.cert and domain.key):
-        raise ConfigError("domain '%s': acme=True needs kore-plugin-acme (not "
-                          "installed); give cert= and key=" % domain.host)
-    try:
-        ctx.load_cert_chain(domain.cert, domain.key)
-    except (OSError, ssl.SSLError) as exc:
-        raise ConfigError("domain '%s': cannot load cert %r / key %r: %s"
-                          % (domain.host, domain.cert, domain.key, exc)) from None
+        handled = runtime.hook("kore_tls_domain_context")(domain=domain, context=ctx)
+        if not any(handled):
+            raise ConfigError("domain '%s': acme=True needs kore-plugin-acme (not "
+                              "installed: pip install kore-plugin-acme); or give "
+                              "cert= and key=" % domain.host)
+    else:
+        try:
+            ctx.load_cert_chain(domain.cert, domain.key)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError("domain '%s': cannot load cert %r / key %r: %s"
+                              % (domain.host, domain.cert, domain.key, exc)) from None
     if domain.client_verify:
         try:
             ctx.load_verify_locations(cafile=domain.client_verify)
@@ -69,7 +95,8 @@ def _context_for(domain):
                 ctx.verify_flags |= ssl.VERIFY_CRL_CHECK_LEAF
             except (OSError, ssl.SSLError) as exc:
                 raise ConfigError("domain '%s': crl %r: %s" % (domain.host, domain.crl, exc)) from None
-    ctx.set_alpn_protocols(["http/1.1"])
+    if alpn:
+        ctx.set_alpn_protocols(alpn)
     return ctx
 
 
@@ -78,8 +105,9 @@ def build_contexts(server):
     if not server.domains:
         raise ConfigError("TLS server '%s' has no domain (a domain holds the "
                           "certificate)" % server.name)
+    alpn = alpn_ids(server)
     for d in server.domains:
-        d.ssl_context = _context_for(d)
+        d.ssl_context = _context_for(d, alpn)
     default = server.domains[0].ssl_context
     domains = list(server.domains)
     verifying = [d for d in domains if d.client_verify]
@@ -97,17 +125,28 @@ def build_contexts(server):
     start = domains[0].verify_depth if domains[0].client_verify else None
     own_depth = {id(d) for d in verifying if d.verify_depth != start}
 
+    chooser = runtime.hook("kore_tls_context")
+    choose = wants_client_hello()
+
     def sni(sslobj, name, ctx):
-        if name:
-            h = name.lower()
+        h = name.lower() if name else None
+        found = None
+        if h:
             for d in domains:
                 if d.matches(h):
-                    if d.ssl_context is not ctx:
-                        sslobj.context = d.ssl_context
-                        if id(d) in own_depth:
-                            openssl_depth.set_connection_depth(
-                                sslobj, d.verify_depth, d.host)
-                    return None
+                    found = d
+                    break
+        if choose:
+            other = chooser(domain=found, server_name=h, sslobj=sslobj,
+                            offered_alpn=getattr(sslobj, "kore_offered_alpn", None))
+            if other is not None:
+                if other is not ctx:
+                    sslobj.context = other
+                return None
+        if found is not None and found.ssl_context is not ctx:
+            sslobj.context = found.ssl_context
+            if id(found) in own_depth:
+                openssl_depth.set_connection_depth(sslobj, found.verify_depth, found.host)
         return None
 
     default.sni_callback = sni

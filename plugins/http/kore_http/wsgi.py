@@ -13,19 +13,19 @@ from urllib.parse import unquote_to_bytes
 
 from kore.log import LOG, LOG_ERR
 
+from .mounts import Mount
 
-class WsgiMount:
+
+class WsgiMount(Mount):
+    """``kore.mount(prefix, wsgi_app)``."""
+
     def __init__(self, prefix, app):
         self.prefix = prefix
         self.app = app
         self.where = "mount %s" % (prefix or "/")
 
-    def match(self, path):
-        p = self.prefix
-        return not p or path == p or path.startswith(p + "/")
-
     def environ(self, req):
-        c = req.conn
+        c = req.stream
         path = req.path
         rest = path[len(self.prefix):]
         host = req.host
@@ -49,12 +49,12 @@ class WsgiMount:
             "QUERY_STRING": req.query,
             "SERVER_NAME": server_name,
             "SERVER_PORT": server_port,
-            "SERVER_PROTOCOL": "HTTP/1.1" if req.http11 else "HTTP/1.0",
+            "SERVER_PROTOCOL": "HTTP/" + c.http_version,
             "REMOTE_ADDR": c.remote_address(),
             "RAW_URI": req.target,
             "REQUEST_URI": req.target,
             "wsgi.version": (1, 0),
-            "wsgi.url_scheme": "https" if c.tls else "http",
+            "wsgi.url_scheme": req.protocol,
             "wsgi.input": io.BytesIO(req.body) if not req._body_hooked else io.BytesIO(),
             "wsgi.errors": sys.stderr,
             "wsgi.multithread": False,
@@ -63,7 +63,7 @@ class WsgiMount:
             "kore.request": req,
         }
         body_len = len(req._body) if req._body_file is None else None
-        for name, value in req._headers_list():
+        for name, value in req.headers_list():
             if name == "content-type":
                 env["CONTENT_TYPE"] = value
             elif name == "content-length":

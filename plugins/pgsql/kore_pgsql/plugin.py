@@ -9,18 +9,10 @@ from .pool import install_wait_callback
 OWNER = "kore-plugin-pgsql"
 
 
-def _install_req_pgsql():
-    """Give the http plugin's request class Kore 3's ``req.pgsql``."""
-    try:
-        from kore_http.request import HttpRequest
-    except Exception:
-        return False
-    if getattr(HttpRequest, "pgsql", None) is not api.req_pgsql:
-        try:
-            HttpRequest.pgsql = api.req_pgsql
-        except (AttributeError, TypeError):
-            return False
-    return True
+@hookimpl
+def kore_http_request_attributes():
+    # Kore 3's req.pgsql(...) (the http plugin installs it)
+    return {"pgsql": api.req_pgsql}
 
 
 @hookimpl
@@ -41,7 +33,6 @@ def kore_config_options(registry):
 @hookimpl
 def kore_namespace():
     install_wait_callback()
-    _install_req_pgsql()
     return {"dbsetup": api.dbsetup, "register_database": api.register_database,
             "dbquery": api.dbquery, "dbquery_sync": api.dbquery_sync}
 
@@ -61,7 +52,6 @@ def kore_master_bind(arbiter):
 @hookimpl
 def kore_worker_init(worker):
     install_wait_callback()
-    _install_req_pgsql()
     api._check_pid()
 
 
@@ -69,5 +59,3 @@ def kore_worker_init(worker):
 def kore_worker_shutdown(worker):
     api.close_pools()
 
-
-_install_req_pgsql()

@@ -22,8 +22,12 @@ def kore_config_options(registry):
 
 
 @hookimpl
+def kore_http_request_attributes():
+    return {"websocket_handshake": ws.websocket_handshake}
+
+
+@hookimpl
 def kore_namespace():
-    _install()
     return {
         "websocket_broadcast": ws.websocket_broadcast,
         "publish": ws.publish,
@@ -31,14 +35,8 @@ def kore_namespace():
     }
 
 
-def _install():
-    from kore_http import request
-    request.HttpRequest.websocket_handshake = ws.websocket_handshake
-
-
 @hookimpl
 def kore_worker_init(worker):
-    _install()
     ws.Settings.load()
     ws.hello()
 

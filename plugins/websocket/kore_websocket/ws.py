@@ -31,7 +31,7 @@ from gevent import GreenletExit, getcurrent
 from kore import _state, ipc
 from kore.log import LOG, LOG_WARNING
 from kore.trace import report
-from kore_http.request import Connection
+from kore_http.connection import Connection
 
 from . import frames
 from .frames import (OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG, OP_TEXT,
@@ -591,7 +591,7 @@ def handshake_error(req):
     if not req.http11:
         return "not HTTP/1.1"
     h = {}
-    for n, v in req._headers_list():
+    for n, v in req.headers_list():
         h.setdefault(n, []).append(v)
     if "websocket" not in _tokens(h.get("upgrade", ())):
         return "no 'Upgrade: websocket'"
@@ -625,22 +625,21 @@ def websocket_handshake(req, onconnect, onmsg, ondisconnect):
         return False
     key = req.request_header("sec-websocket-key").strip().encode("ascii")
     accept = base64.b64encode(hashlib.sha1(key + GUID).digest())
-    head = [b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-            b"Connection: Upgrade\r\nSec-WebSocket-Accept: ", accept, b"\r\n"]
+    head = [("Upgrade", "websocket"), ("Connection", "Upgrade"),
+            ("Sec-WebSocket-Accept", accept.decode("ascii"))]
     deflate = None
     if Settings.deflate:
-        offers = [v for n, v in req._headers_list() if n == "sec-websocket-extensions"]
+        offers = [v for n, v in req.headers_list() if n == "sec-websocket-extensions"]
         if offers:
             resp, deflate = frames.negotiate_deflate(offers)
             if resp:
-                head.append(b"Sec-WebSocket-Extensions: %s\r\n" % resp.encode("ascii"))
+                head.append(("Sec-WebSocket-Extensions", resp))
     proto = req.__dict__.get("websocket_protocol")
     if proto:
-        head.append(b"Sec-WebSocket-Protocol: %s\r\n" % proto.encode("latin-1"))
-    head.append(b"\r\n")
-    ws = WebSocket(req.conn, onconnect, onmsg, ondisconnect, deflate)
-    req.conn._facade = ws        # req.connection is the websocket from now on
-    req._upgrade(ws.run, b"".join(head))
+        head.append(("Sec-WebSocket-Protocol", proto))
+    ws = WebSocket(req.stream, onconnect, onmsg, ondisconnect, deflate)
+    req.stream.set_facade(ws)    # req.connection is the websocket from now on
+    req.upgrade(ws.run, 101, head)
     return True
 
 

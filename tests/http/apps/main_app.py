@@ -327,8 +327,7 @@ def upgrade(req):
         sock.sendall(b"upgraded:" + buffered)
         data = sock.recv(100)
         sock.sendall(b"echo:" + data)
-    req._upgrade(takeover, b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: test\r\n"
-                 b"Connection: Upgrade\r\n\r\n")
+    req.upgrade(takeover, 101, [("Upgrade", "test"), ("Connection", "Upgrade")])
 
 
 @kore.route("/ws")

@@ -4,13 +4,16 @@
 ``kore.mount`` record into the module state below, in the master, while the
 application is imported and configured.  ``resolve()`` (from the
 ``kore_app_loaded`` hook) turns queued ``@kore.route`` routes into domain
-routes and applies ``bind``; workers inherit the result through fork.
+routes, applies ``bind`` and adds the routes plugins declare through the
+``kore_http_routes`` hook; workers inherit the result through fork.
 """
 
 import fnmatch
 import re
 
 from kore.config import ConfigError
+
+from .addresses import parse_bind
 
 METHOD_BITS = {"GET": 1, "POST": 2, "PUT": 4, "DELETE": 16, "HEAD": 32,
                "OPTIONS": 64, "PATCH": 128}
@@ -97,8 +100,7 @@ class Domain:
         self.exact = {}       # path -> [Route] (exact routes)
         self.regex = []       # [Route] in insertion order
         self.redirects = []   # [(compiled, status, dst)]
-        self.filemap_list = []  # [FileMap]
-        self.mounts = []      # [WsgiMount]
+        self.mounts = []      # [mounts.Mount]: filemaps, then WSGI and plugin mounts
         self.routes = []      # every Route, in insertion order
         self._accesslog = None
         self.ssl_context = None
@@ -143,10 +145,10 @@ class Domain:
             if not isinstance(url, str) or not url.startswith("/"):
                 raise RuntimeError("filemap url %r must start with /" % (url,))
             fm = FileMap(self, url, str(target), auth)
-            for other in self.filemap_list:
-                if other.url == fm.url:
+            for other in self.mounts:
+                if isinstance(other, FileMap) and other.url == fm.url:
                     raise ConfigError("duplicate filemap %s on domain %s" % (url, self.host))
-            self.filemap_list.append(fm)
+            self.mounts.append(fm)
         return None
 
     def redirect(self, regex, status, dst):
@@ -155,7 +157,8 @@ class Domain:
             rx = re.compile(regex)
         except re.error as exc:
             raise RuntimeError("redirect: bad regex %r: %s" % (regex, exc)) from None
-        if not isinstance(status, int) or not 300 <= status <= 399 and status not in range(100, 600):
+        # Kore takes any status here; a 3xx is what a browser follows
+        if isinstance(status, bool) or not isinstance(status, int) or not 100 <= status <= 599:
             raise RuntimeError("redirect: bad status %r" % (status,))
         self.redirects.append((rx, int(status), str(dst)))
         return None
@@ -314,16 +317,28 @@ def make_route(d, path, callback, kw):
     return r
 
 
-def add_route(d, path, callback, kw):
+def add_route(d, path, callback, kw, first=False, owner=None):
+    """Add a route to domain ``d``; ``first`` puts it ahead of the routes
+    already there (plugin routes: ``owner`` names the plugin)."""
     r = make_route(d, path, callback, kw)
+    if owner is not None:
+        r.where = "route '%s' of %s" % (path, owner)
     for other in d.routes:
         if other.path == r.path and (other.methods is None or r.methods is None
                                      or other.methods & r.methods):
             both = sorted((other.methods or set(ALL_METHODS))
                           & (r.methods or set(ALL_METHODS)))
-            raise ConfigError("duplicate route %s (%s) on domain %s"
+            raise ConfigError("duplicate route %s (%s) on domain %s%s"
                               % (path, ",".join(m for m in both if m != "HEAD")
-                                 or "HEAD", d.host))
+                                 or "HEAD", d.host,
+                                 " (declared by %s)" % owner if owner else ""))
+    if first:
+        d.routes.insert(0, r)
+        if r.rx is None:
+            d.exact.setdefault(path, []).insert(0, r)
+        else:
+            d.regex.insert(0, r)
+        return r
     d.routes.append(r)
     if r.rx is None:
         d.exact.setdefault(path, []).append(r)
@@ -410,39 +425,6 @@ def _bind_method(fn, koreapp):
     return fn
 
 
-def parse_bind(spec):
-    """gunicorn's bind syntax: HOST:PORT, [v6]:PORT, :PORT, PORT, unix:/path."""
-    s = spec.strip()
-    if s.startswith("unix:"):
-        path = s[5:]
-        if not path:
-            raise ConfigError("bad bind address %r: empty unix socket path" % spec)
-        return ("unix", path)
-    if s.startswith("fd://"):
-        raise ConfigError("bad bind address %r: fd:// is not supported" % spec)
-    if s.startswith("["):
-        host, sep, port = s[1:].partition("]")
-        if not sep or (port and not port.startswith(":")):
-            raise ConfigError("bad bind address %r" % spec)
-        port = port[1:] or "8000"
-    elif ":" in s:
-        host, _, port = s.rpartition(":")
-        if ":" in host:
-            raise ConfigError("bad bind address %r: write IPv6 as [addr]:port" % spec)
-        host = host or "0.0.0.0"
-    elif s.isdigit():
-        host, port = "0.0.0.0", s
-    else:
-        host, port = s, "8000"
-    try:
-        p = int(port)
-        if not 0 <= p <= 65535:
-            raise ValueError
-    except ValueError:
-        raise ConfigError("bad bind address %r: bad port %r" % (spec, port)) from None
-    return ("tcp", host, p)
-
-
 def resolve(app, bind):
     """Install queued routes and mounts, apply ``bind``; raise ConfigError."""
     koreapp = getattr(app, "koreapp", None) if app is not None else None
@@ -475,7 +457,7 @@ def resolve(app, bind):
     for prefix, wsgi_app, dname in state.mounts:
         d = _find_domain(dname, "mount %s" % (prefix or "/"))
         for m in d.mounts:
-            if m.prefix == prefix:
+            if isinstance(m, WsgiMount) and m.prefix == prefix:
                 raise ConfigError("duplicate mount %s on domain %s" % (prefix or "/", d.host))
         d.mounts.append(WsgiMount(prefix, wsgi_app))
     for s in state.servers.values():
