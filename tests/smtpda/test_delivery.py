@@ -37,14 +37,15 @@ def test_send_returns_at_once_while_the_server_is_slow(mail_server, sinks, tmp_p
                               ["<p>see <img src='cid:logo'></p>", "text/html"]],
                     attachments=[[str(img), None, "logo"], [str(att), "Notiz.txt", None]])
         sent.append(r)
-    assert time.monotonic() - start < 3.0
+    assert time.monotonic() - start < 5.0          # one 5 s transaction would exceed it
     # the spec's 50 ms for the typical send(); none anywhere near the 5 s
     # the server takes (a loaded test machine may deschedule one)
     assert statistics.median(r["ms"] for r in sent) < 50, sent
     assert max(r["ms"] for r in sent) < 1000, sent
     msgs = sink.wait_messages(4, timeout=40)
-    # four 5-second transactions at once (concurrency 4), not one after another
-    assert time.monotonic() - start < 15
+    # four 5-second transactions at once (concurrency 4), not one after
+    # another (which takes 20 s)
+    assert time.monotonic() - start < 18
     by_id = {m["Message-ID"]: (meta, m) for meta, m, raw in msgs}
     assert set(by_id) == {r["message_id"] for r in sent}
     meta, m = by_id[sent[0]["message_id"]]
