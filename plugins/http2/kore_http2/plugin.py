@@ -33,6 +33,8 @@ def kore_app_loaded(app):
 @hookimpl
 def kore_worker_serve(worker):
     P.load()
+    if P.enabled:
+        from . import connection  # noqa: F401  (h2 imported before the first client)
 
 
 @hookimpl(tryfirst=True)

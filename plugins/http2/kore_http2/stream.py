@@ -317,6 +317,7 @@ class H2Stream(Stream):
                     deadline = monotonic() + S.body_timeout
                     continue
                 self.body_evt.clear()
+                conn.flush(self)        # the WINDOW_UPDATEs for what was read
                 left = deadline - monotonic()
                 if left <= 0 or not self.body_evt.wait(left):
                     if not self.body and not self.body_ended:
