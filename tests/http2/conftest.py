@@ -54,7 +54,7 @@ def start_h2(tmp_path_factory, pki, args=(), env=None, name="h2"):
 @pytest.fixture(scope="module")
 def h2srv(tmp_path_factory, pki):
     srv = start_h2(tmp_path_factory, pki, ["--http2-cleartext", "prior-knowledge"],
-                   env={"KORE_HTTP_BODY_MAX": str(16 << 20), "KORE_HTTP_BODY_TIMEOUT": "2",
+                   env={"KORE_HTTP_BODY_MAX": str(16 << 20), "KORE_HTTP_BODY_TIMEOUT": "5",
                         "KORE_HTTP_HEADER_MAX": "4096"})
     yield srv
     srv.cleanup()
