@@ -31,6 +31,7 @@ class H2Client:
             client_side=True, header_encoding=None))
         if settings:
             self.h2.local_settings = h2.settings.Settings(client=True, initial_values=settings)
+            self.h2.max_inbound_frame_size = self.h2.local_settings.max_frame_size
         self.h2.initiate_connection()
         self.auto_ack = auto_ack
         self.events = []
