@@ -8,6 +8,7 @@ import time
 import h2.config
 import h2.connection
 import h2.events as ev
+import h2.exceptions
 from h2.settings import SettingCodes
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
@@ -42,6 +43,8 @@ class H2Client:
         self.remote_settings = {}
         self.data_frames = []   # (sid, length)
         self.pings = 0
+        self.raw_mode = False
+        self.rbuf = b""
         self.flush()
 
     def flush(self):
@@ -57,6 +60,21 @@ class H2Client:
         if body is not None:
             self.send_body(sid, body, end)
         self.flush()
+        self.responses[sid] = {"headers": [], "informational": [], "data": bytearray(),
+                               "ended": False}
+        return sid
+
+    def raw_request(self, path):
+        """HEADERS for a new stream sent past h2's state machine (which will
+        not open streams after a GOAWAY): the server must refuse it."""
+        from hyperframe.frame import HeadersFrame
+        sid = self.h2.highest_outbound_stream_id + 2
+        self.h2.highest_outbound_stream_id = sid
+        f = HeadersFrame(sid)
+        f.data = self.h2.encoder.encode([(":method", "GET"), (":path", path),
+                                         (":scheme", "http"), (":authority", self.authority)])
+        f.flags = {"END_HEADERS", "END_STREAM"}
+        self.sock.sendall(f.serialize())
         self.responses[sid] = {"headers": [], "informational": [], "data": bytearray(),
                                "ended": False}
         return sid
@@ -93,12 +111,49 @@ class H2Client:
         if not data:
             self.closed = True
             return False
-        for e in self.h2.receive_data(data):
+        if self.raw_mode:
+            events = self._raw_events(data)
+        else:
+            events = self.h2.receive_data(data)
+        for e in events:
             self.events.append(e)
             self.on_event(e)
         if self.auto_ack:
             self.flush()
         return True
+
+    def _raw_events(self, data):
+        # after a GOAWAY h2's client state machine takes no more frames (nor
+        # would it open the stream raw_request sends): parse them here
+        from hyperframe.frame import (DataFrame, Frame, HeadersFrame, RstStreamFrame,
+                                      GoAwayFrame)
+        data = self.rbuf + data
+        out = []
+        while len(data) >= 9:
+            f, length = Frame.parse_frame_header(memoryview(data[:9]))
+            if len(data) < 9 + length:
+                break
+            f.parse_body(memoryview(data[9:9 + length]))
+            data = data[9 + length:]
+            sid = f.stream_id
+            if isinstance(f, RstStreamFrame):
+                out.append(ev.StreamReset(stream_id=sid, error_code=f.error_code))
+            elif isinstance(f, HeadersFrame):
+                e = ev.ResponseReceived(stream_id=sid,
+                                        headers=self.h2.decoder.decode(f.data, raw=True))
+                out.append(e)
+                if "END_STREAM" in f.flags:
+                    out.append(ev.StreamEnded(stream_id=sid))
+            elif isinstance(f, DataFrame):
+                out.append(ev.DataReceived(stream_id=sid, data=f.data,
+                                           flow_controlled_length=0))
+                if "END_STREAM" in f.flags:
+                    out.append(ev.StreamEnded(stream_id=sid))
+            elif isinstance(f, GoAwayFrame):
+                out.append(ev.ConnectionTerminated(error_code=f.error_code,
+                                                   last_stream_id=f.last_stream_id))
+        self.rbuf = data
+        return out
 
     def on_event(self, e):
         t = type(e)
@@ -111,7 +166,7 @@ class H2Client:
         elif t is ev.DataReceived:
             self.data_frames.append((e.stream_id, len(e.data)))
             self.responses[e.stream_id]["data"] += e.data
-            if self.auto_ack:
+            if self.auto_ack and not self.raw_mode:
                 self.h2.acknowledge_received_data(e.flow_controlled_length, e.stream_id)
         elif t is ev.StreamEnded:
             self.responses[e.stream_id]["ended"] = True
@@ -119,6 +174,7 @@ class H2Client:
             self.resets[e.stream_id] = e.error_code
         elif t is ev.ConnectionTerminated:
             self.goaway = (e.error_code, e.last_stream_id)
+            self.raw_mode = True
         elif t is ev.RemoteSettingsChanged:
             for k, v in e.changed_settings.items():
                 self.remote_settings[k] = v.new_value
