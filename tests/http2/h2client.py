@@ -44,6 +44,7 @@ class H2Client:
         self.data_frames = []   # (sid, length)
         self.pings = 0
         self.raw_mode = False
+        self.pushed = {}
         self.rbuf = b""
         self.flush()
 
@@ -178,6 +179,10 @@ class H2Client:
         elif t is ev.RemoteSettingsChanged:
             for k, v in e.changed_settings.items():
                 self.remote_settings[k] = v.new_value
+        elif t is ev.PushedStreamReceived:
+            self.pushed[e.pushed_stream_id] = e.headers
+            self.responses[e.pushed_stream_id] = {"headers": [], "informational": [],
+                                                  "data": bytearray(), "ended": False}
         elif t is ev.PingReceived:
             self.pings += 1
 

@@ -303,6 +303,27 @@ class Http2Connection(Client):
             req.keepalive = False
         s.glet = gevent.spawn(self.run_stream, s, req)
 
+    def push(self, stream, req, uri):
+        """PUSH_PROMISE ``uri`` on ``stream`` and serve it on the promised
+        stream as a GET (``req.hint_promise``)."""
+        h = self.h2
+        pid = h.get_next_available_stream_id()
+        scheme = "https" if self.tls else "http"
+        try:
+            h.push_stream(stream.sid, pid, [(b":method", b"GET"), (b":path", uri.encode()),
+                                            (b":scheme", scheme.encode()),
+                                            (b":authority", req.host.encode("latin-1"))])
+        except H2Error:
+            return
+        s = H2Stream(self, pid)
+        s.body_ended = True
+        preq = HttpRequest(s, "GET", uri, True, [("host", req.host)])
+        preq.host = req.host
+        s.req = preq
+        self.streams[pid] = s
+        s.glet = gevent.spawn(self.run_stream, s, preq)
+        self.flush(stream)
+
     def run_stream(self, s, req):
         s.started = True
         LOAD.inflight += 1

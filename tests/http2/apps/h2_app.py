@@ -192,8 +192,8 @@ def count(req):
 
 
 def hint(req):
-    req.hint_promise("/a.css") if hasattr(req, "hint_promise") else None
-    req.response(200, b"hinted")
+    how = req.hint_promise("/files/a.txt")
+    req.response(200, how.encode())
 
 
 def upgrade(req):
