@@ -54,7 +54,7 @@ class _Close(Exception):
 class Http2Connection(Client):
     __slots__ = ("h2", "streams", "writer", "drained", "dead", "closing",
                  "last_sid", "ping_out", "reading", "resets", "reset_t0",
-                 "raw", "requests")
+                 "raw", "requests", "spawned", "batching")
 
     def __init__(self, client):
         self.adopt(client)
@@ -72,13 +72,17 @@ class Http2Connection(Client):
         self.reset_t0 = 0.0
         self.raw = []               # frames written outside h2 (GOAWAY on drain)
         self.requests = 0
+        self.spawned = 0
+        self.batching = False
 
     # -- writing ------------------------------------------------------------------
 
-    def flush(self, stream=None):
+    def flush(self, stream=None, soon=False):
         """Write what h2 queued.  Only one greenlet writes at a time; the
         others return at once (the writer takes their frames too), handlers
         wait until it has (backpressure)."""
+        if soon and self.batching:
+            return          # small: the reader writes once its batch has run
         if self.writer is not None:
             if stream is not None and not self.dead and getcurrent() is not self.glet:
                 while self.writer is not None:
@@ -227,6 +231,16 @@ class Http2Connection(Client):
                 self.last_sid = h.highest_inbound_stream_id
             elif t is ev.TrailersReceived:
                 pass      # trailers are validated by h2 and dropped, as HTTP/1.1's
+        if self.spawned:
+            # let the handlers just started run first: those that answer at
+            # once leave their frames to the flush below (one write for
+            # all the responses of one read, instead of one each)
+            self.spawned = 0
+            self.batching = True
+            try:
+                gevent.sleep(0)
+            finally:
+                self.batching = False
         self.flush()
 
     # -- streams -------------------------------------------------------------------
@@ -302,6 +316,7 @@ class Http2Connection(Client):
         if self.closing or CONNS.stopping:
             req.keepalive = False
         s.glet = gevent.spawn(self.run_stream, s, req)
+        self.spawned += 1
 
     def push(self, stream, req, uri):
         """PUSH_PROMISE ``uri`` on ``stream`` and serve it on the promised
@@ -357,7 +372,7 @@ class Http2Connection(Client):
             except H2Error:
                 pass
         if getcurrent() is not self.glet:
-            self.flush(s)
+            self.flush(s, True)
         if self.closing and not self.streams and self.reading:
             self.deadline = monotonic()       # the sweep wakes the reader
 

@@ -179,7 +179,7 @@ class H2Stream(Stream):
             hs.append((b"content-length", b"%d" % len(body)))
         if bodyless or req._meth == "HEAD" or not body:
             self._headers(hs, True)
-            self.conn.flush(self)
+            self.conn.flush(self, True)
             return
         self._headers(hs, False)
         req.bytes_sent += len(body)
@@ -190,7 +190,7 @@ class H2Stream(Stream):
         end = req._meth == "HEAD" or code in (204, 304)
         self._headers(hs, end)
         if not self.corked:
-            self.conn.flush(self)
+            self.conn.flush(self, True)
 
     def send_data(self, req, data, end=False):
         if self.out_done:
@@ -254,7 +254,7 @@ class H2Stream(Stream):
         except H2Error:
             raise ClientGone() from None
         if not self.corked or end:
-            conn.flush(self)
+            conn.flush(self, n <= BURST)
         if self.reset:
             raise ClientGone()
 
