@@ -154,6 +154,7 @@ class Http2Connection(Client):
                 self.ping_out = False
                 self.feed(data)
             if self.closing and not self.streams:
+                self.flush()          # the GOAWAY, if drain's flush has not run yet
                 return
             now = monotonic()
             if self.streams:
@@ -172,6 +173,7 @@ class Http2Connection(Client):
                 self.deadline = 0.0
             if data is None:
                 if self.closing and not self.streams:
+                    self.flush()
                     return
                 if self.streams and P.ping_interval and not self.ping_out:
                     self.ping_out = True
