@@ -129,3 +129,17 @@ def test_streams_of_one_connection_run_concurrently(h2srv):
         assert c.response(sid, timeout=20)[0] == 200
     assert time.monotonic() - t0 < 8.0      # not 20 s: the handlers overlapped
     c.close()
+
+
+def test_pause_holds_the_body_until_resume(h2srv):
+    body = os.urandom(300000)
+    c = H2Client(h2srv.port)
+    t0 = time.monotonic()
+    sid = c.request("/paused", "POST", body=body)
+    status, _, out = c.response(sid, timeout=30)
+    import json
+    d = json.loads(out)
+    assert status == 200 and d["sha"] == hashlib.sha256(body).hexdigest()
+    assert d["chunks"] > 3
+    assert time.monotonic() - t0 >= 0.55      # three 0.2 s pauses
+    c.close()

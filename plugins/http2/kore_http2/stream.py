@@ -301,6 +301,13 @@ class H2Stream(Stream):
         try:
             while True:
                 while self.body:
+                    if self.paused_evt is not None:
+                        # socketify's pause(): no reading (and no window
+                        # given back) until resume()
+                        conn.flush(self)
+                        self.paused_evt.wait()
+                        deadline = monotonic() + S.body_timeout
+                        continue
                     data, flow = self.body.popleft()
                     total += len(data)
                     if total > S.body_max:

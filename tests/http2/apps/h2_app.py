@@ -200,6 +200,21 @@ def upgrade(req):
     req.upgrade(lambda sock, buffered: None, 101, [("Upgrade", "test")])
 
 
+def paused_chunk(req, data):
+    req.chunks = getattr(req, "chunks", 0) + 1
+    req.hashed = getattr(req, "hashed", None) or hashlib.sha256()
+    req.hashed.update(data)
+    if req.chunks <= 3:
+        req.pause()
+        gevent.spawn_later(0.2, req.resume)
+    return True
+
+
+def paused(req):
+    req.response(200, json.dumps({"chunks": req.chunks,
+                                  "sha": req.hashed.hexdigest()}).encode())
+
+
 def verify_header(req, value):
     return value == "secret"
 
@@ -234,6 +249,7 @@ for d in (secure, plain):
     d.route("/counted", counted)
     d.route("/count", count)
     d.route("/hint", hint)
+    d.route("/paused", paused, methods=["post"], hooks={"on_body_chunk": paused_chunk})
     d.route("/upgrade", upgrade)
     d.route("/auth", index, methods=["get"],
             auth={"type": "header", "value": "x-token", "verify": verify_header})
