@@ -260,3 +260,14 @@ def test_nghttp(h2srv):
     assert r.returncode == 0
     assert "recv (stream_id=13) :status: 200" in r.stdout
     assert "SETTINGS_MAX_CONCURRENT_STREAMS(0x03):100" in r.stdout
+
+
+@pytest.mark.parametrize("proto", ["h1", "h2"])
+def test_wsgi_mount(clients, proto):
+    c = httpx.Client(base_url=clients["h2"][0].base_url, http1=proto == "h1",
+                     http2=proto == "h2", verify=False, timeout=20)
+    with c:
+        r = c.post("/wsgi/x/y", content=b"12345", headers={"X-A": "b"})
+    assert r.http_version == ("HTTP/2" if proto == "h2" else "HTTP/1.1")
+    assert r.json() == {"protocol": "HTTP/2.0" if proto == "h2" else "HTTP/1.1",
+                        "path": "/x/y", "scheme": "https", "x_a": "b", "len": 5}

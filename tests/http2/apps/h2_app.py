@@ -254,3 +254,16 @@ for d in (secure, plain):
     d.route("/auth", index, methods=["get"],
             auth={"type": "header", "value": "x-token", "verify": verify_header})
     d.filemaps({"/files": os.environ["FILES"]})
+
+
+def wsgi_app(environ, start_response):
+    body = environ["wsgi.input"].read()
+    out = json.dumps({"protocol": environ["SERVER_PROTOCOL"], "path": environ["PATH_INFO"],
+                      "scheme": environ["wsgi.url_scheme"], "x_a": environ.get("HTTP_X_A"),
+                      "len": len(body)}).encode()
+    start_response("200 OK", [("Content-Type", "application/json"),
+                              ("Content-Length", str(len(out)))])
+    return [out]
+
+
+kore.mount("/wsgi", wsgi_app, domain="*")      # the first "*": the TLS server's
