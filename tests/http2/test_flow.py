@@ -143,3 +143,43 @@ def test_pause_holds_the_body_until_resume(h2srv):
     assert d["chunks"] > 3
     assert time.monotonic() - t0 >= 0.55      # three 0.2 s pauses
     c.close()
+
+
+def test_rst_stream_releases_the_handlers_curl_transfer(h2srv):
+    """The handler awaits kore.httpclient on an upstream that never answers;
+    the client's RST_STREAM cancels it: its finally runs and the upstream
+    sees the transfer's connection closed."""
+    import socket
+    import threading
+    lst = socket.socket()
+    lst.bind(("127.0.0.1", 0))
+    lst.listen(1)
+    lst.settimeout(15)
+    seen = {}
+
+    def upstream():
+        conn, _ = lst.accept()
+        conn.settimeout(15)
+        seen["request"] = conn.recv(65536)
+        try:
+            seen["eof"] = conn.recv(65536) == b""
+        except socket.timeout:
+            seen["eof"] = False             # still open: the transfer was not released
+        except OSError:
+            seen["eof"] = True
+        conn.close()
+    t = threading.Thread(target=upstream)
+    t.start()
+    c = H2Client(h2srv.port)
+    marker = "curl-%d" % time.monotonic_ns()
+    sid = c.request("/upstream?port=%d&marker=%s" % (lst.getsockname()[1], marker))
+    assert wait_for(lambda: "request" in seen, 10)
+    other = c.request("/")
+    assert c.response(other)[0] == 200
+    c.reset(sid)
+    t.join(15)
+    lst.close()
+    assert seen.get("eof") is True          # the curl handle let go of its connection
+    assert wait_for(lambda: (h2srv.marks / marker).exists(), 10)
+    assert c.goaway is None
+    c.close()

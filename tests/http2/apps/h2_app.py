@@ -215,6 +215,16 @@ def paused(req):
                                   "sha": req.hashed.hexdigest()}).encode())
 
 
+async def upstream(req):
+    marker = req.get_query("marker")
+    try:
+        client = kore.httpclient("http://127.0.0.1:%s/" % req.get_query("port"))
+        status, body = await client.get()
+        req.response(200, body)
+    finally:
+        _mark(marker, "finally")
+
+
 def verify_header(req, value):
     return value == "secret"
 
@@ -249,6 +259,7 @@ for d in (secure, plain):
     d.route("/counted", counted)
     d.route("/count", count)
     d.route("/hint", hint)
+    d.route("/upstream", upstream)
     d.route("/paused", paused, methods=["post"], hooks={"on_body_chunk": paused_chunk})
     d.route("/upgrade", upgrade)
     d.route("/auth", index, methods=["get"],
