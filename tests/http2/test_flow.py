@@ -183,3 +183,30 @@ def test_rst_stream_releases_the_handlers_curl_transfer(h2srv):
     assert wait_for(lambda: (h2srv.marks / marker).exists(), 10)
     assert c.goaway is None
     c.close()
+
+
+def _rss_kb(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def test_a_client_with_a_huge_window_that_stops_reading_holds_little(h2srv):
+    """Windows of 2^31-1 and a client that reads nothing: the handler waits
+    in its write instead of queueing the whole 64 MiB response."""
+    from h2.settings import SettingCodes as SC
+    worker = h2srv.children()[0]
+    c = H2Client(h2srv.port, settings={SC.INITIAL_WINDOW_SIZE: 2 ** 31 - 1})
+    c.h2.increment_flow_control_window(2 ** 31 - 1 - 65535)
+    c.flush()
+    rss0 = _rss_kb(worker)
+    sid = c.request("/big-stream?mib=64")
+    time.sleep(2.0)          # (the client reads nothing: nothing to wait for)
+    grown = _rss_kb(worker) - rss0
+    assert grown < 16 * 1024, "worker RSS grew by %d KiB" % grown
+    # reading again, the whole response arrives
+    status, _, body = c.response(sid, timeout=90)
+    assert status == 200 and len(body) == 64 * MIB
+    c.close()
