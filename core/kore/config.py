@@ -52,12 +52,14 @@ class Option:
     Python bools are accepted too), ``choice`` (one of ``choices``) or
     ``list`` (a list of strings; a comma-separated string is split).
     ``flag`` names the ``korectl run`` flag(s) bound to it, ``env`` turns the
-    ``KORE_<NAME>`` environment variable off when False.
+    ``KORE_<NAME>`` environment variable off when False.  ``accumulate``
+    (list options): each assignment from the application adds to the list
+    instead of replacing it, as Kore's ``kore.config.http_media_type = ...``.
     """
 
     __slots__ = ("name", "kind", "default", "help", "choices", "minimum",
                  "maximum", "flags", "env", "owner", "aliases", "normalize",
-                 "dead")
+                 "dead", "accumulate")
 
     def __init__(self, name: str, kind: str, default: Any, help: str = "",
                  choices: Optional[Iterable[str]] = None,
@@ -65,9 +67,10 @@ class Option:
                  flags: Sequence[str] = (), env: bool = True, owner: str = "kore-core",
                  aliases: Optional[Mapping[str, str]] = None,
                  normalize: Optional[Callable[[Any], Any]] = None,
-                 dead: Optional[str] = None) -> None:
+                 dead: Optional[str] = None, accumulate: bool = False) -> None:
         self.name = name
         self.kind = kind
+        self.accumulate = accumulate
         self.default = default
         self.help = help
         self.choices = tuple(choices) if choices else None
@@ -210,7 +213,10 @@ class Registry:
         value = opt.convert(value)
         if opt.dead:
             self.warnings.append("option '%s': %s" % (name, opt.dead))
-        self._values.setdefault(name, {})[source] = value
+        values = self._values.setdefault(name, {})
+        if opt.accumulate and source == "app" and source in values:
+            value = list(values[source]) + list(value)
+        values[source] = value
 
     def get(self, name: str) -> Any:
         opt = self.option(name)

@@ -284,3 +284,20 @@ def test_route_mistakes_name_the_users_file_and_line(korectl, tmp_path, decl):
     assert len(lines) == 1, r.stderr
     assert lines[0].startswith("korectl: failed to import application")
     assert "%s, line 4: RuntimeError: route" % app in lines[0]
+
+
+def test_http_media_type_assignments_add_types(kore_server, tmp_path):
+    root = tmp_path / "www"
+    root.mkdir()
+    (root / "a.kx").write_text("one")
+    (root / "b.ky").write_text("two")
+    app = """
+import kore
+kore.config.http_media_type = "text/x-one kx"
+kore.config.http_media_type = "text/x-two ky"
+kore.server("default", ip="127.0.0.1", port="1", tls=False)
+kore.domain("*").filemaps({"/": %r})
+""" % str(root)
+    srv = kore_server(app)
+    assert httpx.get(srv.url + "/a.kx", timeout=10).headers["content-type"] == "text/x-one"
+    assert httpx.get(srv.url + "/b.ky", timeout=10).headers["content-type"] == "text/x-two"
