@@ -100,10 +100,13 @@ class PubSub:
             self.backplane.publish(None, frame)
         return True
 
-    def publish(self, topic, data, op=None, exclude=None):
+    def publish(self, topic, data, op=None, exclude=None, opcode=None, compress=False):
         """kore.publish(topic, data, op=None): send to every subscriber of
-        ``topic`` in every worker.  ``op`` defaults to TEXT for str and
-        BINARY for bytes."""
+        ``topic`` in every worker.  ``op`` (socketify's ``opcode=``) defaults
+        to TEXT for str and BINARY for bytes; ``compress`` is accepted for
+        socketify and ignored (broadcasts go uncompressed, as documented)."""
+        if op is None:
+            op = opcode
         topic = topic_name(topic)
         if op is None:
             op = OP_TEXT if isinstance(data, str) else OP_BINARY
