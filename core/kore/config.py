@@ -59,7 +59,7 @@ class Option:
 
     __slots__ = ("name", "kind", "default", "help", "choices", "minimum",
                  "maximum", "flags", "env", "owner", "aliases", "normalize",
-                 "dead", "accumulate")
+                 "dead", "accumulate", "unsupported")
 
     def __init__(self, name: str, kind: str, default: Any, help: str = "",
                  choices: Optional[Iterable[str]] = None,
@@ -67,10 +67,12 @@ class Option:
                  flags: Sequence[str] = (), env: bool = True, owner: str = "kore-core",
                  aliases: Optional[Mapping[str, str]] = None,
                  normalize: Optional[Callable[[Any], Any]] = None,
-                 dead: Optional[str] = None, accumulate: bool = False) -> None:
+                 dead: Optional[str] = None, accumulate: bool = False,
+                 unsupported: Optional[str] = None) -> None:
         self.name = name
         self.kind = kind
         self.accumulate = accumulate
+        self.unsupported = unsupported   # set at all: start-up stops with this
         self.default = default
         self.help = help
         self.choices = tuple(choices) if choices else None
@@ -251,6 +253,14 @@ class Registry:
                     raise ConfigError("%s (from environment variable %s)"
                                       % (exc, key)) from None
 
+    def check_unsupported(self) -> None:
+        """Stop start-up (ConfigError) when an option this implementation
+        cannot honour was set: never accepted and silently ignored."""
+        for name, opt in sorted(self.options.items()):
+            if opt.unsupported and self.is_set(name):
+                raise ConfigError("option '%s' (set from %s): %s"
+                                  % (name, self.source(name), opt.unsupported))
+
     def reset_app(self) -> None:
         """Forget values set by application code (before a reload)."""
         self.frozen = False
@@ -334,15 +344,22 @@ def kernel_options() -> list[Option]:
         O("root", "str", "", "directory to chroot (production) or chdir (dev) "
           "into", flags=("--chdir",)),
         O("runas", "str", "", "user the workers run as", flags=("-u", "--user")),
-        O("keymgr_root", "str", "", "kept for compatibility, unused",
-          dead="kore for Python has no keymgr process; the option is ignored"),
-        O("keymgr_runas", "str", "", "kept for compatibility, unused",
-          dead="kore for Python has no keymgr process; the option is ignored"),
-        O("seccomp_tracing", "yesno", False, "kept for compatibility: "
-          "kore for Python installs no seccomp filter"),
+        O("keymgr_root", "str", "", "Kore's key manager root (no such process "
+          "here: setting it stops start-up)",
+          unsupported="kore for Python has no key manager process: keys come "
+          "from cert=/key= files, or from kore-plugin-acme whose state "
+          "directory is acme_root; remove keymgr_root (or set acme_root)"),
+        O("keymgr_runas", "str", "", "Kore's key manager user (no such process "
+          "here: setting it stops start-up)",
+          unsupported="kore for Python has no key manager process (the master "
+          "holds ACME keys); remove keymgr_runas"),
+        O("seccomp_tracing", "yesno", False, "Kore's seccomp tracing (no seccomp "
+          "filter here yet: setting it stops start-up)",
+          unsupported="kore for Python installs no seccomp filter yet, so there "
+          "is nothing to trace; remove seccomp_tracing"),
         O("pledge", "str", "", "OpenBSD only; ignored elsewhere"),
-        O("rand_file", "str", "", "kept for compatibility (the OS seeds "
-          "Python's TLS)"),
+        O("rand_file", "str", "", "file whose bytes seed OpenSSL's random pool "
+          "at start-up; fresh bytes are written back at stop (Kore's)"),
         O("logfile", "str", "", "write the log to this file instead of "
           "stdout/syslog", flags=("--log-file", "--error-logfile")),
         O("log_level", "choice", "info", "lowest level written to the log",

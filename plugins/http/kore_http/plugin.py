@@ -3,7 +3,7 @@
 from kore import hookimpl, runtime
 
 from . import declare as _declare
-from . import hookspecs, listeners, net, pipeline, socketify_app
+from . import hookspecs, listeners, net, pipeline, socketify_app, tls
 from .h1.server import serve as h1_serve
 from .handlechain import CHAIN
 from .options import options
@@ -53,7 +53,13 @@ def kore_app_loaded(app):
 
 @hookimpl
 def kore_master_bind(arbiter):
+    tls.seed_from_rand_file()
     listeners.master_bind(arbiter)
+
+
+@hookimpl
+def kore_master_stop(arbiter):
+    tls.save_rand_file()
 
 
 @hookimpl
