@@ -183,6 +183,12 @@ def cmd_run(args):
         return _fail("cannot open listener: %s" % exc)
     if production:
         _daemonize()
+        # Kore calls koreapp.daemonized() in the daemonised master
+        try:
+            app.call("daemonized")
+        except Exception:
+            from .trace import report
+            report(where="koreapp.daemonized()")
     return arbiter.run()
 
 
