@@ -39,6 +39,7 @@ def get(port, path, headers=None, method="GET", body=None, timeout=30):
 
 class _Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
 
     def setup(self):
         http.server.BaseHTTPRequestHandler.setup(self)
@@ -46,6 +47,14 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         with srv.lock:
             srv.connections += 1
         self.connection.settimeout(srv.idle)
+
+    def finish(self):
+        try:
+            http.server.BaseHTTPRequestHandler.finish(self)
+        finally:
+            srv = self.server.owner
+            with srv.lock:
+                srv.closed += 1
 
     def log_message(self, *a):
         pass
@@ -85,6 +94,7 @@ class CountingUpstream:
         self.idle = idle
         self.lock = threading.Lock()
         self.connections = 0
+        self.closed = 0
         self.requests = []
         self.port = free_port()
         self.srv = _TCP(("127.0.0.1", self.port), _Handler)
@@ -93,7 +103,8 @@ class CountingUpstream:
         self.thread.start()
         assert wait_port("127.0.0.1", self.port)
         assert wait_for(lambda: self.connections >= 1)
-        self.connections = 0      # the readiness probe
+        assert wait_for(lambda: self.closed >= 1)
+        self.connections = self.closed = 0      # the readiness probe
 
     def close(self):
         self.srv.shutdown()

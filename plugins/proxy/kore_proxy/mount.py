@@ -50,20 +50,31 @@ class _Buffer:
 
 
 class _Forward:
-    """A body sink sending each piece upstream as it arrives."""
+    """A body sink sending each piece upstream as it arrives.  The request
+    head goes with the first piece that decoded, so a body the http plugin
+    rejects at its start (a bad chunk size) sends nothing upstream; one
+    rejected later leaves the upstream an incomplete message on a
+    connection that is then closed."""
 
-    def __init__(self, up):
+    def __init__(self, up, head):
         self.up = up
+        self.head = head
 
     def write(self, data):
         if data:
             try:
+                if self.head is not None:
+                    head, self.head = self.head, None
+                    self.up.send(head)
                 self.up.send(h11.Data(data=data))
             except (UpstreamError, UpstreamTimeout) as exc:
                 raise _SinkFailed(exc) from None
 
     def done(self):
         try:
+            if self.head is not None:
+                head, self.head = self.head, None
+                self.up.send(head)
             self.up.send(h11.EndOfMessage())
         except (UpstreamError, UpstreamTimeout) as exc:
             raise _SinkFailed(exc) from None
@@ -78,6 +89,10 @@ class ProxyMount(Mount):
         self.base = base
         self.alias = None
         self.where = "proxy %s -> @%s%s" % (prefix or "/", name, base)
+
+    def match(self, path):
+        # "OPTIONS *" and other non-path targets are not forwarded
+        return path.startswith("/") and Mount.match(self, path)
 
     def resolve(self):
         self.alias = _alias.get(self.name, "kore.mount(%r, '@%s%s')"
@@ -217,12 +232,13 @@ class _Progress:
 def _exchange(req, up, method, target, heads, replay, body):
     """Send the request on ``up`` and return the response head event; a
     body to stream (``replay`` None) is read from the client now."""
-    up.send(h11.Request(method=method, target=target, headers=heads))
+    head = h11.Request(method=method, target=target, headers=heads)
     if req._has_body and replay is None:
         body.started = True
-        if not req.stream.read_body(req, _Forward(up)):
+        if not req.stream.read_body(req, _Forward(up, head)):
             raise _ClientGone()
     else:
+        up.send(head)
         if replay:
             up.send(h11.Data(data=replay))
         up.send(h11.EndOfMessage())
