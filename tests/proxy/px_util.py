@@ -17,7 +17,7 @@ UPSTREAM_APP = os.path.join(HERE, "apps", "upstream.py")
 def start_upstream(tmp_path_factory, node, env=None, workers=1):
     tmp = tmp_path_factory.mktemp("up-" + node)
     e = {"NODE": node, "KORE_HTTP_BODY_MAX": str(300 * 1024 * 1024),
-         "KORE_HTTP_BODY_TIMEOUT": "120"}
+         "KORE_HTTP_BODY_TIMEOUT": "120", "KORE_WEBSOCKET_MAXFRAME": str(1 << 20)}
     e.update(env or {})
     return KoreServer(tmp, UPSTREAM_APP, workers=workers, env=e)
 

@@ -190,3 +190,14 @@ def test_large_download_and_upload_stream_with_bounded_memory(env):
     with open("/proc/%d/status" % worker) as f:
         hwm = int(re.search(r"VmHWM:\s+(\d+) kB", f.read()).group(1))
     assert hwm < 90 * 1024, "proxy worker peak RSS %d kB" % hwm
+
+
+def test_websocket_through_the_proxy(env):
+    from websockets.sync.client import connect
+    with connect("ws://127.0.0.1:%d/api/ws" % env["proxy"].port, open_timeout=10) as ws:
+        for i in range(20):
+            ws.send("hello %d" % i)
+            assert ws.recv(timeout=10) == "hello %d" % i
+        big = os.urandom(300000)
+        ws.send(big)
+        assert ws.recv(timeout=10) == big

@@ -6,6 +6,7 @@
     /slow?s=SECONDS     answers after a delay
     /healthz            200 while the file HEALTH_FILE exists, else 503
     /close              answers with Connection: close
+    /ws                 a websocket echo
     anything else       JSON: node, method, target, headers, body size
 """
 
@@ -73,6 +74,15 @@ async def slow(req):
 def close(req):
     req.response_header("X-Node", NODE)
     req.end(NODE.encode(), end_connection=True)
+
+
+def _ws_message(c, op, data):
+    c.websocket_send(op, data)
+
+
+@kore.route("/ws", methods=["get"])
+def ws(req):
+    req.websocket_handshake(None, _ws_message, None)
 
 
 @kore.route("^/.*$")
