@@ -21,9 +21,10 @@ from kore_http.mounts import Mount
 from kore_http.stream import ClientGone
 
 from . import alias as _alias
+from .cache import SETTINGS as CACHE
+from .cachepolicy import lifetime, request_cacheable, request_wants_fresh
 from .client import ConnectFailed, UpstreamError, UpstreamTimeout, connect
 from .headers import request_headers, response_headers
-from .members import parse_target
 
 monotonic = time.monotonic
 IDEMPOTENT = frozenset(("GET", "HEAD", "PUT", "DELETE", "OPTIONS", "TRACE"))
@@ -113,7 +114,28 @@ class ProxyMount(Mount):
         if req.request_header("upgrade") is not None:
             from .tunnel import websocket
             return websocket(self, a, req)
-        forward(self, a, req)
+        cache = CACHE.cache
+        if cache is None:
+            return forward(self, a, req)
+        hl = req.headers_list()
+        if not request_cacheable(req._meth, hl):
+            return forward(self, a, req, None, "PASSED")
+        key = cache.key(req.protocol, req.request_header("host") or "", req.target)
+        if not request_wants_fresh(hl):
+            e, how = cache.lookup(key, hl)
+            if e is not None:
+                return _from_cache(req, e, how)
+        forward(self, a, req, (cache, key, hl) if req._meth == "GET" else None, "MISS")
+
+
+def _from_cache(req, e, how):
+    req.write_status(e.status)
+    for n, v in e.headers:
+        req.write_header(n, v)
+    req.write_header("Age", str(int(e.current_age(time.time()))))
+    req.write_header("X-Cache-Lookup", how)
+    req.write_header("Content-Length", str(len(e.body)))
+    req.end(e.body)
 
 
 def _error(req, status, why, a):
@@ -126,7 +148,7 @@ def _error(req, status, why, a):
 REASONS = {502: b"Bad Gateway", 504: b"Gateway Timeout"}
 
 
-def forward(mount, a, req):
+def forward(mount, a, req, capture=None, lookup=None):
     """Proxy ``req`` to alias ``a`` (see the module docstring)."""
     method = req._meth
     stream = req.stream
@@ -212,7 +234,7 @@ def forward(mount, a, req):
                 up = None
                 break
         if up is not None:
-            _relay(req, up, res, a, node)      # the response head arrived
+            _relay(req, up, res, a, node, capture, lookup)   # the head arrived
             return
         if kind == "timeout":
             break         # a slow upstream may be working on it: no retry
@@ -255,8 +277,9 @@ class _ClientGone(Exception):
     pass
 
 
-def _relay(req, up, res, a, node):
-    """Stream the response ``res`` (and its body) from ``up`` to ``req``."""
+def _relay(req, up, res, a, node, capture=None, lookup=None):
+    """Stream the response ``res`` (and its body) from ``up`` to ``req``;
+    ``capture``: (cache, key, request headers) to store it afterwards."""
     raw = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in res.headers.raw_items()]
     hs, length = response_headers(raw)
     req.write_status(res.status_code)
@@ -264,8 +287,12 @@ def _relay(req, up, res, a, node):
         req.write_header(n, v)
     if length is not None:
         req.write_header("Content-Length", length)
+    if lookup is not None:
+        req.write_header("X-Cache-Lookup", lookup)
     a.balancer.succeeded(node)
     ok = False
+    parts = [] if capture is not None and lifetime(res.status_code, hs) else None
+    size = 0
     try:
         while True:
             try:
@@ -280,13 +307,23 @@ def _relay(req, up, res, a, node):
                 req.stream.disconnect()
                 return
             if isinstance(ev, h11.Data):
-                req.write(bytes(ev.data))
+                data = bytes(ev.data)
+                if parts is not None:
+                    size += len(data)
+                    if size > capture[0].max_object:
+                        parts = None
+                    else:
+                        parts.append(data)
+                req.write(data)
             elif isinstance(ev, h11.EndOfMessage):
                 ok = True
                 break
             else:
                 raise UpstreamError("unexpected %s" % type(ev).__name__)
         req.end()
+        if parts is not None:
+            cache, key, hl = capture
+            cache.store(key, hl, res.status_code, hs, b"".join(parts))
     finally:
         node.conns -= 1
         node.requests += 1

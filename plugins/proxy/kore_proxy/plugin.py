@@ -5,6 +5,8 @@ from kore import hookimpl
 from kore_http import declare as _http_declare
 
 from . import alias as _alias
+from . import cache as _cache
+from . import static as _static
 from .health import CHECKER
 from .members import PROTO_HTTP, PROTO_HTTPS, PROTO_WS, PROTO_WSS, parse_target
 from .mount import ProxyMount
@@ -26,6 +28,9 @@ _http_declare.register_mount_factory(_mount_factory)
 def kore_namespace():
     return {
         "alias": _alias.alias,
+        "enable_cachefs": _cache.enable_cachefs,
+        "set_max_age": _static.set_max_age,
+        "enable_forward": _static.enable_forward,
         "PROTO_HTTP": PROTO_HTTP,
         "PROTO_HTTPS": PROTO_HTTPS,
         "PROTO_WS": PROTO_WS,
@@ -36,6 +41,8 @@ def kore_namespace():
 @hookimpl
 def kore_app_reset():
     _alias.reset()
+    _cache.reset()
+    _static.reset()
 
 
 def order_mounts(domain):
@@ -65,6 +72,8 @@ def kore_app_loaded(app):
                                       % (m.prefix or "/", d.host))
                 seen.add(m.prefix)
         order_mounts(d)
+    _static.wrap_filemaps(_http_declare.state.domains)
+    _static.install_forwards(_http_declare)
 
 
 @hookimpl
@@ -75,6 +84,8 @@ def kore_worker_serve(worker):
 @hookimpl
 def kore_worker_shutdown(worker):
     CHECKER.stop()
+    if _cache.SETTINGS.cache is not None:
+        _cache.SETTINGS.cache.close()
     for a in _alias.ALIASES.values():
         for node in a.nodes:
             for up in node.idle:

@@ -76,6 +76,32 @@ def close(req):
     req.end(NODE.encode(), end_connection=True)
 
 
+COUNT = [0]
+
+
+@kore.route("/cache", methods=["get", "head"])
+def cache(req):
+    """Headers from the query: cc= (Cache-Control), expires=SECONDS from now,
+    cookie=1, vary=NAME, size=BYTES; the body counts the upstream's answers."""
+    import email.utils
+    import time
+    COUNT[0] += 1
+    q = dict(p.partition("=")[::2] for p in req.query.split("&") if p)
+    from urllib.parse import unquote
+    if "cc" in q:
+        req.response_header("Cache-Control", unquote(q["cc"]))
+    if "expires" in q:
+        req.response_header("Expires", email.utils.formatdate(
+            time.time() + int(q["expires"]), usegmt=True))
+    if q.get("cookie"):
+        req.response_header("Set-Cookie", "session=secret")
+    if "vary" in q:
+        req.response_header("Vary", q["vary"])
+    body = ("%s %d %s" % (NODE, COUNT[0], req.request_header(q.get("vary", "x-none")))).encode()
+    body += b"." * int(q.get("size", "0"))
+    req.response(200, body)
+
+
 def _ws_message(c, op, data):
     c.websocket_send(op, data)
 
