@@ -6,6 +6,7 @@ from kore_http import declare as _http_declare
 
 from . import alias as _alias
 from . import cache as _cache
+from . import forward as _forward
 from . import static as _static
 from .health import CHECKER
 from .members import PROTO_HTTP, PROTO_HTTPS, PROTO_WS, PROTO_WSS, parse_target
@@ -24,6 +25,14 @@ def _mount_factory(prefix, target):
 _http_declare.register_mount_factory(_mount_factory)
 
 
+_PM = [None]
+
+
+@hookimpl
+def kore_add_hookspecs(pm):
+    _PM[0] = pm       # to register the forward proxy's hooks when enabled
+
+
 @hookimpl
 def kore_namespace():
     return {
@@ -31,6 +40,7 @@ def kore_namespace():
         "enable_cachefs": _cache.enable_cachefs,
         "set_max_age": _static.set_max_age,
         "enable_forward": _static.enable_forward,
+        "enable_proxy": _forward.enable_proxy,
         "PROTO_HTTP": PROTO_HTTP,
         "PROTO_HTTPS": PROTO_HTTPS,
         "PROTO_WS": PROTO_WS,
@@ -43,6 +53,7 @@ def kore_app_reset():
     _alias.reset()
     _cache.reset()
     _static.reset()
+    _forward.reset(_PM[0])
 
 
 def order_mounts(domain):
@@ -74,6 +85,8 @@ def kore_app_loaded(app):
         order_mounts(d)
     _static.wrap_filemaps(_http_declare.state.domains)
     _static.install_forwards(_http_declare)
+    if _PM[0] is not None:
+        _forward.register(_PM[0])
 
 
 @hookimpl
