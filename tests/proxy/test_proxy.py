@@ -15,6 +15,7 @@ from kore_testing import free_port, wait_for
 from px_util import get, start_proxy, start_upstream
 
 PROXY_APP = '''
+import json
 import os
 import kore
 
@@ -41,6 +42,27 @@ kore.mount("/wsgi", wsgi)
 @kore.route("/local", methods=["get"])
 def local(req):
     req.response(200, b"local")
+
+
+@kore.route("/lb", methods=["get"])
+async def lb(req):
+    nodes = []
+    for i in range(6):
+        status, body = await kore.httpclient("@api/lb?i=%d" % i).get()
+        nodes.append(json.loads(body)["node"])
+    status, body = await kore.httpclient("@half/p").post(b"abc")
+    nodes.append(json.loads(body)["node"])
+    req.response(200, json.dumps(nodes).encode())
+
+
+@kore.route("/map", methods=["get"])
+async def map_(req):
+    out = []
+    for name in ("@api", "@half"):
+        res = await kore.httpclient(name + "/m").map("get")
+        out.append([json.loads(r[1])["node"] if isinstance(r, tuple) else
+                    "error: %s" % r for r in res])
+    req.response(200, json.dumps(out).encode())
 '''
 
 
@@ -201,3 +223,19 @@ def test_websocket_through_the_proxy(env):
         big = os.urandom(300000)
         ws.send(big)
         assert ws.recv(timeout=10) == big
+
+
+def test_httpclient_through_an_alias_balances_and_fails_over(env):
+    status, _, body = get(env["proxy"].port, "/lb")
+    assert status == 200, body
+    nodes = json.loads(body)
+    assert sorted(nodes[:6]) == ["a", "a", "a", "a", "b", "b"]     # weights 2:1
+    assert nodes[6] == "a"          # @half's first node refuses: the next one
+
+
+def test_httpclient_map_asks_every_node_in_order(env):
+    status, _, body = get(env["proxy"].port, "/map")
+    assert status == 200, body
+    api, half = json.loads(body)
+    assert api == ["a", "b"]
+    assert half[0].startswith("error: connect") and half[1] == "a"

@@ -49,6 +49,12 @@ def kore_namespace():
 
 
 @hookimpl
+def kore_httpclient_target(url, options):
+    from .lbclient import AliasClient
+    return AliasClient(url, options.get("timeout"))
+
+
+@hookimpl
 def kore_app_reset():
     _alias.reset()
     _cache.reset()
