@@ -11,8 +11,9 @@ import socket as _stdsocket
 import ssl
 import time
 
-import h11
 from gevent import socket
+
+from . import h1client as h11
 
 monotonic = time.monotonic
 
@@ -45,7 +46,7 @@ class Upstream:
     def __init__(self, node, sock):
         self.node = node
         self.sock = sock
-        self.h11 = h11.Connection(h11.CLIENT, max_incomplete_event_size=65536)
+        self.h11 = h11.Connection(max_incomplete_event_size=65536)
         self.idle_since = 0.0
         self.reused = False
         self.got_bytes = False

@@ -11,8 +11,8 @@ is logged (``balancer.Balancer.check_result``).
 import time
 
 import gevent
-import h11
 
+from . import h1client as h11
 from .client import ConnectFailed, UpstreamError, UpstreamTimeout, connect
 
 monotonic = time.monotonic

@@ -16,8 +16,8 @@ the place of a node that failed.
 import time
 
 import gevent
-import h11
 
+from . import h1client as h11
 from . import alias as _alias
 from .client import ConnectFailed, UpstreamError, UpstreamTimeout, connect
 from .members import parse_target

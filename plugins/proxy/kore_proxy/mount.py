@@ -14,12 +14,11 @@ retried), reads the response head and streams the body back.  Fail-over:
 
 import time
 
-import h11
-
 from kore.log import LOG, LOG_WARNING
 from kore_http.mounts import Mount
 from kore_http.stream import ClientGone
 
+from . import h1client as h11
 from . import alias as _alias
 from .cache import SETTINGS as CACHE
 from .cachepolicy import lifetime, request_cacheable, request_wants_fresh

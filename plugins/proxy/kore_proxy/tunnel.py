@@ -11,11 +11,11 @@ ordinary response.
 import socket as _stdsocket
 
 import gevent
-import h11
 
 from kore.log import LOG, LOG_WARNING
 from kore_http.stream import ClientGone
 
+from . import h1client as h11
 from .client import ConnectFailed, UpstreamError, UpstreamTimeout, connect
 from .headers import HOP_BY_HOP, connection_tokens, request_headers
 
