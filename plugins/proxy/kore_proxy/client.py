@@ -1,6 +1,7 @@
 """The upstream side: a streaming HTTP/1.1 client on gevent sockets.
 
-h11 (in the client role) frames requests and parses responses; this module
+``h1client`` (sans-I/O, the client role) frames requests and parses
+responses; this module
 owns the sockets: connecting with a timeout, sending the head and body
 pieces, reading events with a read timeout, and a keep-alive pool per node
 (``Node.idle``) whose connections are checked for an upstream close before

@@ -292,6 +292,8 @@ def _relay(req, up, res, a, node, capture=None, lookup=None):
     ok = False
     parts = [] if capture is not None and lifetime(res.status_code, hs) else None
     size = 0
+    # a small body with a Content-Length goes out with the head in one write
+    small = [] if length is not None and int(length) <= 65536 else None
     try:
         while True:
             try:
@@ -302,7 +304,7 @@ def _relay(req, up, res, a, node, capture=None, lookup=None):
                 req.keepalive = False
                 req.stream.keepalive = False
                 if not req._sent:
-                    req.write(b"")
+                    req.write(b"".join(small or ()))
                 req.stream.disconnect()
                 return
             if isinstance(ev, h11.Data):
@@ -313,13 +315,19 @@ def _relay(req, up, res, a, node, capture=None, lookup=None):
                         parts = None
                     else:
                         parts.append(data)
-                req.write(data)
+                if small is not None:
+                    small.append(data)
+                else:
+                    req.write(data)
             elif isinstance(ev, h11.EndOfMessage):
                 ok = True
                 break
             else:
                 raise UpstreamError("unexpected %s" % type(ev).__name__)
-        req.end()
+        if small is not None:
+            req.end(b"".join(small))
+        else:
+            req.end()
         if parts is not None:
             cache, key, hl = capture
             cache.store(key, hl, res.status_code, hs, b"".join(parts))
