@@ -31,7 +31,9 @@ kore.mount("/api/deep", "@api/deeper")
 kore.mount("/rw", "@rw")
 kore.mount("/t", "@slow")
 kore.mount("/dead", "@dead")
+kore.alias("@lc", kore.PROTO_HTTP, [A, B], policy="least_conn")
 kore.mount("/half", "@half")
+kore.mount("/lc", "@lc")
 
 def wsgi(environ, start_response):
     start_response("200 OK", [("Content-Type", "text/plain")])
@@ -239,3 +241,22 @@ def test_httpclient_map_asks_every_node_in_order(env):
     api, half = json.loads(body)
     assert api == ["a", "b"]
     assert half[0].startswith("error: connect") and half[1] == "a"
+
+
+def test_client_leaving_mid_request_frees_the_upstream_slot(env):
+    port = env["proxy"].port
+    socks = []
+    for _ in range(3):
+        s = socket.create_connection(("127.0.0.1", port), timeout=10)
+        s.sendall(b"GET /lc/slow?s=1 HTTP/1.1\r\nHost: x\r\n\r\n")
+        socks.append(s)
+    # the three reach the nodes (least_conn puts two on one) or are abandoned
+    # on the way: either way the in-flight counts must come back to zero
+    for s in socks:
+        s.close()
+
+    def balanced():
+        nodes = [echo(port, "/lc/x")[0]["node"] for _ in range(4)]
+        return sorted(nodes) == ["a", "a", "b", "b"]
+    # with a leaked in-flight count, least_conn would send everything to one node
+    assert wait_for(balanced, timeout=10)

@@ -154,6 +154,9 @@ class AliasClient:
                     continue
                 a.balancer.failed(node, monotonic(), str(exc))
                 raise _Failed("sent", str(exc)) from None
+            except BaseException:
+                up.close()
+                raise
             finally:
                 node.conns -= 1
             a.balancer.succeeded(node)

@@ -232,6 +232,12 @@ def forward(mount, a, req, capture=None, lookup=None):
                 last, kind = "%s: %s" % (node.name, exc), "sent"
                 up = None
                 break
+            except BaseException:
+                # the client left (GreenletExit from the http plugin's
+                # watcher) or the worker stops: the exchange is abandoned
+                node.conns -= 1
+                up.close()
+                raise
         if up is not None:
             _relay(req, up, res, a, node, capture, lookup)   # the head arrived
             return
