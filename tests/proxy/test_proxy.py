@@ -132,6 +132,9 @@ def test_forwarded_headers_and_hop_by_hop(env):
     # the upstream's hop-by-hop response headers are gone, Vary and Age pass
     assert "x-secret" not in rh and "keep-alive" not in rh
     assert rh["vary"] == "Accept-Encoding" and rh["age"] == "7"
+    _, hl, _ = get(port, "/api/date")
+    dates = [v for k, v in hl if k.lower() == "date"]
+    assert dates == ["Mon, 01 Jan 2024 00:00:00 GMT"]           # the upstream's, alone
     assert rh["x-node"] in ("a", "b")
 
 

@@ -125,7 +125,7 @@ def test_response_headers():
            ("Age", "3"), ("Date", "x"), ("Server", "up"), ("Set-Cookie", "a=1"),
            ("Set-Cookie", "b=2")]
     hs, length = response_headers(raw)
-    assert hs == [("Vary", "Accept"), ("Age", "3"), ("Set-Cookie", "a=1"),
+    assert hs == [("Vary", "Accept"), ("Age", "3"), ("Date", "x"), ("Set-Cookie", "a=1"),
                   ("Set-Cookie", "b=2")]
     assert length is None          # chunked wins over a Content-Length
     hs, length = response_headers([("Content-Length", "12")])

@@ -14,8 +14,9 @@ HOP_BY_HOP = frozenset(("connection", "keep-alive", "proxy-connection", "te", "t
 FRAMING = frozenset(("content-length", "expect"))
 FORWARDED = frozenset(("x-forwarded-for", "x-forwarded-proto", "x-forwarded-host",
                        "forwarded", "x-real-ip"))
-# the proxy writes its own Date and Server lines (nginx's default too)
-RESPONSE_OWN = frozenset(("date", "server"))
+# the proxy writes its own Server line (nginx's default too); the
+# upstream's Date is passed on (the http plugin then leaves out its own)
+RESPONSE_OWN = frozenset(("server",))
 
 
 def connection_tokens(headers):
@@ -79,7 +80,7 @@ def request_headers(headers, client_addr, trusted, scheme, host, upstream_host=N
 def response_headers(raw):
     """The upstream response's headers a client gets: ``raw`` is a list of
     (name, value) str pairs in upstream spelling; hop-by-hop fields, the
-    names Connection lists and the proxy's own Date/Server are removed.
+    names Connection lists and the upstream's Server are removed.
     Returns (headers, content_length or None)."""
     lower = [(n.lower(), v) for n, v in raw]
     drop = connection_tokens(lower)

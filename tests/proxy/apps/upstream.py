@@ -116,6 +116,7 @@ def echo(req):
     req.response_header("X-Node", NODE)
     req.response_header("Vary", "Accept-Encoding")
     req.response_header("Age", "7")
+    req.response_header("Date", "Mon, 01 Jan 2024 00:00:00 GMT")
     req.response_header("Connection", "X-Secret")
     req.response_header("X-Secret", "hop")
     req.response_header("Keep-Alive", "timeout=5")
