@@ -81,6 +81,13 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 class _TCP(socketserver.ThreadingTCPServer):
     daemon_threads = True
     allow_reuse_address = True
+    ssl_context = None
+
+    def get_request(self):
+        sock, addr = socketserver.ThreadingTCPServer.get_request(self)
+        if self.ssl_context is not None:
+            sock = self.ssl_context.wrap_socket(sock, server_side=True)
+        return sock, addr
 
 
 class CountingUpstream:
@@ -88,7 +95,7 @@ class CountingUpstream:
     keeps every request; ``mode="drop"`` reads a request and closes without
     answering; ``idle`` is how long an idle keep-alive connection stays."""
 
-    def __init__(self, name="c", mode="ok", idle=30.0):
+    def __init__(self, name="c", mode="ok", idle=30.0, tls=None):
         self.name = name
         self.mode = mode
         self.idle = idle
@@ -99,11 +106,17 @@ class CountingUpstream:
         self.port = free_port()
         self.srv = _TCP(("127.0.0.1", self.port), _Handler)
         self.srv.owner = self
+        if tls is not None:
+            import ssl
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(*tls)
+            self.srv.ssl_context = ctx
         self.thread = threading.Thread(target=self.srv.serve_forever, daemon=True)
         self.thread.start()
         assert wait_port("127.0.0.1", self.port)
-        assert wait_for(lambda: self.connections >= 1)
-        assert wait_for(lambda: self.closed >= 1)
+        assert tls is not None or wait_for(lambda: self.connections >= 1)
+        assert tls is not None or wait_for(lambda: self.closed >= 1)
+        wait_for(lambda: self.connections >= 1 and self.closed >= 1, timeout=2)
         self.connections = self.closed = 0      # the readiness probe
 
     def close(self):

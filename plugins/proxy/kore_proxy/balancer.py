@@ -84,13 +84,11 @@ class Balancer:
             node.fail_start = now
         node.fails += 1
         if node.fails >= self.max_fails and node.down_until <= now:
-            was_up = node.down_until == 0.0
             node.down_until = now + self.fail_timeout
-            if was_up:
-                LOG.write(LOG_WARNING, "proxy @%s: %s is down (%d failure%s in %gs: %s); "
-                          "retried after %gs" % (self.name, node.name, node.fails,
-                                                 "" if node.fails == 1 else "s",
-                                                 self.fail_timeout, why, self.fail_timeout))
+            LOG.write(LOG_WARNING, "proxy @%s: %s is down (%d failure%s in %gs: %s); "
+                      "retried after %gs" % (self.name, node.name, node.fails,
+                                             "" if node.fails == 1 else "s",
+                                             self.fail_timeout, why, self.fail_timeout))
 
     def succeeded(self, node):
         """A response came back from ``node``."""

@@ -8,6 +8,7 @@ pieces, reading events with a read timeout, and a keep-alive pool per node
 reuse.  Nothing here knows about the client request.
 """
 
+import select
 import socket as _stdsocket
 import ssl
 import time
@@ -118,9 +119,16 @@ def connect(node, timeout, read_timeout, ssl_context=None, server_hostname=None)
 
 def _closed_while_idle(sock):
     """True when the upstream closed (or sent junk on) an idle connection."""
-    raw = getattr(sock, "_sock", None)
-    if raw is None or isinstance(sock, ssl.SSLSocket):
-        raw = sock
+    if isinstance(sock, ssl.SSLSocket):
+        # a TLS close arrives as a close_notify record: anything readable
+        # on an idle connection means it is not reusable
+        try:
+            p = select.poll()
+            p.register(sock.fileno(), select.POLLIN)
+            return bool(p.poll(0))
+        except (OSError, ValueError):
+            return True
+    raw = getattr(sock, "_sock", None) or sock
     try:
         data = raw.recv(1, _stdsocket.MSG_PEEK | _stdsocket.MSG_DONTWAIT)
     except (BlockingIOError, ssl.SSLWantReadError):
