@@ -138,6 +138,16 @@ def test_forwarded_headers_and_hop_by_hop(env):
     assert rh["x-node"] in ("a", "b")
 
 
+def test_upstream_connection_close_is_followed(env):
+    c = http.client.HTTPConnection("127.0.0.1", env["proxy"].port, timeout=30)
+    for _ in range(3):
+        c.request("GET", "/rw/close")
+        r = c.getresponse()
+        assert r.status == 200 and r.read() == b"a"
+        assert r.getheader("Connection") is None       # the client's stays open
+    c.close()
+
+
 def test_host_rewrite_option(env):
     body, _ = echo(env["proxy"].port, "/rw/x", headers={"Host": "public.example"})
     hs = dict(body["headers"])
