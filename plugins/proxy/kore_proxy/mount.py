@@ -133,7 +133,8 @@ def _from_cache(req, e, how):
         req.write_header(n, v)
     req.write_header("Age", str(int(e.current_age(time.time()))))
     req.write_header("X-Cache-Lookup", how)
-    req.write_header("Content-Length", str(len(e.body)))
+    if e.status != 204:
+        req.write_header("Content-Length", str(len(e.body)))
     req.end(e.body)
 
 
