@@ -14,21 +14,30 @@ from kore_testing import free_port, wait_for, wait_port  # noqa: E402
 
 
 class RedisServer:
-    def __init__(self, tmp, appendonly=False, password=None):
+    def __init__(self, tmp, appendonly=False, password=None, tls=None):
         self.dir = str(tmp)
         self.port = free_port()
         self.appendonly = appendonly
         self.password = password
+        self.tls = tls          # (cert, key, ca) paths: TLS only, on self.port
         self.proc = None
         self.start()
 
     @property
     def url(self):
         auth = ":%s@" % self.password if self.password else ""
+        if self.tls:
+            return "rediss://%s127.0.0.1:%d/0?ssl_ca_certs=%s" % (auth, self.port,
+                                                                 self.tls[2])
         return "redis://%s127.0.0.1:%d/0" % (auth, self.port)
 
     def start(self):
-        cmd = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
+        port = ["--port", str(self.port)]
+        if self.tls:
+            port = ["--port", "0", "--tls-port", str(self.port), "--tls-cert-file",
+                    self.tls[0], "--tls-key-file", self.tls[1], "--tls-ca-cert-file",
+                    self.tls[2], "--tls-auth-clients", "no"]
+        cmd = ["redis-server"] + port + ["--bind", "127.0.0.1",
                "--dir", self.dir, "--save", "", "--daemonize", "no",
                "--appendonly", "yes" if self.appendonly else "no"]
         if self.appendonly:
@@ -56,10 +65,22 @@ class RedisServer:
 
     def cli(self, *args):
         cmd = ["redis-cli", "-p", str(self.port)]
+        if self.tls:
+            cmd += ["--tls", "--cacert", self.tls[2]]
         if self.password:
             cmd += ["--no-auth-warning", "-a", self.password]
         return subprocess.run(cmd + list(args), capture_output=True, text=True,
                               timeout=10).stdout
+
+
+def make_cert(tmp):
+    """A self-signed certificate for 127.0.0.1: (cert, key, ca) paths."""
+    cert, key = os.path.join(str(tmp), "cert.pem"), os.path.join(str(tmp), "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days",
+                    "2", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", key, "-out", cert], check=True, capture_output=True,
+                   timeout=60)
+    return cert, key, cert
 
 
 NGINX_CONF = """

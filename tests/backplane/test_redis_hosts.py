@@ -22,8 +22,8 @@ def run(coro, timeout=90):
 
 
 class Cluster:
-    def __init__(self, tmp, driver="redis", appendonly=False):
-        self.redis = RedisServer(tmp, appendonly=appendonly)
+    def __init__(self, tmp, driver="redis", appendonly=False, **redis):
+        self.redis = RedisServer(tmp, appendonly=appendonly, **redis)
         spec = self.redis.url if driver == "redis" else "%s+%s" % (driver, self.redis.url)
         self.spec = spec
         self.hosts = []
