@@ -153,3 +153,16 @@ def test_file_locks(tmp_path):
 
 def test_health_without_a_running_backplane():
     assert backplane.health()["state"] == "ok"
+
+
+def test_counts_of_a_silent_worker_expire():
+    d = driver()
+    other = "feedbeef:1:42"
+    d.dispatch(E.encode(E.SUBS, other, 1, E.COUNT.pack(5), "t"))
+    assert d.sink.calls == [("count", "t", "feedbeef:1", 5)]
+    d.alive["feedbeef:1"] -= 4 * d.heartbeat + 1     # silent for 4 heartbeats
+    d.swept -= d.heartbeat + 1
+    d.dispatch(E.encode(E.ALIVE, INSTANCE_ID + ":1:1", 1))   # any message sweeps
+    assert d.sink.calls[-1] == ("forget", "feedbeef:1") and other not in d.seen
+    d.dispatch(E.encode(E.ALIVE, "cafe:2:7", 1))
+    assert "cafe:2" in d.alive and len(d.sink.calls) == 2

@@ -84,6 +84,9 @@ class RedisDriver(LocalBackplane):
         self.reconnects = 0
         self.last_error = None
         self.seen = {}              # origin -> last seq received
+        self.alive = {}             # counter -> monotonic time of its last message
+        self.heartbeat = 5 * self.interval  # an idle worker says ALIVE this often
+        self.swept = time.monotonic()
         self.client = self._client()
 
     def _client(self, timeout=None):
@@ -179,6 +182,7 @@ class RedisDriver(LocalBackplane):
                 continue
             self.writer_up = True
             self.offline = False
+            said = time.monotonic()
             try:
                 while self.running:
                     if not queue:
@@ -186,7 +190,10 @@ class RedisDriver(LocalBackplane):
                         self.wake.wait(self.interval)
                         if not queue:
                             self.client.ping()      # the health check of this side
+                            if time.monotonic() - said >= self.heartbeat:
+                                self._emit(E.ALIVE)
                             continue
+                    said = time.monotonic()
                     n = min(len(queue), BATCH)
                     batch = [queue[i] for i in range(n)]
                     self._write(batch)
@@ -219,6 +226,9 @@ class RedisDriver(LocalBackplane):
         """The reader is (again) receiving: say hello, for the counts."""
         if not self.reader_up:
             self.reader_up = True
+            now = time.monotonic()      # silence while we were away proves nothing
+            for counter in self.alive:
+                self.alive[counter] = now
             if self.last_error is not None:
                 log.warning("backplane %s: connected again to %s", self.name,
                             _safe(self.url))
@@ -232,6 +242,9 @@ class RedisDriver(LocalBackplane):
             log.warning("backplane %s: %s", self.name, e)
             return
         origin = env.origin
+        now = time.monotonic()
+        if now - self.swept > self.heartbeat:
+            self.sweep(now)
         if origin.startswith(self.mine):
             return          # our own server instance: the local relay carried it
         last = self.seen.get(origin)
@@ -241,6 +254,7 @@ class RedisDriver(LocalBackplane):
             if env.seq > last + 1:
                 self.dropped += env.seq - last - 1
         self.seen[origin] = env.seq
+        self.alive[env.counter] = now
         kind = env.kind
         sink = self.sink
         if kind == E.PUBLISH:
@@ -258,6 +272,18 @@ class RedisDriver(LocalBackplane):
             if env.dst == self.origin:
                 for topic, count in json.loads(env.payload.decode("utf-8")).items():
                     sink.remote_count(topic, env.counter, count)
+
+    def sweep(self, now):
+        """Forget the subscriber counts of workers silent for 4 heartbeats (a
+        host that died without a word) while we are receiving."""
+        self.swept = now
+        limit = now - 4 * self.heartbeat
+        for counter, t in list(self.alive.items()):
+            if t < limit:
+                del self.alive[counter]
+                self.sink.forget(counter)
+                for origin in [o for o in self.seen if o.rsplit(":", 1)[0] == counter]:
+                    del self.seen[origin]
 
     # -- errors ----------------------------------------------------------------------
 

@@ -20,6 +20,7 @@ PUBLISH = b"P"      # payload: a frame for the subscribers of topic
 SUBS = b"S"         # payload: 4-byte subscriber count of topic in origin
 HELLO = b"H"        # origin (re)connected: forget it, answer with your counts
 COUNTS = b"A"       # payload: JSON {topic: count} for dst
+ALIVE = b"K"        # an idle worker is still there (its counts stay valid)
 
 _SEQ = struct.Struct("!Q")
 _TOPIC = struct.Struct("!H")
