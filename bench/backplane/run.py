@@ -90,7 +90,8 @@ def start_sio(url, tmp):
 
 class KoreProto:
     async def open(self, url):
-        return await websockets.connect(url, max_size=None, ping_interval=None)
+        return await websockets.connect(url, max_size=None, ping_interval=None,
+                                      close_timeout=1)
 
     async def subscribe(self, ws, topic):
         await ws.send("sub:" + topic)
@@ -105,7 +106,8 @@ class KoreProto:
 
 class SioProto:
     async def open(self, url):
-        ws = await websockets.connect(url, max_size=None, ping_interval=None)
+        ws = await websockets.connect(url, max_size=None, ping_interval=None,
+                                      close_timeout=1)
         assert (await ws.recv()).startswith("0")
         await ws.send("40")
         assert (await ws.recv()).startswith("40")
@@ -150,7 +152,14 @@ async def session(proto, urls, nclients, runs):
                 state["n"] += 1
         except websockets.ConnectionClosed:
             pass
+    async def answer_pings(ws):       # the publisher reads only engine.io pings
+        try:
+            async for m in ws:
+                proto.parse(ws, m)
+        except websockets.ConnectionClosed:
+            pass
     readers = [asyncio.ensure_future(reader(ws)) for ws in subs]
+    readers.append(asyncio.ensure_future(answer_pings(pub)))
     results = []
     for rate, seconds in runs:
         state["lat"] = []
@@ -170,8 +179,7 @@ async def session(proto, urls, nclients, runs):
         await asyncio.sleep(0.5)
     for r in readers:
         r.cancel()
-    for ws in subs + [pub]:
-        await ws.close()
+    await asyncio.gather(*(ws.close() for ws in subs + [pub]), return_exceptions=True)
     return results
 
 
