@@ -187,12 +187,19 @@ def pct(xs, q):
     return xs[min(len(xs) - 1, int(q * len(xs)))] if xs else float("nan")
 
 
-def bench(name, proto, urls, args):
+def cpu(procs):
+    return sum(benchlib.group_cpu(p.pid) for p in procs)
+
+
+def bench(name, proto, urls, args, procs, redis_proc):
+    c0, r0 = cpu(procs), benchlib.cpu_seconds(redis_proc.pid)
     (total, want, got, lat), = asyncio.run(
         session(proto, urls, args.clients, [(args.rate, args.seconds)]))
+    c1, r1 = cpu(procs), benchlib.cpu_seconds(redis_proc.pid)
     print("%-22s latency  clients %d rate %d/s: p50 %.2f ms  p99 %.2f ms  "
-          "delivered %d/%d" % (name, args.clients, args.rate, pct(lat, .5), pct(lat, .99),
-                               got, want), flush=True)
+          "delivered %d/%d  server CPU %.1f ms per 1000 deliveries (redis-server %.1f)"
+          % (name, args.clients, args.rate, pct(lat, .5), pct(lat, .99), got, want,
+             1e6 * (c1 - c0) / max(1, got), 1e6 * (r1 - r0) / max(1, got)), flush=True)
     rates = [250 * 2 ** i for i in range(args.steps)]
     best = 0
     res = asyncio.run(session(proto, urls, args.rate_clients,
@@ -225,14 +232,14 @@ def main():
         if "kore" in args.only:
             procs, urls = start_kore(url, args.driver, tmp)
             try:
-                bench("kore " + args.driver, KoreProto(), urls, args)
+                bench("kore " + args.driver, KoreProto(), urls, args, procs, rp)
             finally:
                 for p in procs:
                     benchlib.stop_group(p)
         if "socketio" in args.only:
             procs, urls = start_sio(url, tmp)
             try:
-                bench("python-socketio", SioProto(), urls, args)
+                bench("python-socketio", SioProto(), urls, args, procs, rp)
             finally:
                 for p in procs:
                     p.terminate()

@@ -32,6 +32,7 @@ IPC; kore-plugin-redis adds ``redis`` and ``redis-streams``.  The
 
 import json
 import os
+import shutil
 import struct
 import tempfile
 import time
@@ -180,11 +181,18 @@ class FileLocks:
     def __init__(self, directory=None):
         self.directory = directory
 
-    def _path(self, key):
-        d = self.directory
-        if d is None:
-            d = self.directory = os.path.join(
+    def _dir(self):
+        if self.directory is None:
+            self.directory = os.path.join(
                 tempfile.gettempdir(), "kore-locks-%d-%s" % (os.getuid(), INSTANCE_ID))
+        return self.directory
+
+    def remove(self):
+        """The server stops: its lock files go."""
+        shutil.rmtree(self._dir(), ignore_errors=True)
+
+    def _path(self, key):
+        d = self._dir()
         os.makedirs(d, mode=0o700, exist_ok=True)
         return os.path.join(d, uuid.uuid5(uuid.NAMESPACE_URL, key).hex)
 

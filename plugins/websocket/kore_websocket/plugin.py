@@ -62,6 +62,11 @@ def kore_master_bind(arbiter):
 
 
 @hookimpl
+def kore_master_stop(arbiter):
+    backplane._LOCKS.remove()      # the local driver's lock files of this server
+
+
+@hookimpl
 def kore_http_request_attributes():
     # req.websocket_handshake(...): the http plugin installs it
     return {"websocket_handshake": websocket_handshake}
