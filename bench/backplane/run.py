@@ -201,7 +201,7 @@ def bench(name, proto, urls, args, procs, redis_proc):
           % (name, args.clients, args.rate, pct(lat, .5), pct(lat, .99), got, want,
              1e6 * (c1 - c0) / max(1, got), 1e6 * (r1 - r0) / max(1, got)), flush=True)
     rates = [250 * 2 ** i for i in range(args.steps)]
-    best = 0
+    best = fast = 0
     res = asyncio.run(session(proto, urls, args.rate_clients,
                               [(r, args.seconds) for r in rates]))
     for r, (total, want, got, lat) in zip(rates, res):
@@ -211,8 +211,11 @@ def bench(name, proto, urls, args, procs, redis_proc):
                  pct(lat, .99)), flush=True)
         if ok:
             best = r
-    print("%-22s highest rate without loss: %d msgs/s to %d subscribers"
-          % (name, best, args.rate_clients), flush=True)
+            if pct(lat, .99) < 100:
+                fast = r
+    print("%-22s highest rate without loss: %d msgs/s to %d subscribers "
+          "(with p99 under 100 ms: %d msgs/s)" % (name, best, args.rate_clients, fast),
+          flush=True)
 
 
 def main():

@@ -166,3 +166,22 @@ def test_counts_of_a_silent_worker_expire():
     assert d.sink.calls[-1] == ("forget", "feedbeef:1") and other not in d.seen
     d.dispatch(E.encode(E.ALIVE, "cafe:2:7", 1))
     assert "cafe:2" in d.alive and len(d.sink.calls) == 2
+
+
+def test_a_third_party_driver_through_the_entry_point_group(tmp_path, monkeypatch):
+    (tmp_path / "kore_fake_nats.py").write_text(
+        "from kore_websocket.backplane import LocalBackplane\n"
+        "class NatsBackplane(LocalBackplane):\n"
+        "    name = 'nats'\n")
+    info = tmp_path / "kore_fake_nats-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: kore-fake-nats\n"
+                                   "Version: 0.1\n")
+    (info / "entry_points.txt").write_text(
+        "[kore.websocket.backplane]\nnats = kore_fake_nats:NatsBackplane\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    from stevedore.extension import ExtensionManager
+    monkeypatch.setattr(ExtensionManager, "ENTRY_POINT_CACHE", {})  # "installed" now
+    assert "nats" in backplane.installed()
+    bp = backplane.create("nats://127.0.0.1:4222", Sink(), Settings())
+    assert bp.name == "nats" and bp.url == "nats://127.0.0.1:4222"
