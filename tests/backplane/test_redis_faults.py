@@ -67,6 +67,12 @@ def outage(c, streams):
         for ws in ctl.values():
             await wait_connected(ws, timeout=5)
         reconnect = time.monotonic() - t0
+        for ws in ctl.values():     # the counts of both hosts again
+            for _ in range(100):
+                if await ask(ws, "count:t") == "4":
+                    break
+                await asyncio.sleep(0.05)
+            assert await ask(ws, "count:t") == "4"
         await pub.send("burst:t:200:100")
         got = {p: await collect(subs[p], 300 if p in other_host else 100, 20)
                for p in places}

@@ -121,7 +121,17 @@ def test_dispatch_counts_hello_answers():
     d.dispatch(E.encode(E.COUNTS, other, 3, b'{"x": 2}', dst="someone:else:1"))
     d.dispatch(E.encode(E.COUNTS, other, 4, b'{"x": 2}', dst=d.origin))
     assert d.sink.calls[-1] == ("count", "x", "feedbeef:1", 2)
-    assert len(d.sink.calls) == 3
+    d.dispatch(E.encode(E.COUNTS, other, 5, b'{"y": 1}'))     # to everyone
+    assert d.sink.calls[-1] == ("count", "y", "feedbeef:1", 1)
+    assert len(d.sink.calls) == 4
+
+
+def test_reconnect_says_hello_with_its_counts():
+    d = driver()
+    d._connected()
+    hello, counts = [E.decode(x) for x in d.queue]
+    assert hello.kind == E.HELLO and counts.kind == E.COUNTS and counts.dst == ""
+    assert json.loads(counts.payload) == {"mine": 3}
 
 
 def test_pubsub_drops_while_offline_streams_keep():

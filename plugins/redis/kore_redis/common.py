@@ -218,6 +218,9 @@ class RedisDriver(LocalBackplane):
                 self._read()
             except (redis.RedisError, OSError) as e:
                 self._down("reader", e)
+            except Exception as e:      # a bug must not end cross-host delivery
+                log.exception("backplane %s: reader failed", self.name)
+                self._down("reader", e)
             self.reader_up = False
             if self.running:
                 gevent.sleep(RECONNECT_DELAY)
@@ -233,6 +236,9 @@ class RedisDriver(LocalBackplane):
                 log.warning("backplane %s: connected again to %s", self.name,
                             _safe(self.url))
             self._emit(E.HELLO)
+            mine = self.sink.local_counts()
+            if mine:        # what others missed of ours while we were away
+                self._emit(E.COUNTS, json.dumps(mine).encode("utf-8"))
 
     def dispatch(self, data):
         """One envelope from Redis to the sink."""
@@ -269,7 +275,7 @@ class RedisDriver(LocalBackplane):
             if mine:
                 self._emit(E.COUNTS, json.dumps(mine).encode("utf-8"), dst=origin)
         elif kind == E.COUNTS:
-            if env.dst == self.origin:
+            if not env.dst or env.dst == self.origin:
                 for topic, count in json.loads(env.payload.decode("utf-8")).items():
                     sink.remote_count(topic, env.counter, count)
 
