@@ -130,7 +130,7 @@ class SioProto:
         return None
 
 
-async def session(proto, urls, nclients, runs):
+async def session(proto, urls, nclients, runs, meter=lambda: (0.0, 0.0)):
     """Connect ``nclients`` subscribers round-robin over ``urls``; for each
     (rate, seconds) in ``runs``: (sent, deliveries, latencies in ms)."""
     subs = []
@@ -165,6 +165,7 @@ async def session(proto, urls, nclients, runs):
         state["lat"] = []
         state["n"] = 0
         total = int(rate * seconds)
+        m0 = meter()
         t0 = time.monotonic()
         for i in range(total):
             await pub.send(proto.pub("bench", "%d/%d" % (i, time.monotonic_ns())))
@@ -175,7 +176,9 @@ async def session(proto, urls, nclients, runs):
         deadline = time.monotonic() + 3.0
         while state["n"] < want and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
-        results.append((total, want, state["n"], sorted(state["lat"])))
+        m1 = meter()
+        results.append((total, want, state["n"], sorted(state["lat"]),
+                        m1[0] - m0[0], m1[1] - m0[1]))
         await asyncio.sleep(0.5)
     for r in readers:
         r.cancel()
@@ -192,19 +195,19 @@ def cpu(procs):
 
 
 def bench(name, proto, urls, args, procs, redis_proc):
-    c0, r0 = cpu(procs), benchlib.cpu_seconds(redis_proc.pid)
-    (total, want, got, lat), = asyncio.run(
-        session(proto, urls, args.clients, [(args.rate, args.seconds)]))
-    c1, r1 = cpu(procs), benchlib.cpu_seconds(redis_proc.pid)
+    def meter():        # CPU seconds of the servers and of redis-server
+        return cpu(procs), benchlib.cpu_seconds(redis_proc.pid)
+    (total, want, got, lat, c, r), = asyncio.run(
+        session(proto, urls, args.clients, [(args.rate, args.seconds)], meter))
     print("%-22s latency  clients %d rate %d/s: p50 %.2f ms  p99 %.2f ms  "
           "delivered %d/%d  server CPU %.1f ms per 1000 deliveries (redis-server %.1f)"
           % (name, args.clients, args.rate, pct(lat, .5), pct(lat, .99), got, want,
-             1e6 * (c1 - c0) / max(1, got), 1e6 * (r1 - r0) / max(1, got)), flush=True)
+             1e6 * c / max(1, got), 1e6 * r / max(1, got)), flush=True)
     rates = [250 * 2 ** i for i in range(args.steps)]
     best = fast = 0
     res = asyncio.run(session(proto, urls, args.rate_clients,
                               [(r, args.seconds) for r in rates]))
-    for r, (total, want, got, lat) in zip(rates, res):
+    for r, (total, want, got, lat, _c, _r) in zip(rates, res):
         ok = got >= want
         print("%-22s rate     clients %d rate %5d/s: delivered %d/%d%s  p99 %.1f ms"
               % (name, args.rate_clients, r, got, want, "" if ok else "  LOSS/LATE",
