@@ -145,7 +145,7 @@ def _recovers(c, breaker):
             await wait_connected(ws)
         await subs[0].send("pub:k:after")
         for ws in subs:
-            assert await drain(ws, 0.7) == ["after"]
+            assert await drain(ws, 0.3, want=1) == ["after"]
         for v in by.values():
             for ws in v:
                 await ws.close()
