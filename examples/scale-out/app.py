@@ -6,7 +6,7 @@ the subscribers of every worker of every instance.
     redis-server --port 6379 &
     korectl run --bind 127.0.0.1:8001 --workers 2 examples/scale-out/app.py &
     korectl run --bind 127.0.0.1:8002 --workers 2 examples/scale-out/app.py &
-    nginx -c "$PWD/examples/scale-out/nginx.conf" -p /tmp      # :8080 -> both
+    nginx -c "$PWD/examples/scale-out/nginx.conf" -p /tmp/nginx-scale-out  # :8080
 
 then open http://127.0.0.1:8080/ in a few tabs (see README.md).  The backplane
 defaults to redis://127.0.0.1:6379/0 here; KORE_BACKPLANE or --backplane
