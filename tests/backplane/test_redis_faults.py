@@ -67,6 +67,7 @@ def outage(c, streams):
         for ws in ctl.values():
             await wait_connected(ws, timeout=5)
         reconnect = time.monotonic() - t0
+        print("backplane reconnected %.2f s after redis-server was up again" % reconnect)
         for ws in ctl.values():     # the counts of both hosts again
             for _ in range(100):
                 if await ask(ws, "count:t") == "4":
@@ -93,7 +94,7 @@ def test_redis_restart_pubsub_reconnects_counts_drops(tmp_path):
         got, same, other, reconnect, st, stp = outage(c, streams=False)
     finally:
         c.close()
-    assert reconnect < 2.0 + 1.0     # within 2 s, plus the time to ask
+    assert reconnect < 2.0
     for p in same:
         assert got[p] == list(range(200, 300))
     for p in other:
@@ -110,7 +111,7 @@ def test_redis_restart_streams_delivers_the_outage_once(tmp_path):
         got, same, other, reconnect, st, stp = outage(c, streams=True)
     finally:
         c.close()
-    assert reconnect < 3.0
+    assert reconnect < 2.0
     for p in same:
         assert got[p] == list(range(200, 300))
     for p in other:
