@@ -95,6 +95,8 @@ class PubSub:
             raise ValueError("websocket_broadcast: scope must be WEBSOCKET_BROADCAST_LOCAL "
                              "or _GLOBAL")
         frame = encode(op, _payload(data))
+        if scope == BROADCAST_GLOBAL:
+            self._check_size(frame)
         fanout(self.connections, frame, src)
         if scope == BROADCAST_GLOBAL:
             self.backplane.publish(None, frame)
@@ -113,11 +115,18 @@ class PubSub:
         elif op not in (OP_TEXT, OP_BINARY):
             raise ValueError("publish: op must be WEBSOCKET_OP_TEXT or _BINARY")
         frame = encode(op, _payload(data))
+        self._check_size(frame)
         subs = self.topics.get(topic)
         if subs:
             fanout(subs, frame, exclude)
         self.backplane.publish(topic, frame)
         return True
+
+    def _check_size(self, frame):
+        limit = self.backplane.max_message
+        if limit is not None and len(frame) > limit:
+            raise ValueError("message of %d bytes is larger than backplane_max_message "
+                             "(%d)" % (len(frame), limit))
 
     def num_subscribers(self, topic):
         """Subscribers of ``topic`` in all workers (the other workers' counts
