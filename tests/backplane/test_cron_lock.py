@@ -6,7 +6,7 @@ import collections
 import os
 
 from kore_testing import KoreServer, wait_for
-from services import RedisServer
+from backplane_services import RedisServer
 
 APP = """
 import kore

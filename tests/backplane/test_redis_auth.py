@@ -8,7 +8,7 @@ import pytest
 import websockets
 
 from kore_testing import KoreServer
-from services import RedisServer, make_cert
+from backplane_services import RedisServer, make_cert
 from test_redis_hosts import APP, Cluster, ask, connect_everywhere, drain, run, wait_connected
 
 pytestmark = pytest.mark.timeout(90)

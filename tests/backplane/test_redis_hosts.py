@@ -11,7 +11,7 @@ import pytest
 import websockets
 
 from kore_testing import KoreServer
-from services import Nginx, RedisServer, wait_for
+from backplane_services import Nginx, RedisServer, wait_for
 
 APP = os.path.join(os.path.dirname(__file__), "apps", "bp_app.py")
 pytestmark = pytest.mark.timeout(120)

@@ -11,7 +11,7 @@ import pytest
 from hpack import Encoder
 from hyperframe.frame import ContinuationFrame, HeadersFrame, RstStreamFrame, SettingsFrame
 
-from conftest import start_h2
+from h2_helpers import start_h2
 from h2client import H2Client, PREFACE
 
 pytestmark = pytest.mark.timeout(120)

@@ -8,7 +8,7 @@ import subprocess
 import h2.settings
 import pytest
 
-from conftest import APP, start_h2
+from h2_helpers import APP, start_h2
 from h2client import H2Client, PREFACE
 from kore_testing import KORECTL
 

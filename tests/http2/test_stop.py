@@ -7,7 +7,7 @@ import time
 import h2.errors
 import pytest
 
-from conftest import start_h2
+from h2_helpers import start_h2
 from h2client import H2Client
 
 pytestmark = pytest.mark.timeout(90)

@@ -11,7 +11,7 @@ import pytest
 import websockets
 
 from kore_testing import ROOT, KoreServer
-from services import Nginx, RedisServer
+from backplane_services import Nginx, RedisServer
 
 APP = os.path.join(ROOT, "examples", "scale-out", "app.py")
 pytestmark = pytest.mark.timeout(90)
