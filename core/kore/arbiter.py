@@ -19,7 +19,7 @@ from gevent import monkey
 from gevent.event import Event
 from gevent.pool import Group
 
-from . import _state, exitcodes, ipc, proctitle, reload, signals
+from . import _state, exitcodes, ipc, proctitle, reload, signals, watchdog
 from .log import LOG, error, info, notice, warning
 from .pidfile import Pidfile
 from .runtime import call_reported, notify
@@ -47,7 +47,7 @@ class WorkerSlot:
     is the process itself)."""
 
     __slots__ = ("id", "pid", "channel", "generation", "ready", "retiring",
-                 "boot_error", "killed_at")
+                 "boot_error", "killed_at", "heartbeat", "aborted_at")
 
     def __init__(self, wid: int, generation: int, channel: ipc.Channel) -> None:
         self.id = wid
@@ -58,6 +58,8 @@ class WorkerSlot:
         self.retiring = False
         self.boot_error: Optional[str] = None
         self.killed_at: Optional[float] = None
+        self.heartbeat = watchdog.Heartbeat()
+        self.aborted_at: Optional[float] = None
 
 
 class Arbiter:
@@ -207,6 +209,7 @@ class Arbiter:
                             wp.killed_at = now
                 continue
             self._check_reload()
+            self._watch()
             self._manage()
 
     # -- workers ----------------------------------------------------------------
@@ -219,7 +222,8 @@ class Arbiter:
             def prepare() -> None:
                 master_end.close()
                 self._after_fork_child()
-            run_forked(wid, worker_end, self.app, prepare)     # never returns
+            run_forked(wid, worker_end, self.app, prepare,
+                       wp.heartbeat)                           # never returns
         worker_end.close()
         wp.pid = pid
         self.procs[pid] = wp
@@ -234,6 +238,7 @@ class Arbiter:
         self._signal_watchers = []
         for wp in self.procs.values():
             wp.channel.close()
+            wp.heartbeat.close()
         self._readers.kill(block=False)
         self.services.kill(block=False)
         _state.arbiter = None
@@ -298,6 +303,7 @@ class Arbiter:
                     error("kore_master_child_exit failed: %s" % exc)
                 continue
             wp.channel.close()
+            wp.heartbeat.close()
             if self.slots.get(wp.id) is wp:
                 del self.slots[wp.id]
             self._worker_exited(wp, status)
@@ -330,6 +336,30 @@ class Arbiter:
             self._begin_stop(True, exitcodes.FATAL)
             return
         warning("worker %d (pid %d) %s, restarting it" % (wp.id, wp.pid, how))
+
+    def _watch(self) -> None:
+        """The watchdog (``kore.watchdog``): replace a worker whose event
+        loop has not turned for ``worker_timeout`` seconds."""
+        timeout = _state.registry.get("worker_timeout")
+        if timeout <= 0:
+            return
+        now = time.monotonic()
+        for wp in list(self.procs.values()):
+            if not wp.ready or wp.killed_at is not None:
+                continue
+            if wp.aborted_at is not None:
+                if now - wp.aborted_at >= watchdog.KILL_DELAY:
+                    self._kill(wp, signal.SIGKILL)
+                    wp.killed_at = now
+                continue
+            age = wp.heartbeat.age()
+            if age > timeout:
+                error("worker %d (pid %d) timed out: its event loop has not turned "
+                      "for %.1f s (worker_timeout %g); the stack of the blocking "
+                      "code follows, then it is killed and replaced"
+                      % (wp.id, wp.pid, age, timeout))
+                wp.aborted_at = now
+                self._kill(wp, watchdog.DUMP_SIGNAL)
 
     def _manage(self) -> None:
         if self.reloading is not None:

@@ -344,6 +344,10 @@ def kernel_options() -> list[Option]:
           flags=("--log-level",)),
         O("graceful_timeout", "float", 30.0, "seconds in-flight requests get "
           "to finish on TERM or reload", minimum=0, flags=("--graceful-timeout",)),
+        O("worker_timeout", "float", 30.0, "seconds a worker's event loop may "
+          "stay blocked before the master logs its stack and replaces it "
+          "(gunicorn's --timeout; 0 disables)", minimum=0,
+          flags=("-t", "--timeout")),
         O("reload", "yesno", False, "restart workers when a source file "
           "changes (development)", flags=("--reload",)),
         O("file", "str", "", "a classic kore.conf file to read",
