@@ -89,6 +89,9 @@ class Arbiter:
         self.exit_code = exitcodes.OK
         self.reloading: Optional[reload.Reload] = None
         self.pidfile: Optional[Pidfile] = None
+        #: korectl start's pipe: told "ready" once the first generation
+        #: serves, or "exit N" if the master stops first
+        self.ready_fd: Optional[int] = None
 
     # -- plugin API -----------------------------------------------------------
 
@@ -165,7 +168,12 @@ class Arbiter:
         path = _state.registry.get("pidfile")
         if path:
             self.pidfile = Pidfile(path)
-            self.pidfile.create()
+            try:
+                self.pidfile.create()
+            except SystemExit:
+                self.pidfile = None
+                self._report_started("exit %d" % exitcodes.FATAL)
+                raise
         self._install_signals()
         for signo in signals.take_held():
             self.queue_signal(signo)
@@ -244,6 +252,12 @@ class Arbiter:
         _state.arbiter = None
         if self.pidfile is not None:
             self.pidfile.forget()
+        if self.ready_fd is not None:
+            try:
+                os.close(self.ready_fd)
+            except OSError:
+                pass
+            self.ready_fd = None
 
     def _read_worker(self, wp: WorkerSlot) -> None:
         while True:
@@ -263,6 +277,10 @@ class Arbiter:
         if kind == ipc.MSG_READY and wp is not None:
             wp.ready = True
             info("worker %d (pid %d) ready" % (wp.id, wp.pid))
+            if self.ready_fd is not None and all(
+                    w.ready for w in self.slots.values()) \
+                    and len(self.slots) >= self.num_workers:
+                self._report_started("ready")
             self._wake.set()
         elif kind == ipc.MSG_BOOT_ERROR and wp is not None:
             wp.boot_error = msg.payload.decode("utf-8", "replace")
@@ -469,7 +487,21 @@ class Arbiter:
             self._kill(wp, signo)
         self._wake.set()
 
+    def _report_started(self, what: str) -> None:
+        if self.ready_fd is None:
+            return
+        fd, self.ready_fd = self.ready_fd, None
+        try:
+            os.write(fd, what.encode("ascii"))
+        except OSError:
+            pass
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+
     def _finish(self) -> None:
+        self._report_started("exit %d" % (self.exit_code or exitcodes.FATAL))
         self.services.kill(block=True, timeout=5)
         notify("kore_master_stop", where="kore_master_stop", arbiter=self)
         try:

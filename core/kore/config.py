@@ -328,6 +328,9 @@ def kernel_options() -> list[Option]:
         O("root", "str", "", "directory to chroot (production) or chdir (dev) "
           "into", flags=("--chdir",)),
         O("runas", "str", "", "user the workers run as", flags=("-u", "--user")),
+        O("keep_root", "yesno", False, "a production master started as root "
+          "without runas serves as root instead of refusing to start",
+          flags=("--keep-root",)),
         O("keymgr_root", "str", "", "kept for compatibility, unused",
           dead="kore for Python has no keymgr process; the option is ignored"),
         O("keymgr_runas", "str", "", "kept for compatibility, unused",
