@@ -48,7 +48,26 @@ def _add_option_flags(parser):
         parser.add_argument(*opt.flags, **kw)
 
 
+def _warn_flags_after_app(args):
+    """``korectl run app.py -b :80`` (gunicorn's word order): the flag goes
+    to ``koreapp.configure(args)`` as Kore does, but never silently."""
+    flags = {f: name for name, opt in _state.registry.options.items()
+             for f in opt.flags}
+    for word in getattr(args, "app_args", None) or ():
+        if word == "--":
+            break
+        flag = word.split("=", 1)[0]
+        if flag in flags:
+            _state.registry.warnings.append(
+                "'%s' comes after APP, so it is handed to koreapp.configure(args) "
+                "and korectl does not apply it (option %s): put korectl's flags "
+                "before APP (korectl %s %s ... %s), or after '--' to silence this "
+                "for the app's own flags"
+                % (flag, flags[flag], args.command, flag, args.app))
+
+
 def _apply_cli(args):
+    _warn_flags_after_app(args)
     for name in _state.registry.options:
         value = getattr(args, "opt_" + name, None)
         if value is not None:

@@ -244,6 +244,16 @@ class Registry:
                 except ConfigError as exc:
                     raise ConfigError("%s (from environment variable %s)"
                                       % (exc, key)) from None
+        for key in sorted(environ):
+            if key.startswith("KORE_") and key not in OTHER_ENV:
+                name = key[5:].lower()
+                if name in self.options and self.options[name].env:
+                    continue
+                close = difflib.get_close_matches(name, list(self.options), 1, 0.6)
+                hint = (": did you mean KORE_%s (option %s)?" % (close[0].upper(), close[0])
+                        if close else "; korectl config options lists them")
+                self.warnings.append("environment variable %s names no option%s"
+                                     % (key, hint))
 
     def reset_app(self) -> None:
         """Forget values set by application code (before a reload)."""
@@ -293,6 +303,14 @@ class ConfigProxy:
 
     def __repr__(self) -> str:
         return "<kore.config %d options>" % len(self._registry.options)
+
+
+#: KORE_* variables that are not options (read by korectl, the plugin loader
+#: and the cron plugin's jobs)
+OTHER_ENV = frozenset({
+    "KORE_PLUGINS", "KORE_DISABLE_PLUGIN_AUTOLOAD", "KORE_TRACE_HOOKS",
+    "KORE_CRON_CLOCK", "KORE_CRON_JOB", "KORE_CRON_SCHEDULED",
+})
 
 
 def _workers_default() -> int:
