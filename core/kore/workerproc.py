@@ -87,6 +87,10 @@ class Worker:
             self.lifecycle.boot()
         except BootFailure as exc:
             return self._boot_failed(exc.exit_code, exc.reason)
+        if self.heartbeat is not None:
+            # a long synchronous workerstart() is not a timeout: the master
+            # starts watching at ready, so the slot must be fresh then
+            self.heartbeat.beat()
         try:
             self.send(ipc.Message(ipc.MSG_READY))
         except ipc.ChannelClosed:

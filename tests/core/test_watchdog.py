@@ -92,3 +92,36 @@ def test_timeout_zero_disables_the_watchdog(kore_server):
     assert srv.children() == [pid]
     assert "timed out" not in srv.log()
     assert srv.stop() == 0
+
+
+SLOW_BOOT = """
+import os, time, kore
+
+class App:
+    def configure(self, args):
+        kore.server("default", ip="127.0.0.1", port="8888", tls=False)
+        d = kore.domain("*", attach="default")
+        d.route("/pid", self.pid, methods=["get"])
+
+    def workerstart(self):
+        time.sleep(3)         # blocking (not gevent's sleep): a slow boot
+
+    def pid(self, req):
+        req.response(200, str(os.getpid()).encode())
+
+koreapp = App()
+"""
+
+
+def test_slow_synchronous_boot_is_not_a_timeout(kore_server):
+    srv = kore_server(SLOW_BOOT.replace("time.sleep(3)",
+                                        "__import__('gevent').monkey.get_original("
+                                        "'time', 'sleep')(3)"),
+                      workers=1, args=["--timeout", "1"])
+    srv.wait_ready(1)
+    pid = srv.children()[0]
+    for _ in range(10):
+        assert _get(srv.url, "/pid").text == str(pid)
+    assert wait_for(lambda: "timed out" in srv.log(), timeout=2.5) is False
+    assert srv.children() == [pid]
+    assert srv.stop() == 0
