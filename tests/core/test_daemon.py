@@ -61,7 +61,7 @@ def daemon_paths(tmp_path):
         pass
     if pid:
         try:
-            os.killpg(pid, signal.SIGKILL)
+            os.killpg(os.getpgid(pid), signal.SIGKILL)   # the daemon's group
         except (ProcessLookupError, PermissionError):
             pass
 
