@@ -59,12 +59,15 @@ class KoreServer:
             app = str(path)
         self.app = app
         self.host = "127.0.0.1"
-        self.port = free_port()
-        self.url = "http://%s:%d" % (self.host, self.port)
-        self.logpath = tmp_path / ("korectl-%d.log" % self.port)
+        # --bind HOST:0: the kernel picks a free port (no free_port() race with
+        # other processes on the machine) and the log names it; ``port`` reads
+        # it back on first use
+        self._port = None if bind else free_port()
+        KoreServer._count += 1
+        self.logpath = tmp_path / ("korectl-%d-%d.log" % (os.getpid(), KoreServer._count))
         cmd = [KORECTL, "run"]
         if bind:
-            cmd += ["--bind", "%s:%d" % (self.host, self.port)]
+            cmd += ["--bind", "%s:0" % self.host]
         if workers is not None:
             cmd += ["--workers", str(workers)]
         cmd += list(args) + [app] + list(extra)
@@ -77,11 +80,53 @@ class KoreServer:
                                      env=e, cwd=cwd or str(tmp_path),
                                      start_new_session=True)
         if wait and bind:
-            if not wait_port(self.host, self.port, timeout, self.proc):
+            try:
+                port = self.port
+            except AssertionError:
+                self.kill()
+                raise
+            if not wait_port(self.host, port, timeout, self.proc):
                 out = self.log()
                 self.kill()
                 raise AssertionError("korectl did not start listening on %d:\n%s"
                                      % (self.port, out))
+
+    _count = 0
+
+    @property
+    def port(self):
+        """The port the server listens on (read from its log)."""
+        if self._port is None:
+            import re
+            rx = re.compile(r"listening on https?://%s:(\d+)" % re.escape(self.host))
+            deadline = time.monotonic() + 30
+            while self._port is None:
+                m = rx.search(self.log())
+                if m:
+                    self._port = int(m.group(1))
+                    break
+                if time.monotonic() > deadline or self.proc.poll() is not None:
+                    raise AssertionError("korectl did not log its listening port:\n"
+                                         + self.log())
+                time.sleep(0.02)
+        return self._port
+
+    @port.setter
+    def port(self, value):
+        self._port = value
+
+    _url = None
+
+    @property
+    def url(self):
+        if self._url is not None:
+            return self._url
+        host = "[%s]" % self.host if ":" in self.host else self.host
+        return "http://%s:%d" % (host, self.port)
+
+    @url.setter
+    def url(self, value):
+        self._url = value
 
     @property
     def pid(self):

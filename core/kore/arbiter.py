@@ -19,7 +19,7 @@ from gevent import monkey
 from gevent.event import Event
 from gevent.pool import Group
 
-from . import _state, exitcodes, ipc, proctitle, reload, signals
+from . import _state, exitcodes, ipc, proctitle, reload, signals, watchdog
 from .log import LOG, error, info, notice, warning
 from .pidfile import Pidfile
 from .runtime import call_reported, notify
@@ -47,7 +47,7 @@ class WorkerSlot:
     is the process itself)."""
 
     __slots__ = ("id", "pid", "channel", "generation", "ready", "retiring",
-                 "boot_error", "killed_at")
+                 "boot_error", "killed_at", "heartbeat", "aborted_at")
 
     def __init__(self, wid: int, generation: int, channel: ipc.Channel) -> None:
         self.id = wid
@@ -58,6 +58,8 @@ class WorkerSlot:
         self.retiring = False
         self.boot_error: Optional[str] = None
         self.killed_at: Optional[float] = None
+        self.heartbeat = watchdog.Heartbeat()
+        self.aborted_at: Optional[float] = None
 
 
 class Arbiter:
@@ -87,6 +89,9 @@ class Arbiter:
         self.exit_code = exitcodes.OK
         self.reloading: Optional[reload.Reload] = None
         self.pidfile: Optional[Pidfile] = None
+        #: korectl start's pipe: told "ready" once the first generation
+        #: serves, or "exit N" if the master stops first
+        self.ready_fd: Optional[int] = None
 
     # -- plugin API -----------------------------------------------------------
 
@@ -163,7 +168,12 @@ class Arbiter:
         path = _state.registry.get("pidfile")
         if path:
             self.pidfile = Pidfile(path)
-            self.pidfile.create()
+            try:
+                self.pidfile.create()
+            except SystemExit:
+                self.pidfile = None
+                self._report_started("exit %d" % exitcodes.FATAL)
+                raise
         self._install_signals()
         for signo in signals.take_held():
             self.queue_signal(signo)
@@ -207,6 +217,7 @@ class Arbiter:
                             wp.killed_at = now
                 continue
             self._check_reload()
+            self._watch()
             self._manage()
 
     # -- workers ----------------------------------------------------------------
@@ -219,7 +230,8 @@ class Arbiter:
             def prepare() -> None:
                 master_end.close()
                 self._after_fork_child()
-            run_forked(wid, worker_end, self.app, prepare)     # never returns
+            run_forked(wid, worker_end, self.app, prepare,
+                       wp.heartbeat)                           # never returns
         worker_end.close()
         wp.pid = pid
         self.procs[pid] = wp
@@ -234,11 +246,18 @@ class Arbiter:
         self._signal_watchers = []
         for wp in self.procs.values():
             wp.channel.close()
+            wp.heartbeat.close()
         self._readers.kill(block=False)
         self.services.kill(block=False)
         _state.arbiter = None
         if self.pidfile is not None:
             self.pidfile.forget()
+        if self.ready_fd is not None:
+            try:
+                os.close(self.ready_fd)
+            except OSError:
+                pass
+            self.ready_fd = None
 
     def _read_worker(self, wp: WorkerSlot) -> None:
         while True:
@@ -258,6 +277,10 @@ class Arbiter:
         if kind == ipc.MSG_READY and wp is not None:
             wp.ready = True
             info("worker %d (pid %d) ready" % (wp.id, wp.pid))
+            if self.ready_fd is not None and all(
+                    w.ready for w in self.slots.values()) \
+                    and len(self.slots) >= self.num_workers:
+                self._report_started("ready")
             self._wake.set()
         elif kind == ipc.MSG_BOOT_ERROR and wp is not None:
             wp.boot_error = msg.payload.decode("utf-8", "replace")
@@ -298,6 +321,7 @@ class Arbiter:
                     error("kore_master_child_exit failed: %s" % exc)
                 continue
             wp.channel.close()
+            wp.heartbeat.close()
             if self.slots.get(wp.id) is wp:
                 del self.slots[wp.id]
             self._worker_exited(wp, status)
@@ -330,6 +354,30 @@ class Arbiter:
             self._begin_stop(True, exitcodes.FATAL)
             return
         warning("worker %d (pid %d) %s, restarting it" % (wp.id, wp.pid, how))
+
+    def _watch(self) -> None:
+        """The watchdog (``kore.watchdog``): replace a worker whose event
+        loop has not turned for ``worker_timeout`` seconds."""
+        timeout = _state.registry.get("worker_timeout")
+        if timeout <= 0:
+            return
+        now = time.monotonic()
+        for wp in list(self.procs.values()):
+            if not wp.ready or wp.killed_at is not None:
+                continue
+            if wp.aborted_at is not None:
+                if now - wp.aborted_at >= watchdog.KILL_DELAY:
+                    self._kill(wp, signal.SIGKILL)
+                    wp.killed_at = now
+                continue
+            age = wp.heartbeat.age()
+            if age > timeout:
+                error("worker %d (pid %d) timed out: its event loop has not turned "
+                      "for %.1f s (worker_timeout %g); the stack of the blocking "
+                      "code follows, then it is killed and replaced"
+                      % (wp.id, wp.pid, age, timeout))
+                wp.aborted_at = now
+                self._kill(wp, watchdog.DUMP_SIGNAL)
 
     def _manage(self) -> None:
         if self.reloading is not None:
@@ -439,7 +487,21 @@ class Arbiter:
             self._kill(wp, signo)
         self._wake.set()
 
+    def _report_started(self, what: str) -> None:
+        if self.ready_fd is None:
+            return
+        fd, self.ready_fd = self.ready_fd, None
+        try:
+            os.write(fd, what.encode("ascii"))
+        except OSError:
+            pass
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+
     def _finish(self) -> None:
+        self._report_started("exit %d" % (self.exit_code or exitcodes.FATAL))
         self.services.kill(block=True, timeout=5)
         notify("kore_master_stop", where="kore_master_stop", arbiter=self)
         try:

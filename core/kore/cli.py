@@ -1,6 +1,8 @@
 """``korectl``: run an application, inspect plugins and configuration.
 
     korectl run [options] APP [app arguments...]
+    korectl start -p PIDFILE [options] APP [app arguments...]
+    korectl status|stop|restart|reload -p PIDFILE
     korectl config show [options] APP [app arguments...]
     korectl config options
     korectl plugins
@@ -46,7 +48,26 @@ def _add_option_flags(parser):
         parser.add_argument(*opt.flags, **kw)
 
 
+def _warn_flags_after_app(args):
+    """``korectl run app.py -b :80`` (gunicorn's word order): the flag goes
+    to ``koreapp.configure(args)`` as Kore does, but never silently."""
+    flags = {f: name for name, opt in _state.registry.options.items()
+             for f in opt.flags}
+    for word in getattr(args, "app_args", None) or ():
+        if word == "--":
+            break
+        flag = word.split("=", 1)[0]
+        if flag in flags:
+            _state.registry.warnings.append(
+                "'%s' comes after APP, so it is handed to koreapp.configure(args) "
+                "and korectl does not apply it (option %s): put korectl's flags "
+                "before APP (korectl %s %s ... %s), or after '--' to silence this "
+                "for the app's own flags"
+                % (flag, flags[flag], args.command, flag, args.app))
+
+
 def _apply_cli(args):
+    _warn_flags_after_app(args)
     for name in _state.registry.options:
         value = getattr(args, "opt_" + name, None)
         if value is not None:
@@ -80,6 +101,8 @@ def build_parser():
 
     sub.add_parser("plugins", help="list the installed plugins and their hooks")
     sub.add_parser("version", help="print the version")
+    from . import daemon
+    daemon.add_commands(sub, add_app_arguments)
     pm = _state.pm
     if pm is not None:
         pm.hook.kore_cli_options(parser=run)
@@ -155,7 +178,8 @@ def _load_plugins():
     return plugins.install()
 
 
-def cmd_run(args):
+def cmd_run(args, detach=False, argv=()):
+    from . import daemon
     from .log import LOG, warning
     loader = AppLoader(args.app, args.app_args)
     try:
@@ -168,9 +192,24 @@ def cmd_run(args):
         return _fail(str(exc), EXIT_APP_LOAD)
     reg = _state.registry
     production = reg.get("deployment") == "production"
+    pidfile = reg.get("pidfile")
+    if detach and not pidfile:
+        return _fail("korectl start needs a pidfile (-p PIDFILE): stop, status, "
+                     "restart and reload find the server through it")
+    # before anything binds: a second start must not steal the port or the file
+    owner = daemon.pidfile_owner(pidfile)
+    if owner is not None:
+        return _fail("pidfile %s names running process %d: already running? "
+                     "(korectl stop -p %s)" % (pidfile, owner, pidfile),
+                     exitcodes.FATAL)
+    try:
+        daemon.check_root(reg, lambda msg: reg.warnings.append(msg))
+    except ConfigError as exc:
+        return _fail("configuration error: %s" % exc)
+    background = production or detach
     LOG.role = "parent"
     LOG.configure(level=reg.get("log_level"), path=reg.get("logfile"),
-                  use_syslog=production)
+                  use_syslog=background)
     for w in reg.warnings:
         warning(w)
     from .arbiter import Arbiter
@@ -181,8 +220,10 @@ def cmd_run(args):
         return _fail("configuration error: %s" % exc)
     except OSError as exc:
         return _fail("cannot open listener: %s" % exc)
-    if production:
-        _daemonize()
+    if background:
+        if detach:
+            daemon.save_command(pidfile, list(argv))
+        arbiter.ready_fd = daemon.daemonize(pidfile, announce=detach)
         # Kore calls koreapp.daemonized() in the daemonised master
         try:
             app.call("daemonized")
@@ -190,23 +231,6 @@ def cmd_run(args):
             from .trace import report
             report(where="koreapp.daemonized()")
     return arbiter.run()
-
-
-def _daemonize():
-    """Detach from the terminal (deployment = production)."""
-    import gevent
-    from gevent import monkey
-    fork = monkey.get_original("os", "fork")
-    if fork():
-        os._exit(0)
-    os.setsid()
-    if fork():
-        os._exit(0)
-    gevent.reinit()
-    devnull = os.open(os.devnull, os.O_RDWR)
-    for fd in (0, 1, 2):
-        os.dup2(devnull, fd)
-    os.close(devnull)
 
 
 def cmd_config_show(args):
@@ -252,7 +276,7 @@ def main(argv=None, held_signals=None):
         return _fail("configuration error: %s" % exc)
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command != "run":
+    if args.command not in ("run", "start"):
         signals.release_held()     # only a serving master handles them later
     if args.version or args.command == "version":
         import kore
@@ -264,8 +288,11 @@ def main(argv=None, held_signals=None):
         from .plugins import print_plugins
         print_plugins(infos, pm)
         return 0
-    if args.command == "run":
-        return cmd_run(args)
+    if args.command in ("run", "start"):
+        return cmd_run(args, detach=args.command == "start", argv=argv)
+    if args.command in ("status", "stop", "restart", "reload"):
+        from . import daemon
+        return getattr(daemon, "cmd_" + args.command)(args)
     command = getattr(args, "kore_command", None)
     if command is not None:
         try:

@@ -252,6 +252,16 @@ class Registry:
                 except ConfigError as exc:
                     raise ConfigError("%s (from environment variable %s)"
                                       % (exc, key)) from None
+        for key in sorted(environ):
+            if key.startswith("KORE_") and key not in OTHER_ENV:
+                name = key[5:].lower()
+                if name in self.options and self.options[name].env:
+                    continue
+                close = difflib.get_close_matches(name, list(self.options), 1, 0.6)
+                hint = (": did you mean KORE_%s (option %s)?" % (close[0].upper(), close[0])
+                        if close else "; korectl config options lists them")
+                self.warnings.append("environment variable %s names no option%s"
+                                     % (key, hint))
 
     def check_unsupported(self) -> None:
         """Stop start-up (ConfigError) when an option this implementation
@@ -311,6 +321,14 @@ class ConfigProxy:
         return "<kore.config %d options>" % len(self._registry.options)
 
 
+#: KORE_* variables that are not options (read by korectl, the plugin loader
+#: and the cron plugin's jobs)
+OTHER_ENV = frozenset({
+    "KORE_PLUGINS", "KORE_DISABLE_PLUGIN_AUTOLOAD", "KORE_TRACE_HOOKS",
+    "KORE_CRON_CLOCK", "KORE_CRON_JOB", "KORE_CRON_SCHEDULED",
+})
+
+
 def _workers_default() -> int:
     return os.cpu_count() or 1
 
@@ -344,6 +362,9 @@ def kernel_options() -> list[Option]:
         O("root", "str", "", "directory to chroot (production) or chdir (dev) "
           "into", flags=("--chdir",)),
         O("runas", "str", "", "user the workers run as", flags=("-u", "--user")),
+        O("keep_root", "yesno", False, "a production master started as root "
+          "without runas serves as root instead of refusing to start",
+          flags=("--keep-root",)),
         O("keymgr_root", "str", "", "Kore's key manager root (no such process "
           "here: setting it stops start-up)",
           unsupported="kore for Python has no key manager process: keys come "
@@ -367,6 +388,10 @@ def kernel_options() -> list[Option]:
           flags=("--log-level",)),
         O("graceful_timeout", "float", 30.0, "seconds in-flight requests get "
           "to finish on TERM or reload", minimum=0, flags=("--graceful-timeout",)),
+        O("worker_timeout", "float", 30.0, "seconds a worker's event loop may "
+          "stay blocked before the master logs its stack and replaces it "
+          "(gunicorn's --timeout; 0 disables)", minimum=0,
+          flags=("-t", "--timeout")),
         O("reload", "yesno", False, "restart workers when a source file "
           "changes (development)", flags=("--reload",)),
         O("file", "str", "", "a classic kore.conf file to read",

@@ -18,12 +18,12 @@ import os
 import resource
 import signal
 import sys
-from typing import Any, Callable, NoReturn
+from typing import Any, Callable, NoReturn, Optional
 
 import gevent
 from gevent.event import Event
 
-from . import _state, exitcodes, ipc, privdrop, proctitle, signals
+from . import _state, exitcodes, ipc, privdrop, proctitle, signals, watchdog
 from .lifecycle import BootFailure, WorkerLifecycle
 from .log import LOG, error
 from .trace import report
@@ -33,8 +33,11 @@ class Worker:
     """A worker process (the master keeps a ``kore.arbiter.WorkerSlot`` for
     each); plugins receive it as ``worker`` in the worker hooks."""
 
-    def __init__(self, wid: int, channel: ipc.Channel, app: Any) -> None:
+    def __init__(self, wid: int, channel: ipc.Channel, app: Any,
+                 heartbeat: Optional[watchdog.Heartbeat] = None) -> None:
         self.id = wid
+        self.heartbeat = heartbeat
+        self._beat_timer: Any = None
         self.pid = os.getpid()
         self.channel = channel
         self.app = app
@@ -77,10 +80,17 @@ class Worker:
             return self._boot_failed(exitcodes.WORKER_BOOT_ERROR,
                                      "%s: %s" % (type(exc).__name__, exc))
         gevent.spawn(self._read_master)
+        if self.heartbeat is not None:
+            self._beat_timer = watchdog.start_beating(
+                self.heartbeat, _state.registry.get("worker_timeout"), LOG.stream)
         try:
             self.lifecycle.boot()
         except BootFailure as exc:
             return self._boot_failed(exc.exit_code, exc.reason)
+        if self.heartbeat is not None:
+            # a long synchronous workerstart() is not a timeout: the master
+            # starts watching at ready, so the slot must be fresh then
+            self.heartbeat.beat()
         try:
             self.send(ipc.Message(ipc.MSG_READY))
         except ipc.ChannelClosed:
@@ -149,13 +159,18 @@ class Worker:
             signal.SIGTERM: lambda: self.stop(graceful=True),
             signal.SIGINT: lambda: self.stop(graceful=False),
             signal.SIGQUIT: lambda: self.stop(graceful=False),
-            signal.SIGUSR1: self.lifecycle.reopen_logs,
+            signal.SIGUSR1: self._reopen_logs,
         }
         for signo, fn in handlers.items():
             self._signal_watchers.append(gevent.signal_handler(signo, fn))
         for signo in signals.TRAPPED:
             self._signal_watchers.append(
                 gevent.signal_handler(signo, self._trapped, signo))
+
+    def _reopen_logs(self) -> None:
+        self.lifecycle.reopen_logs()
+        if self._beat_timer is not None:
+            watchdog.arm_dump(LOG.stream)     # the dump follows the new file
 
     def _trapped(self, signo: int) -> None:
         gevent.spawn(self._call_signal, signo)
@@ -168,14 +183,15 @@ class Worker:
 
 
 def run_forked(wid: int, channel: ipc.Channel, app: Any,
-               prepare: Callable[[], None]) -> NoReturn:
+               prepare: Callable[[], None],
+               heartbeat: Optional[watchdog.Heartbeat] = None) -> NoReturn:
     """In a child the master just forked: ``prepare()`` (drop the master's
     resources), be worker ``wid`` and end the process with its exit code.
     Anything escaping the worker ends it with WORKER_BOOT_ERROR."""
     code = exitcodes.FATAL
     try:
         prepare()
-        code = Worker(wid, channel, app).run()
+        code = Worker(wid, channel, app, heartbeat).run()
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else exitcodes.FATAL
     except BaseException:

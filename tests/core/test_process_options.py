@@ -71,7 +71,7 @@ def test_production_deployment_daemonizes(korectl, tmp_path):
     (tmp_path / "app.py").write_text(APP)
     pidfile = tmp_path / "kore.pid"
     logfile = tmp_path / "kore.log"
-    r = korectl("run", "--deployment", "production", "--pid", str(pidfile),
+    r = korectl("run", "--deployment", "production", "--keep-root", "--pid", str(pidfile),
                 "--log-file", str(logfile), "-b", "127.0.0.1:%d" % port, "-w", "1",
                 str(tmp_path / "app.py"), env={"KORE_PLUGINS": "http"}, timeout=20)
     assert r.returncode == 0          # the foreground process returns at once

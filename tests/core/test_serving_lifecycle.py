@@ -44,6 +44,11 @@ def get(url, path="/", timeout=5.0):
 
 def test_respawn_after_sigkill_while_other_worker_serves(kore_server):
     srv = kore_server(APP, workers=2)
+    # both workers must have reported ready: a worker that dies before it is
+    # ready is a boot failure, which stops the whole server (and closes the
+    # listener: the "Connection refused" this test used to hit on a loaded
+    # machine, when the SIGKILL landed while a worker was still booting)
+    srv.wait_ready(2)
     assert wait_for(lambda: len(srv.children()) == 2)
     victim, other = srv.children()
     os.kill(victim, signal.SIGKILL)

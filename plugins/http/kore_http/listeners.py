@@ -95,6 +95,10 @@ def master_bind(arbiter):
                 raise ConfigError("server '%s': cannot listen on %s: %s"
                                   % (srv.name, format_address(addr),
                                      exc.strerror or exc)) from None
+            if addr[0] == "tcp" and not addr[2]:
+                # port 0: the kernel chose one; log and serve under the real
+                # port (the key keeps 0, so a reload reuses the socket)
+                addr = ("tcp", addr[1], sock.getsockname()[1])
             add_listener(Listener(key, addr, sock, srv))
 
 

@@ -49,6 +49,16 @@ def kore_app_loaded(app):
     socketify_app.declare()
     _declare.resolve(app, runtime.option("bind"))
     declare_plugin_routes()
+    from .cli import no_route_warning
+    msg = no_route_warning()
+    if msg and msg not in runtime.registry().warnings:
+        runtime.registry().warnings.append(msg)
+
+
+@hookimpl
+def kore_cli_commands(subparsers, app_arguments, load_app):
+    from .cli import add_command
+    add_command(subparsers, app_arguments, load_app)
 
 
 @hookimpl

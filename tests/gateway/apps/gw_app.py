@@ -13,8 +13,10 @@ SECRET = os.environ["GW_SECRET"]
 
 
 def base():
-    """This server's own URL (the address --bind gave)."""
-    return "http://" + kore.config.bind[0]
+    """This server's own URL (the port it listens on: --bind may say 0)."""
+    from kore_http import listeners
+    _, host, port = listeners.LISTENERS[0].address
+    return "http://%s:%d" % (host, port)
 
 
 class Authorizer:
