@@ -21,7 +21,7 @@ from kore.log import error, notice, warning
 
 from . import exposition, procstat
 from .store import Aggregate, Samples
-from .worker import MSG_CLUSTER, MSG_PULL, MSG_RECYCLE, MSG_SNAPSHOT
+from .worker import MSG_CLUSTER, MSG_HELLO, MSG_PULL, MSG_RECYCLE, MSG_SNAPSHOT
 
 STARTS = "kore_worker_starts_total"
 RESPAWNS = "kore_worker_respawns_total"
@@ -60,6 +60,11 @@ class Master:
                 warning("bad metrics snapshot from worker %s: %s" % (msg.src, exc))
             self.fresh.set()
             return True
+        if msg.kind == MSG_HELLO:
+            # a worker that just started: tell it now (and again each second)
+            self.arbiter.route(ipc.Message(MSG_CLUSTER, b"1" if self._all_ready() else b"0",
+                                           msg.src))
+            return True
         if msg.kind == MSG_RECYCLE:
             pid, _, reason = msg.payload.decode("utf-8", "replace").partition(" ")
             try:
@@ -72,12 +77,22 @@ class Master:
     # -- supervision ------------------------------------------------------------
 
     def watch(self):
+        n = 0
         while True:
             try:
                 self.check()
+                n += 1
+                if n % 10 == 0:
+                    self.broadcast()        # a worker never stays misinformed
             except Exception as exc:
                 error("metrics watcher: %s: %s" % (type(exc).__name__, exc))
             gevent.sleep(0.1)
+
+    def _all_ready(self):
+        arb = self.arbiter
+        ready = sum(1 for wp in arb.procs.values() if wp.ready)
+        return (not arb.stopping and ready >= arb.num_workers
+                and all(wp.ready for wp in arb.slots.values()))
 
     def check(self):
         arb = self.arbiter
@@ -103,13 +118,9 @@ class Master:
         ready = sum(1 for wp in procs.values() if wp.ready)
         self.own.set(WORKERS, (("state", "ready"),), ready)
         self.own.set(WORKERS, (("state", "starting"),), len(procs) - ready)
-        all_ready = (not arb.stopping and ready >= arb.num_workers
-                     and all(wp.ready for wp in arb.slots.values()))
+        all_ready = self._all_ready()
         if all_ready != self.all_ready:
             self.all_ready = all_ready
-            self.broadcast()
-        elif any(pid not in self.agg.seq for pid in procs):
-            # a new worker learns the state (cheap: at most once per 0.1 s)
             self.broadcast()
 
     def broadcast(self):

@@ -15,6 +15,7 @@ MSG_SNAPSHOT = "metrics.snapshot"   # worker -> master: "pid\n" + Samples.dump()
 MSG_PULL = "metrics.pull"           # master -> workers: send a snapshot now
 MSG_RECYCLE = "metrics.recycle"     # worker -> master: "pid reason": I am leaving
 MSG_CLUSTER = "metrics.cluster"     # master -> workers: b"1" all workers ready, b"0" not
+MSG_HELLO = "metrics.hello"         # worker -> master: send me the cluster state
 
 REQUESTS = "kore_http_server_requests_total"
 DURATION = "kore_http_server_request_duration_seconds"
@@ -58,6 +59,10 @@ def init(worker):
 
 def serve(worker):
     STATE.greenlets = [gevent.spawn(_push_loop), gevent.spawn(_tick_loop)]
+    try:
+        worker.send(ipc.Message(MSG_HELLO, b"", ipc.MASTER))
+    except ipc.ChannelClosed:
+        pass
 
 
 def _tick_loop():
