@@ -21,7 +21,7 @@ from kore.log import error, notice, warning
 
 from . import exposition, procstat
 from .store import Aggregate, Samples
-from .worker import MSG_CLUSTER, MSG_HELLO, MSG_PULL, MSG_RECYCLE, MSG_SNAPSHOT
+from .worker import MSG_ACK, MSG_CLUSTER, MSG_FINAL, MSG_HELLO, MSG_PULL, MSG_RECYCLE, MSG_SNAPSHOT
 
 STARTS = "kore_worker_starts_total"
 RESPAWNS = "kore_worker_respawns_total"
@@ -52,13 +52,21 @@ class Master:
     # -- messages ---------------------------------------------------------------
 
     def message(self, msg):
-        if msg.kind == MSG_SNAPSHOT:
+        if msg.kind in (MSG_SNAPSHOT, MSG_FINAL):
             head, _, body = msg.payload.partition(b"\n")
             try:
-                self.agg.update(int(head), body.decode("utf-8"))
+                pid = int(head)
+                if pid in self.known or pid in self.arbiter.procs:
+                    self.agg.update(pid, body.decode("utf-8"))
             except (ValueError, KeyError) as exc:
                 warning("bad metrics snapshot from worker %s: %s" % (msg.src, exc))
             self.fresh.set()
+            wp = self.arbiter.procs.get(pid) if msg.kind == MSG_FINAL else None
+            if wp is not None:      # by pid: a retired worker has no slot id
+                try:
+                    wp.channel.send(ipc.Message(MSG_ACK, b"", wp.id))
+                except ipc.ChannelClosed:
+                    pass
             return True
         if msg.kind == MSG_HELLO:
             # a worker that just started: tell it now (and again each second)

@@ -6,6 +6,7 @@ import random
 import time
 
 import gevent
+from gevent.event import Event
 from kore import ipc, runtime
 from kore.log import error, notice
 
@@ -16,6 +17,8 @@ MSG_PULL = "metrics.pull"           # master -> workers: send a snapshot now
 MSG_RECYCLE = "metrics.recycle"     # worker -> master: "pid reason": I am leaving
 MSG_CLUSTER = "metrics.cluster"     # master -> workers: b"1" all workers ready, b"0" not
 MSG_HELLO = "metrics.hello"         # worker -> master: send me the cluster state
+MSG_FINAL = "metrics.final"         # worker -> master: last snapshot, acknowledge it
+MSG_ACK = "metrics.ack"             # master -> worker: the final snapshot is counted
 
 REQUESTS = "kore_http_server_requests_total"
 DURATION = "kore_http_server_request_duration_seconds"
@@ -44,6 +47,7 @@ class State:
         self.last_tick = time.monotonic()
         self.max_block = 0.0
         self.greenlets = []
+        self.acked = Event()
 
 
 STATE = State()
@@ -89,7 +93,7 @@ def _push_loop():
         push()
 
 
-def push():
+def push(kind=MSG_SNAPSHOT):
     """Send this worker's snapshot to the master."""
     w = STATE.worker
     if w is None:
@@ -102,7 +106,7 @@ def push():
     except Exception as exc:        # notify reports; never lose the snapshot
         error("kore_metrics_collect: %s" % exc)
     try:
-        w.send(ipc.Message(MSG_SNAPSHOT, "%d\n%s" % (os.getpid(), s.dump()), ipc.MASTER))
+        w.send(ipc.Message(kind, "%d\n%s" % (os.getpid(), s.dump()), ipc.MASTER))
     except ipc.ChannelClosed:
         pass
 
@@ -148,6 +152,9 @@ def message(worker, msg):
     if msg.kind == MSG_PULL:
         push()
         return True
+    if msg.kind == MSG_ACK:
+        STATE.acked.set()
+        return True
     if msg.kind == MSG_CLUSTER:
         STATE.all_ready = msg.payload == b"1"
         return True
@@ -162,4 +169,8 @@ def shutdown(worker):
     STATE.draining = True
     for g in STATE.greenlets:
         g.kill(block=False)
-    push()
+    # the master may reap this process and close its channel before it read
+    # what is still in the socket: wait (at most 2 s) until the last
+    # snapshot is counted
+    push(MSG_FINAL)
+    STATE.acked.wait(2.0)
