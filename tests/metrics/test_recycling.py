@@ -98,26 +98,47 @@ def test_readyz_503_during_a_sigterm_drain(tmp_path):
             sock.sendall(b"GET %s HTTP/1.1\r\nHost: t\r\n\r\n" % path.encode())
             data = b""
             while b"\r\n\r\n" not in data:
-                data += sock.recv(65536)
+                chunk = sock.recv(65536)
+                assert chunk, "connection closed: %r" % data
+                data += chunk
             head, _, rest = data.partition(b"\r\n\r\n")
             n = int([l for l in head.split(b"\r\n") if l.lower().startswith(b"content-length")]
                     [0].split(b":")[1])
             while len(rest) < n:
-                rest += sock.recv(65536)
+                chunk = sock.recv(65536)
+                assert chunk, "connection closed"
+                rest += chunk
             return int(head.split(b" ", 2)[1]), rest
         # ready once the master told the worker that every worker is up
         assert wait_for(lambda: get_close(s.port, "/readyz")[0] == 200, 10)
         assert ask(c, "/readyz")[0] == 200
+        c2 = socket.create_connection(("127.0.0.1", s.port), timeout=10)
+        assert ask(c2, "/healthz")[0] == 200
         slow.sendall(b"GET /slow HTTP/1.1\r\nHost: t\r\n\r\n")
         time.sleep(0.2)   # let /slow start (it takes 1.5 s)
         s.send_signal(signal.SIGTERM)
-        assert wait_for(lambda: s.proc.poll() is None and "going down" in s.log()
-                        or "shutting down" in s.log() or "stopping" in s.log(), 5) or True
-        status, body = ask(c, "/readyz")
+        assert s.wait_log("TERM received", 5)
+        # the worker drains (the slow request keeps it alive): /readyz on a
+        # connection it already had says 503 (200 until the worker got TERM)
+        deadline = time.monotonic() + 1.5
+        while True:
+            status, body = ask(c, "/readyz")
+            if status != 200 or time.monotonic() > deadline:
+                break
         assert status == 503, body
         assert "draining" in json.loads(body)["output"]
-        assert ask(c, "/healthz")[0] == 200
-        c.close()
-        slow.close()
+        # liveness stays 200 while draining (another kept-alive connection)
+        assert ask(c2, "/healthz")[0] == 200
+        # the slow request finished during the drain
+        data = b""
+        while True:
+            chunk = slow.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        assert data.startswith(b"HTTP/1.1 200") and data.endswith(b"slow"), data
+        assert s.proc.wait(15) == 0
+        for x in (c, c2, slow):
+            x.close()
     finally:
         s.cleanup()
