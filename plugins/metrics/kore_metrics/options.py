@@ -11,6 +11,9 @@ def options():
         return Option(*a, **kw)
 
     return [
+        o("log_format", "choice", "text", "format of the error log on stdout or "
+          "in logfile: text, or json (one JSON object per line, OpenTelemetry "
+          "field names)", choices=("text", "json"), flags=("--log-format",)),
         o("metrics_bind", "str", "", "address of the master's Prometheus "
           "listener serving /metrics, e.g. 127.0.0.1:9100 ('' = off)",
           flags=("--metrics-bind",)),

@@ -40,6 +40,12 @@ def kore_namespace():
 
 
 @hookimpl
+def kore_app_loaded(app):
+    from kore.log import LOG
+    LOG.json = runtime.option("log_format") == "json"
+
+
+@hookimpl
 def kore_app_reset():
     recycle.reset()
     del health.CHECKS[:]

@@ -47,3 +47,9 @@ def spin(req):
     while time.monotonic() < end:
         pass
     req.response(200, b"spun")
+
+
+@kore.route("/logheader", methods=["get"])
+def logheader(req):
+    kore.log(kore.LOG_NOTICE, "client says " + (req.request_header("x-note") or ""))
+    req.response(200, b"logged")
