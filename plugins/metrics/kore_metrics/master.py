@@ -235,8 +235,41 @@ def bind_socket(address):
     return sock
 
 
+SCRAPES = {}        # client socket -> greenlet of each scrape in progress
+
+
+def close_inherited():
+    """In a worker just forked during a scrape: the scrape's greenlet came
+    along (pywsgi's handlers are not arbiter services) and would answer on
+    the master's connection too.  Point the inherited descriptor at
+    /dev/null (a plain close could let the number be reused by another file)
+    and kill the greenlet."""
+    if not SCRAPES:
+        return
+    null = os.open(os.devnull, os.O_RDWR)
+    try:
+        for s, g in list(SCRAPES.items()):
+            try:
+                os.dup2(null, s.fileno())
+            except (OSError, ValueError):
+                pass
+            g.kill(block=False)
+    finally:
+        os.close(null)
+    SCRAPES.clear()
+
+
 def serve(master, sock):
     from gevent.pywsgi import WSGIServer
-    server = WSGIServer(sock, wsgi_app(master), log=None, error_log=None)
+
+    class Server(WSGIServer):
+        def handle(self, client, address):
+            SCRAPES[client] = gevent.getcurrent()
+            try:
+                super().handle(client, address)
+            finally:
+                SCRAPES.pop(client, None)
+
+    server = Server(sock, wsgi_app(master), log=None, error_log=None)
     notice("metrics on http://%s/metrics" % runtime.option("metrics_bind"))
     server.serve_forever()

@@ -113,6 +113,10 @@ def kore_worker_init(worker):
             sock.close()        # the master's listener, inherited by the fork
         except OSError:
             pass
+    import sys
+    m = sys.modules.get("kore_metrics.master")
+    if m is not None:
+        m.close_inherited()
     W.init(worker)
 
 
