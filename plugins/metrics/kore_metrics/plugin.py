@@ -140,9 +140,7 @@ def kore_worker_message(worker, msg):
     return W.message(worker, msg)
 
 
-@hookimpl
-def kore_request_done(req, status, duration):
-    W.request_done(req, status, duration)
+kore_request_done = hookimpl(specname="kore_request_done")(W.request_done)
 
 
 @hookimpl

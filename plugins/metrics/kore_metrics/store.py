@@ -13,6 +13,7 @@ recycles (no file per pid as in prometheus_client's multiprocess mode).
 """
 
 import json
+from bisect import bisect_left
 
 # OpenTelemetry's default buckets for http.server.request.duration (seconds)
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0,
@@ -41,7 +42,8 @@ class Family:
 
 class Samples:
     """Cumulative samples: ``values[(family, labels)]`` is a number
-    (counter, gauge) or ``[bucket counts..., sum, count]`` (histogram);
+    (counter, gauge) or ``[bucket counts..., above the last bucket, sum,
+    count]`` (histogram, counts not cumulative);
     ``labels`` is a tuple of (name, value) pairs."""
 
     def __init__(self):
@@ -67,11 +69,8 @@ class Samples:
         h = self.values.get(key)
         buckets = self.families[name].buckets
         if h is None:
-            h = self.values[key] = [0] * (len(buckets) + 2)
-        for i, b in enumerate(buckets):
-            if value <= b:
-                h[i] += 1
-                break
+            h = self.values[key] = [0] * (len(buckets) + 3)
+        h[bisect_left(buckets, value)] += 1
         h[-2] += value
         h[-1] += 1
 
