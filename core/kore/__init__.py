@@ -61,7 +61,7 @@ PLUGIN_NAMES = {
     "curl": ("httpclient", "curl"),
     "acme": ("acme_renew",),
     "cron": ("cron",),
-    "smtpda": ("sendmail",),
+    "smtpda": ("email", "enable_smtpda", "smtpda_server"),
     "proxy": ("proxy",),
     "gateway": ("gateway",),
 }

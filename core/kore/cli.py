@@ -135,10 +135,16 @@ class AppLoader:
             app.conf = cp.load(file_opt, reg)
         app.import_app()
         app.configure()
+        file_opt = reg.get("file")
+        if file_opt and getattr(app, "conf", None) is None \
+                and not self.target.endswith(".conf"):
+            # kore.config.file set by the application itself: read it now
+            app.conf = confparse.load(file_opt, reg)
         confparse.apply(app)
         pm.hook.kore_app_loaded(app=app)
         from . import privdrop
         privdrop.check(reg.get("root"), reg.get("runas"))
+        reg.check_unsupported()
         reg.frozen = True
         self.app = app
         return app
@@ -177,6 +183,12 @@ def cmd_run(args):
         return _fail("cannot open listener: %s" % exc)
     if production:
         _daemonize()
+        # Kore calls koreapp.daemonized() in the daemonised master
+        try:
+            app.call("daemonized")
+        except Exception:
+            from .trace import report
+            report(where="koreapp.daemonized()")
     return arbiter.run()
 
 

@@ -52,12 +52,14 @@ class Option:
     Python bools are accepted too), ``choice`` (one of ``choices``) or
     ``list`` (a list of strings; a comma-separated string is split).
     ``flag`` names the ``korectl run`` flag(s) bound to it, ``env`` turns the
-    ``KORE_<NAME>`` environment variable off when False.
+    ``KORE_<NAME>`` environment variable off when False.  ``accumulate``
+    (list options): each assignment from the application adds to the list
+    instead of replacing it, as Kore's ``kore.config.http_media_type = ...``.
     """
 
     __slots__ = ("name", "kind", "default", "help", "choices", "minimum",
                  "maximum", "flags", "env", "owner", "aliases", "normalize",
-                 "dead")
+                 "dead", "accumulate", "unsupported")
 
     def __init__(self, name: str, kind: str, default: Any, help: str = "",
                  choices: Optional[Iterable[str]] = None,
@@ -65,9 +67,12 @@ class Option:
                  flags: Sequence[str] = (), env: bool = True, owner: str = "kore-core",
                  aliases: Optional[Mapping[str, str]] = None,
                  normalize: Optional[Callable[[Any], Any]] = None,
-                 dead: Optional[str] = None) -> None:
+                 dead: Optional[str] = None, accumulate: bool = False,
+                 unsupported: Optional[str] = None) -> None:
         self.name = name
         self.kind = kind
+        self.accumulate = accumulate
+        self.unsupported = unsupported   # set at all: start-up stops with this
         self.default = default
         self.help = help
         self.choices = tuple(choices) if choices else None
@@ -210,7 +215,10 @@ class Registry:
         value = opt.convert(value)
         if opt.dead:
             self.warnings.append("option '%s': %s" % (name, opt.dead))
-        self._values.setdefault(name, {})[source] = value
+        values = self._values.setdefault(name, {})
+        if opt.accumulate and source == "app" and source in values:
+            value = list(values[source]) + list(value)
+        values[source] = value
 
     def get(self, name: str) -> Any:
         opt = self.option(name)
@@ -244,6 +252,14 @@ class Registry:
                 except ConfigError as exc:
                     raise ConfigError("%s (from environment variable %s)"
                                       % (exc, key)) from None
+
+    def check_unsupported(self) -> None:
+        """Stop start-up (ConfigError) when an option this implementation
+        cannot honour was set: never accepted and silently ignored."""
+        for name, opt in sorted(self.options.items()):
+            if opt.unsupported and self.is_set(name):
+                raise ConfigError("option '%s' (set from %s): %s"
+                                  % (name, self.source(name), opt.unsupported))
 
     def reset_app(self) -> None:
         """Forget values set by application code (before a reload)."""
@@ -328,15 +344,22 @@ def kernel_options() -> list[Option]:
         O("root", "str", "", "directory to chroot (production) or chdir (dev) "
           "into", flags=("--chdir",)),
         O("runas", "str", "", "user the workers run as", flags=("-u", "--user")),
-        O("keymgr_root", "str", "", "kept for compatibility, unused",
-          dead="kore for Python has no keymgr process; the option is ignored"),
-        O("keymgr_runas", "str", "", "kept for compatibility, unused",
-          dead="kore for Python has no keymgr process; the option is ignored"),
-        O("seccomp_tracing", "yesno", False, "kept for compatibility: "
-          "kore for Python installs no seccomp filter"),
+        O("keymgr_root", "str", "", "Kore's key manager root (no such process "
+          "here: setting it stops start-up)",
+          unsupported="kore for Python has no key manager process: keys come "
+          "from cert=/key= files, or from kore-plugin-acme whose state "
+          "directory is acme_root; remove keymgr_root (or set acme_root)"),
+        O("keymgr_runas", "str", "", "Kore's key manager user (no such process "
+          "here: setting it stops start-up)",
+          unsupported="kore for Python has no key manager process (the master "
+          "holds ACME keys); remove keymgr_runas"),
+        O("seccomp_tracing", "yesno", False, "Kore's seccomp tracing (no seccomp "
+          "filter here yet: setting it stops start-up)",
+          unsupported="kore for Python installs no seccomp filter yet, so there "
+          "is nothing to trace; remove seccomp_tracing"),
         O("pledge", "str", "", "OpenBSD only; ignored elsewhere"),
-        O("rand_file", "str", "", "kept for compatibility (the OS seeds "
-          "Python's TLS)"),
+        O("rand_file", "str", "", "file whose bytes seed OpenSSL's random pool "
+          "at start-up; fresh bytes are written back at stop (Kore's)"),
         O("logfile", "str", "", "write the log to this file instead of "
           "stdout/syslog", flags=("--log-file", "--error-logfile")),
         O("log_level", "choice", "info", "lowest level written to the log",

@@ -22,6 +22,13 @@ Supported: top-level settings (``workers 2``, any option of kore.config),
         filemap /static/ webroot
     }
 
+A block named after a plugin's option prefix sets that plugin's options::
+
+    smtpda {
+        server 127.0.0.1:25         # = smtpda_server 127.0.0.1:25
+        max_retry 10
+    }
+
 Handlers are looked up after the app was imported: ``name`` (a function of
 the app module), ``koreapp.name`` or ``module.function``.
 
@@ -117,12 +124,22 @@ def load(path, registry):
                                                    "attach": None}])
             elif key == "route" and stack and stack[-1][0] == "domain" and len(args) == 1:
                 stack.append(["route", args[0], {"handler": None, "methods": None}])
+            elif not stack and not args and any(o.startswith(key + "_")
+                                                for o in registry.options):
+                stack.append(["section", key, None])
             else:
                 raise ConfigError("%s: unexpected block '%s'" % (where, " ".join(words)))
             continue
         if stack:
             kind, name, body = stack[-1]
-            if kind == "server":
+            if kind == "section":
+                if not args:
+                    raise ConfigError("%s: setting '%s' has no value" % (where, key))
+                try:
+                    registry.set(name + "_" + key, " ".join(args), "app")
+                except ConfigError as exc:
+                    raise ConfigError("%s: %s" % (where, exc)) from None
+            elif kind == "server":
                 if key == "bind" and len(args) == 2:
                     body["bind"].append((args[0], args[1]))
                 elif key == "unix" and len(args) == 1:

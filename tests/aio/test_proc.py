@@ -205,15 +205,15 @@ def test_reap_twice_and_concurrent_reap(run):
     async def coro():
         p = kore.proc("sleep 0.05")
 
-        async def other():
-            with pytest.raises(RuntimeError, match="already being reaped"):
-                p.reap()
-            return True
-        first = p.reap()
-        g = gevent.spawn(drive, other())
-        code = await first
-        g.join(1)
-        return code, await p.reap(), g.value
+        async def first():
+            return p.reap()       # waits in its own greenlet
+
+        g = gevent.spawn(drive, first())
+        gevent.sleep(0)           # let it start waiting
+        with pytest.raises(RuntimeError, match="already being reaped"):
+            p.reap()
+        g.join(5)
+        return g.value, await p.reap(), True
     assert run(coro()) == (0, 0, True)
 
 
@@ -271,3 +271,16 @@ def test_many_processes_concurrently(run):
         return res, time.monotonic() - t0
     res, dt = run(coro(), timeout=20)
     assert res == list(range(6))
+
+
+def test_reap_with_and_without_await_as_the_pages_show(run):
+    # kore-python-api.md: retcode = proc.reap(); Kore's python-async example:
+    # retcode = await proc.reap()
+    async def coro():
+        p = kore.proc('/bin/sh -c "exit 3"')
+        rc = p.reap()
+        q = kore.proc('/bin/sh -c "exit 4"')
+        rc2 = await q.reap()
+        return rc, rc2, type(rc2)
+    rc, rc2, kind = run(coro())
+    assert rc == 3 and rc2 == 4 and issubclass(kind, int)

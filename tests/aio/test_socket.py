@@ -223,12 +223,14 @@ def test_unix_stream_connect_abstract(run):
     ksrv = kore.socket_wrap(lsock)
 
     async def main():
-        c = kore.socket_wrap(socket.socket(socket.AF_UNIX, socket.SOCK_STREAM))
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        c = kore.socket_wrap(sock)
         await c.connect(name)
         conn = await ksrv.accept()
         await c.send(b"abc")
         data = await conn.recv(10)
-        c.close()
+        c.close()          # as Kore's page: the Python socket's owner closes it
+        sock.close()
         eof = await conn.recv(10)
         conn.close()
         return data, eof
@@ -320,10 +322,11 @@ def test_wrap_rejects_other_families_and_objects():
         s.close()
 
 
-def test_send_requires_bytes():
+def test_send_requires_bytes_or_str():
+    # str is sent as UTF-8 (the page's sock.send("hello world")); others refused
     c = kore.socket_wrap(socket.socket())
     with pytest.raises(TypeError):
-        c.send("text")
+        c.send(12)
     c.close()
 
 
@@ -348,3 +351,48 @@ def test_works_with_gevent_sockets(run, tmp_path):
         return data
     assert run(main()) == b"g"
     ksrv.close()
+
+
+def test_send_str_and_close_leaves_the_python_socket_open(run, tmp_path):
+    # the page: await sock.send("hello world"); ksock.close(); sock.close()
+    lsock, addr = _listener(socket.AF_INET, tmp_path)
+    ksrv = kore.socket_wrap(lsock)
+
+    async def server():
+        conn = await ksrv.accept()
+        data = await conn.recv(1024)
+        await conn.send(b"echo:" + data)
+        conn.close()
+
+    async def client():
+        kore.task_create(server())
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM | socket.SOCK_NONBLOCK)
+        ksock = kore.socket_wrap(sock)
+        await ksock.connect(*addr)
+        await ksock.send("hello world")
+        reply = await ksock.recv(1024)
+        ksock.close()
+        still_open = sock.fileno() >= 0
+        sock.close()
+        return reply, still_open
+
+    reply, still_open = run(client())
+    assert reply == b"echo:hello world" and still_open
+    ksrv.close()
+    lsock.close()
+
+
+def test_sendto_str_over_udp(run):
+    rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    rx.bind(("127.0.0.1", 0))
+    port = rx.getsockname()[1]
+
+    async def coro():
+        k = kore.socket_wrap(socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
+        await k.sendto("127.0.0.1", str(port), "Hello world")
+        k.close()
+
+    run(coro())
+    rx.settimeout(5)
+    assert rx.recvfrom(100)[0] == b"Hello world"
+    rx.close()

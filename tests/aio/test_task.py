@@ -357,3 +357,28 @@ def test_drive_accepts_any_kore_awaitable():
     q.push("v")
     assert drive(kore.suspend(1)) is None
     assert drive(q.pop()) == "v"
+
+
+def test_asyncio_awaitables_get_the_documented_type_error():
+    async def handler():
+        await asyncio.sleep(0.01)      # looks for a loop before yielding
+
+    with pytest.raises(TypeError, match=r"awaited asyncio\.tasks\.sleep\(\), which is "
+                                        r"not a kore awaitable"):
+        drive(handler())
+
+
+def test_a_kore_awaitable_never_awaited_is_warned_about(monkeypatch):
+    lines = []
+    monkeypatch.setattr(LOG, "write", lambda prio, msg: lines.append(msg))
+
+    async def handler():
+        kore.suspend(300)              # missing await
+        await kore.suspend(0)
+        return "done"
+
+    assert drive(handler()) == "done"
+    gc.collect()
+    err = "\n".join(lines)
+    assert "<kore.suspend 300 ms> created at %s" % __file__ in err
+    assert "was never awaited" in err and "kore.suspend 0 ms" not in err

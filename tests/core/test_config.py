@@ -131,3 +131,16 @@ def test_korectl_config_options_lists_everything(korectl):
     for name in ("workers", "worker_death_policy", "graceful_timeout", "pidfile",
                  "python_path", "python_import"):
         assert ("\n" + name + " = ") in ("\n" + r.stdout)
+
+
+def test_accumulating_list_option_adds_on_each_app_assignment():
+    # Kore: kore.config.http_media_type = "..." adds a media type
+    from kore.config import Option, Registry
+    reg = Registry()
+    reg.add(Option("media", "list", [], accumulate=True))
+    reg.set("media", "text/x-a a")
+    reg.set("media", "text/x-b b bb")
+    assert reg.get("media") == ["text/x-a a", "text/x-b b bb"]
+    reg.set("media", "text/x-c c", "env")      # env and cli still replace
+    reg.set("media", "text/x-d d", "env")
+    assert reg.get("media") == ["text/x-d d"]

@@ -168,3 +168,45 @@ def test_usr1_reopens_access_log(kore_server, tmp_path):
     assert wait_for(lambda: access.exists() and "GET /" in access.read_text())
     assert (tmp_path / "access.log.1").read_text().count("GET /") == 1
     assert srv.stop() == 0
+
+
+def test_daemonized_is_called_after_daemonising(korectl, tmp_path):
+    from kore_testing import free_port, wait_port
+    port = free_port()
+    marker = tmp_path / "daemonized"
+    (tmp_path / "app.py").write_text('''
+import os
+import kore
+
+class App:
+    def configure(self, args):
+        kore.server("default", ip="127.0.0.1", port="1", tls=False)
+        kore.domain("*").route("/", self.index, methods=["get"])
+
+    def daemonized(self):
+        open(%r, "w").write("%%d %%d" %% (os.getpid(), os.getsid(0)))
+
+    def index(self, req):
+        req.response(200, b"ok")
+
+koreapp = App()
+''' % str(marker))
+    pidfile = tmp_path / "kore.pid"
+    r = korectl("run", "--deployment", "production", "--pid", str(pidfile),
+                "--log-file", str(tmp_path / "kore.log"), "-b", "127.0.0.1:%d" % port,
+                "-w", "1", str(tmp_path / "app.py"), env={"KORE_PLUGINS": "http"},
+                timeout=20)
+    assert r.returncode == 0
+    try:
+        assert wait_for(lambda: pidfile.exists() and pidfile.read_text().strip())
+        assert wait_port("127.0.0.1", port, 10)
+        pid = int(pidfile.read_text())
+        assert wait_for(marker.exists)
+        mpid, msid = map(int, marker.read_text().split())
+        assert mpid == pid and msid != os.getsid(0)   # in the detached daemon
+    finally:
+        if pidfile.exists():
+            try:
+                os.killpg(int(pidfile.read_text()), signal.SIGTERM)
+            except (ProcessLookupError, ValueError):
+                pass

@@ -284,3 +284,47 @@ def test_route_mistakes_name_the_users_file_and_line(korectl, tmp_path, decl):
     assert len(lines) == 1, r.stderr
     assert lines[0].startswith("korectl: failed to import application")
     assert "%s, line 4: RuntimeError: route" % app in lines[0]
+
+
+def test_http_media_type_assignments_add_types(kore_server, tmp_path):
+    root = tmp_path / "www"
+    root.mkdir()
+    (root / "a.kx").write_text("one")
+    (root / "b.ky").write_text("two")
+    app = """
+import kore
+kore.config.http_media_type = "text/x-one kx"
+kore.config.http_media_type = "text/x-two ky"
+kore.server("default", ip="127.0.0.1", port="1", tls=False)
+kore.domain("*").filemaps({"/": %r})
+""" % str(root)
+    srv = kore_server(app)
+    assert httpx.get(srv.url + "/a.kx", timeout=10).headers["content-type"] == "text/x-one"
+    assert httpx.get(srv.url + "/b.ky", timeout=10).headers["content-type"] == "text/x-two"
+
+
+def test_settings_never_silently_ignored(korectl, kore_server, tmp_path):
+    base = ('kore.server("default", ip="127.0.0.1", port="1", tls=False)\n'
+            'kore.domain("*").route("/", lambda r: r.response(200, b"ok"))\n')
+    for line, needle in (('kore.config.keymgr_root = "/tmp"\n', "keymgr_root"),
+                         ('kore.config.keymgr_runas = "nobody"\n', "keymgr_runas"),
+                         ('kore.config.seccomp_tracing = "yes"\n', "seccomp_tracing")):
+        app = tmp_path / ("a_%s.py" % needle)
+        app.write_text("import kore\n" + line + base)
+        r = korectl("run", str(app))
+        assert r.returncode == 2 and needle in r.stderr, (needle, r.stderr)
+    base = "import kore\n" + base
+    # rand_file works: written at stop, read at the next start
+    rnd = tmp_path / "rand.bin"
+    app = tmp_path / "rand_app.py"
+    app.write_text('import kore\nkore.config.rand_file = %r\n' % str(rnd) + base)
+    srv = kore_server(str(app))
+    assert srv.stop() == 0
+    assert rnd.exists() and rnd.stat().st_size == 1024 and (rnd.stat().st_mode & 0o777) == 0o600
+    # kore.config.file set from the application is read
+    conf = tmp_path / "extra.conf"
+    conf.write_text("http_server_version fromconf\n")
+    app2 = tmp_path / "file_app.py"
+    app2.write_text('import kore\nkore.config.file = %r\n' % str(conf) + base)
+    srv2 = kore_server(str(app2))
+    assert httpx.get(srv2.url + "/", timeout=10).headers["server"] == "fromconf"

@@ -243,3 +243,12 @@ def test_access_log_common_stdout(kore_server):
     srv = kore_server(WSGI_APP, args=["--access-log", "-"])
     httpx.get(srv.url + "/native")
     assert srv.wait_log('"GET /native HTTP/1.1" 200')
+
+
+def test_missing_tls_dhparam_stops_startup(korectl, pki, tmp_path):
+    app = tmp_path / "app.py"
+    app.write_text(TLS_APP)
+    r = korectl("run", str(app), env={"PKI": str(pki), "PORT": "1",
+                                      "KORE_TLS_DHPARAM": str(tmp_path / "no-dh.pem")})
+    assert r.returncode == 2
+    assert "tls_dhparam" in r.stderr and "does not exist" in r.stderr

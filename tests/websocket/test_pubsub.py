@@ -188,5 +188,6 @@ def test_local_backplane_ignores_other_messages_and_one_worker_sends_nothing(mon
 
 
 def test_unknown_driver_is_a_config_error():
-    with pytest.raises(ConfigError, match="unknown websocket backplane 'redis'.*local"):
-        backplane.create("redis", pubsub.PubSub(set()), Settings())
+    with pytest.raises(ConfigError,
+                       match="unknown websocket backplane driver 'nats'.*installed.*local"):
+        backplane.create("nats://127.0.0.1:4222", pubsub.PubSub(set()), Settings())

@@ -59,6 +59,16 @@ def _env_dict(env):
     return out
 
 
+class ExitCode(int):
+    """A process's exit code that ``await`` also accepts (``proc.reap()``)."""
+
+    __slots__ = ()
+
+    def __await__(self):
+        return int(self)
+        yield  # noqa: unreachable
+
+
 class _ProcOp:
     __slots__ = ("fn", "args", "name")
 
@@ -169,11 +179,13 @@ class proc:
         return True
 
     def reap(self):
-        """Awaitable: wait for the child to exit; its exit code, or the raw
-        wait status (the signal number) if a signal ended it."""
+        """Wait for the child to exit: its exit code, or the signal number
+        if a signal ended it.  Both forms of Kore's pages work: ``retcode =
+        proc.reap()`` (the wait blocks this greenlet) and ``retcode = await
+        proc.reap()`` (the result is an int that is also awaitable)."""
         if self._reaping:
             raise RuntimeError("process %d already being reaped" % self.pid)
-        return _ProcOp("reap", self._reap)
+        return ExitCode(self._reap())
 
     def kill(self):
         """Send SIGKILL to the child (if it still runs)."""

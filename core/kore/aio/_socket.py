@@ -57,10 +57,10 @@ def _unix_addr(path):
 class socket:
     """A socket wrapped by ``kore.socket_wrap(sock)``."""
 
-    __slots__ = ("_sock", "family", "type", "_waits", "_busy", "_closed",
+    __slots__ = ("_sock", "family", "type", "_waits", "_busy", "_closed", "_owned",
                  "__weakref__")
 
-    def __init__(self, sock):
+    def __init__(self, sock, owned=False):
         for attr in ("fileno", "family", "type"):
             if not hasattr(sock, attr):
                 raise TypeError("kore.socket_wrap: expected a socket object, got %s"
@@ -77,6 +77,7 @@ class socket:
         self._waits = _io.FdWaits()
         self._busy = set()
         self._closed = False
+        self._owned = owned      # made by accept(): close() closes it
 
     def fileno(self):
         return -1 if self._closed else self._sock.fileno()
@@ -108,8 +109,11 @@ class socket:
         return self._op("recv", self._accept, ())
 
     def send(self, data):
-        """Send all of ``data``; RuntimeError("socket EOF") if the peer
-        closed the connection first."""
+        """Send all of ``data`` (bytes, or str sent as UTF-8 as the page's
+        ``sock.send("hello world")``); RuntimeError("socket EOF") if the
+        peer closed the connection first."""
+        if isinstance(data, str):
+            data = data.encode("utf-8")
         data = memoryview(data).cast("B")
         return self._op("send", self._send, (data,))
 
@@ -120,6 +124,8 @@ class socket:
                 raise TypeError("sendto(path, data) on an AF_UNIX socket")
             addr = _unix_addr(args[0])
             data = args[1]
+            if isinstance(data, str):
+                data = data.encode("utf-8")
         else:
             if len(args) != 3:
                 raise TypeError("sendto(ip, port, data)")
@@ -127,6 +133,8 @@ class socket:
             if isinstance(port, str) and port.isdigit():
                 port = int(port)
             addr = (host, port)
+        if isinstance(data, str):
+            data = data.encode("utf-8")
         data = memoryview(data).cast("B")
         return self._op("send", self._sendto, (addr, data))
 
@@ -142,15 +150,17 @@ class socket:
         return self._op("send", self._connect, (addr,))
 
     def close(self):
-        """Close the socket (the wrapped Python socket included); operations
-        waiting on it return None."""
+        """Close the kore socket; operations waiting on it return None.  As
+        Kore's page says, a Python socket given to ``kore.socket_wrap`` is
+        not closed (its owner closes it); one that ``accept()`` made is."""
         if not self._closed:
             self._closed = True
             self._waits.cancel_all()
-            try:
-                self._sock.close()
-            except OSError:
-                pass
+            if self._owned:
+                try:
+                    self._sock.close()
+                except OSError:
+                    pass
         return True
 
     # -- machinery -----------------------------------------------------------
@@ -175,7 +185,9 @@ class socket:
         except Exception:
             raise
         except BaseException:
-            # cancelled (GreenletExit) in the middle of an operation
+            # cancelled (GreenletExit) in the middle of an operation: the
+            # socket is in an unknown state, so it is closed, wrapped or not
+            self._owned = True
             self.close()
             raise
         finally:
@@ -259,7 +271,7 @@ class socket:
                 continue
             except OSError as exc:
                 raise RuntimeError(exc.strerror or str(exc)) from None
-            return socket(conn)
+            return socket(conn, owned=True)
 
     def _write_op(self, op):
         """op() until it goes through, waiting while the socket is full;

@@ -2,6 +2,7 @@
 
 import collections
 import types
+from sys import _getframe
 
 import gevent
 import gevent.pool
@@ -28,11 +29,20 @@ def _check_ms(name, ms):
 # suspend
 # ---------------------------------------------------------------------------
 
+def _log_never_awaited(obj, where):
+    try:
+        from ..log import LOG, LOG_WARNING
+        LOG.write(LOG_WARNING, "%r created at %s, line %d was never awaited (missing "
+                  "'await'?)" % (obj, where[0], where[1]))
+    except Exception:
+        pass
+
+
 class suspend:
     """``await kore.suspend(ms)``: sleep ``ms`` milliseconds; other greenlets
     (requests, tasks) run meanwhile.  ``suspend(0)`` yields to them once."""
 
-    __slots__ = ("ms",)
+    __slots__ = ("ms", "where")
 
     def __init__(self, ms):
         if ms.__class__ is not int:
@@ -40,8 +50,16 @@ class suspend:
         elif ms < 0:
             raise ValueError("kore.suspend: milliseconds must be >= 0")
         self.ms = ms
+        f = _getframe(1)
+        self.where = (f.f_code.co_filename, f.f_lineno)
+
+    def __del__(self):
+        # created and dropped without ``await``: a sleep that never happened
+        if self.where is not None:
+            _log_never_awaited(self, self.where)
 
     def __await__(self):
+        self.where = None
         # Blocks, then hands ``await`` an exhausted iterator: the value is
         # None and no generator is created (this is the hottest awaitable).
         if _task._tracing:

@@ -119,6 +119,20 @@ def _foreign_error(coro, yielded):
         "coroutines without an asyncio event loop)" % (_coro_name(coro), what))
 
 
+def _asyncio_caller(err):
+    """"asyncio.tasks.sleep()" when ``err`` is asyncio's "no running event
+    loop" raised inside an asyncio function the coroutine awaited, else None."""
+    if "no running event loop" not in str(err):
+        return None
+    tb = err.__traceback__
+    while tb is not None:
+        mod = tb.tb_frame.f_globals.get("__name__", "") or ""
+        if mod == "asyncio" or mod.startswith("asyncio."):
+            return "%s.%s()" % (mod, tb.tb_frame.f_code.co_name)
+        tb = tb.tb_next
+    return None
+
+
 def _coro_name(coro):
     return "'%s'" % (getattr(coro, "__qualname__", None) or type(coro).__name__)
 
@@ -150,6 +164,16 @@ def drive(coro, task=None):
             yielded = coro.send(None)
         except StopIteration as stop:
             return stop.value
+        except RuntimeError as err:
+            # asyncio's awaitables (asyncio.sleep(0.01), ...) look for a
+            # running loop before they yield: name them as for the others
+            foreign = _asyncio_caller(err)
+            if foreign is None:
+                raise
+            raise TypeError(
+                "coroutine %s awaited %s, which is not a kore awaitable (kore runs "
+                "coroutines without an asyncio event loop)"
+                % (_coro_name(coro), foreign)) from err
         exc = _foreign_error(coro, yielded)
         try:
             coro.throw(exc)

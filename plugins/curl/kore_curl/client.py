@@ -186,6 +186,20 @@ class httpclient:
     __slots__ = ("url", "tlscert", "tlskey", "tlsverify", "cabundle", "unix",
                  "curlopt")
 
+    def __new__(cls, url, *args, **kw):
+        # "@alias/path": a plugin's client balanced over the alias's nodes
+        # (kore-plugin-proxy, the kore_httpclient_target hook)
+        if isinstance(url, str) and url.startswith("@"):
+            from kore import runtime
+            client = None
+            if runtime.implemented("kore_httpclient_target"):
+                client = runtime.hook("kore_httpclient_target")(url=url, options=kw)
+            if client is None:
+                raise RuntimeError("httpclient(%r): '@' URLs name an alias of "
+                                   "kore-plugin-proxy, which is not installed" % (url,))
+            return client
+        return object.__new__(cls)
+
     def __init__(self, url, tlscert=None, tlskey=None, tlsverify=True,
                  cabundle=None, unix=None, curlopt=None):
         if not isinstance(url, str):

@@ -18,3 +18,19 @@ def kore_httpclient_headers(method, url):
 
     :returns: a dict of header name to value, or None.
     """
+
+
+@hookspec(firstresult=True)
+def kore_httpclient_target(url, options):
+    """Return the client for a ``kore.httpclient(url)`` whose URL names an
+    alias (``"@api/path"``) instead of a host.
+
+    Runs where ``kore.httpclient`` is called (a worker's handler, usually)
+    when ``url`` starts with ``@``.  ``options`` is the dict of the other
+    keywords.  kore-plugin-proxy returns a client with the same request
+    methods, balanced over the alias's nodes; return None for a URL the
+    plugin does not serve.  The first non-None result is used; with none,
+    ``kore.httpclient`` raises RuntimeError naming kore-plugin-proxy.
+
+    :returns: a client object, or None.
+    """

@@ -21,12 +21,13 @@ from gevent.lock import Semaphore
 
 from kore.log import LOG, LOG_ERR
 
+from .errors import InvalidToken
+
 REFETCH_PER_MINUTE = 10
 _FAMILY = {"RSA": ("RS", "PS"), "EC": ("ES",), "OKP": ("EdDSA",)}
 
 
 def _invalid(text):
-    from .tokens import InvalidToken
     return InvalidToken(text)
 
 

@@ -16,12 +16,8 @@ import time
 
 import jwt
 
+from .errors import InvalidToken  # noqa: F401  (re-exported)
 from .jwks import JwksCache
-
-
-class InvalidToken(Exception):
-    """The token is not acceptable; ``str(exc)`` is safe to show the client
-    (it never contains the token)."""
 
 
 def bearer_token(req):

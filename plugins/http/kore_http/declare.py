@@ -15,6 +15,7 @@ from kore.config import ConfigError
 from kore.log import LOG, LOG_WARNING
 
 from .addresses import parse_bind
+from .mounts import Mount
 
 METHOD_BITS = {"GET": 1, "POST": 2, "PUT": 4, "DELETE": 16, "HEAD": 32,
                "OPTIONS": 64, "PATCH": 128}
@@ -384,10 +385,28 @@ def prerequest(fn):
     return fn
 
 
+# Plugins that mount other kinds of targets (kore-plugin-proxy: "@alias")
+# register a factory: factory(prefix, target) returns a mounts.Mount for a
+# target it serves, or None; the first answer wins, WSGI apps come last.
+MOUNT_FACTORIES = []
+
+
+def register_mount_factory(factory):
+    """Let ``kore.mount(prefix, target)`` build a plugin's mount (see above)."""
+    if factory not in MOUNT_FACTORIES:
+        MOUNT_FACTORIES.append(factory)
+
+
 def mount(prefix, app, domain=None):
-    """kore.mount(prefix, wsgi_app, domain=None): serve a WSGI app under prefix."""
+    """kore.mount(prefix, wsgi_app, domain=None): serve a WSGI app under
+    prefix (or a plugin's target, MOUNT_FACTORIES)."""
     if not isinstance(prefix, str) or not prefix.startswith("/"):
         raise RuntimeError("kore.mount: prefix must start with /")
+    for factory in MOUNT_FACTORIES:
+        m = factory(prefix.rstrip("/"), app)
+        if m is not None:
+            state.mounts.append((prefix.rstrip("/"), m, domain))
+            return None
     if not callable(app):
         raise RuntimeError("kore.mount: the WSGI application must be callable")
     state.mounts.append((prefix.rstrip("/"), app, domain))
@@ -466,6 +485,9 @@ def resolve(app, bind):
     from .wsgi import WsgiMount
     for prefix, wsgi_app, dname in state.mounts:
         d = _find_domain(dname, "mount %s" % (prefix or "/"))
+        if isinstance(wsgi_app, Mount):
+            d.mounts.append(wsgi_app)      # a plugin's (MOUNT_FACTORIES)
+            continue
         for m in d.mounts:
             if isinstance(m, WsgiMount) and m.prefix == prefix:
                 raise ConfigError("duplicate mount %s on domain %s" % (prefix or "/", d.host))

@@ -44,7 +44,8 @@ def options():
         o("http_server_version", "str", "kore", "the Server header ('' for none)"),
         o("http_pretty_error", "yesno", False, "small HTML bodies on errors"),
         o("http_media_type", "list", [], "extra content types for filemaps, "
-          "each 'type ext ext...', e.g. 'text/html html htm'"),
+          "each 'type ext ext...', e.g. 'text/html html htm'; each assignment "
+          "in the app adds one, as Kore", accumulate=True),
         o("http_forwarded_allow_ips", "list", ["127.0.0.1", "::1"], "peers "
           "trusted for X-Forwarded-For and the PROXY protocol ('*' for any)",
           flags=("--forwarded-allow-ips",)),

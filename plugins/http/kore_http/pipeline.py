@@ -72,6 +72,8 @@ def handle(req):
             if not req._sent:
                 req._error(int(status))
             return finish(req)
+        if req.path[:1] != "/" and req.path != "*":
+            return simple(req, 400)   # a CONNECT no plugin took
     stream = req.stream
     # routing.resolve's most common answer, inlined: a catch-all domain
     # without redirects and one exact route for the path that allows the

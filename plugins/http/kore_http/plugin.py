@@ -3,7 +3,7 @@
 from kore import hookimpl, runtime
 
 from . import declare as _declare
-from . import hookspecs, listeners, net, pipeline
+from . import hookspecs, listeners, net, pipeline, socketify_app, tls
 from .h1.server import serve as h1_serve
 from .handlechain import CHAIN
 from .options import options
@@ -24,6 +24,7 @@ def kore_config_options(registry):
 def kore_namespace():
     from .extend import install_request_attributes
     install_request_attributes()
+    socketify_app.install()
     return {
         "server": _declare.server,
         "domain": _declare.domain,
@@ -43,6 +44,7 @@ def _log_off(*paths):
 @hookimpl
 def kore_app_reset():
     _declare.reset()
+    socketify_app.reset()
     from . import accesslog, filemaps
     accesslog.OFF = accesslog.LogOff()
     filemaps._media = None
@@ -51,13 +53,20 @@ def kore_app_reset():
 @hookimpl
 def kore_app_loaded(app):
     from .extend import declare_plugin_routes
+    socketify_app.declare()
     _declare.resolve(app, runtime.option("bind"))
     declare_plugin_routes()
 
 
 @hookimpl
 def kore_master_bind(arbiter):
+    tls.seed_from_rand_file()
     listeners.master_bind(arbiter)
+
+
+@hookimpl
+def kore_master_stop(arbiter):
+    tls.save_rand_file()
 
 
 @hookimpl
@@ -68,6 +77,7 @@ def kore_worker_serve(worker):
     SETTINGS.accesslog = accesslog.configure()
     if SETTINGS.wrapped:
         CHAIN.load(kore_http_handle)
+    socketify_app.worker_start()
 
 
 @hookimpl
@@ -83,6 +93,7 @@ def kore_worker_busy(worker):
 @hookimpl
 def kore_worker_shutdown(worker):
     net.shutdown(worker)
+    socketify_app.worker_stop()
 
 
 @hookimpl

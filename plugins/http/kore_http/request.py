@@ -70,6 +70,7 @@ class HttpRequest(ResponseVerbs):
     _cork = False
     _has_body = False    # the transport expects a body (Content-Length, chunked, DATA)
     mount = None         # the mount serving the request, if no route does
+    absolute_target = None  # the request line's absolute-form target, if it had one
     _upgrade_to = None
     _body_hooked = False
     expect_continue = False

@@ -54,12 +54,13 @@ def _status_line(status):
 class HeaderCache:
     """``Server: ...\\r\\nDate: ...\\r\\n`` rebuilt at most once a second."""
 
-    __slots__ = ("second", "value", "server")
+    __slots__ = ("second", "value", "server", "nodate")
 
     def __init__(self, server="kore"):
         self.server = server
         self.second = 0
         self.value = b""
+        self.nodate = b""    # the Server line alone: for a response with its own Date
 
     def set_server(self, server):
         self.server = server
@@ -74,6 +75,7 @@ class HeaderCache:
             self.second = sec
             srv = ("Server: %s\r\n" % self.server) if self.server else ""
             self.value = ("%sDate: %s\r\n" % (srv, formatdate(sec, usegmt=True))).encode("latin-1")
+            self.nodate = srv.encode("latin-1")
 
 
 HEADERS = HeaderCache()

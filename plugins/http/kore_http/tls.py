@@ -62,7 +62,10 @@ def _context_for(domain, alpn):
         except ssl.SSLError as exc:
             raise ConfigError("tls_cipher %r: %s" % (cipher, exc)) from None
     dh = reg.get("tls_dhparam")
-    if dh and os.path.exists(dh):
+    if dh:
+        if not os.path.exists(dh):
+            raise ConfigError("tls_dhparam %r does not exist: create it (openssl "
+                              "dhparam -out %s 2048) or remove the setting" % (dh, dh))
         try:
             ctx.load_dh_params(dh)
         except (ssl.SSLError, OSError) as exc:
@@ -151,3 +154,33 @@ def build_contexts(server):
 
     default.sni_callback = sni
     server.ssl_context = default
+
+
+def seed_from_rand_file():
+    """Kore's ``rand_file``: mix the file's bytes into OpenSSL's random pool
+    at start-up (master, before the fork); ``save_rand_file`` writes fresh
+    bytes back at stop, so the next start has a new seed."""
+    path = runtime.option("rand_file")
+    if not path:
+        return
+    try:
+        with open(path, "rb") as f:
+            data = f.read(1024)
+    except FileNotFoundError:
+        return              # written at stop
+    except OSError as exc:
+        raise ConfigError("rand_file %r cannot be read: %s" % (path, exc)) from None
+    if data:
+        ssl.RAND_add(data, len(data) / 2)
+
+
+def save_rand_file():
+    path = runtime.option("rand_file")
+    if not path:
+        return
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(ssl.RAND_bytes(1024))
+    except OSError:
+        pass

@@ -18,15 +18,39 @@ from the driver (the sink's callbacks)
     count; ``forget(origin)`` a worker (re)started with no subscribers;
     ``local_counts()`` this worker's counts, for a worker that asks.
 
-Drivers are chosen by name from ``DRIVERS``.  ``local`` relays through the
-master over the kernel's IPC; a networked one (Redis) would map topics to
-channels and counts to a shared hash behind the same five calls.
+for other plugins
+    ``status()`` the driver's health (``health()`` here: the running
+    worker's); ``claim(key, ttl)`` / ``release(key, token)`` a lock shared by
+    every process the backplane reaches (one host for ``local``, every host
+    for ``redis``), for jobs that must run once (cron).
+
+Drivers are found by name in the entry-point group ``kore.websocket.backplane``
+(``load_driver``): ``local`` relays through the master over the kernel's
+IPC; kore-plugin-redis adds ``redis`` and ``redis-streams``.  The
+``backplane`` option names a driver or gives a URL (``spec.py``).
 """
 
 import json
+import os
+import shutil
 import struct
+import tempfile
+import time
+import uuid
 
 from kore import ConfigError, ipc, runtime
+
+try:
+    import fcntl
+except ImportError:         # pragma: no cover - not POSIX
+    fcntl = None
+
+GROUP = "kore.websocket.backplane"
+
+# One id per server instance (a korectl run): made in the master at import,
+# inherited by the workers it forks; a networked driver skips what its own
+# instance published (the local relay carried it already).
+INSTANCE_ID = uuid.uuid4().hex[:16]
 
 MSG_BROADCAST = "websocket.broadcast"
 MSG_PUBLISH = "websocket.publish"
@@ -43,13 +67,31 @@ class Backplane:
     carry (one worker, library use)."""
 
     name = "none"
+    max_message = None      # largest frame the driver carries (None: no limit)
 
-    def __init__(self, sink, settings=None):
+    def __init__(self, sink, settings=None, url=None):
         self.sink = sink
         self.settings = settings
+        self.url = url
 
     def start(self):
         pass
+
+    def stop(self):
+        pass
+
+    def status(self):
+        """{"driver", "state": "ok" | "degraded", ...}: what /readyz shows."""
+        return {"driver": self.name, "state": "ok"}
+
+    def claim(self, key, ttl):
+        """Take the lock ``key`` for ``ttl`` seconds: a token, or None when
+        another process holds it (see ``FileLocks``)."""
+        return _LOCKS.claim(key, ttl)
+
+    def release(self, key, token):
+        """Give the lock back early (only with the token ``claim`` gave)."""
+        return _LOCKS.release(key, token)
 
     def publish(self, topic, frame):
         pass
@@ -131,13 +173,134 @@ class LocalBackplane(Backplane):
             pass
 
 
-DRIVERS = {"local": LocalBackplane}
+class FileLocks:
+    """Locks shared by the processes of one host: a file per key under a
+    directory of this server instance, ``flock`` while it is read and
+    written, holding the owner's token and expiry."""
+
+    def __init__(self, directory=None):
+        self.directory = directory
+
+    def _dir(self):
+        if self.directory is None:
+            self.directory = os.path.join(
+                tempfile.gettempdir(), "kore-locks-%d-%s" % (os.getuid(), INSTANCE_ID))
+        return self.directory
+
+    def remove(self):
+        """The server stops: its lock files go."""
+        shutil.rmtree(self._dir(), ignore_errors=True)
+
+    def _path(self, key):
+        d = self._dir()
+        os.makedirs(d, mode=0o700, exist_ok=True)
+        return os.path.join(d, uuid.uuid5(uuid.NAMESPACE_URL, key).hex)
+
+    def _locked(self, key, fn):
+        fd = os.open(self._path(key), os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            raw = os.pread(fd, 200, 0).decode("ascii", "replace").split()
+            token, expiry = (raw[0], float(raw[1])) if len(raw) == 2 else (None, 0.0)
+            new = fn(token if expiry > time.time() else None)
+            if new is not None:
+                data = ("%s %.3f" % new).encode("ascii")
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, data, 0)
+            return new
+        finally:
+            os.close(fd)
+
+    def claim(self, key, ttl):
+        check_lock_args(key, ttl)
+        token = uuid.uuid4().hex
+        got = self._locked(key, lambda held: None if held else (token, time.time() + ttl))
+        return token if got else None
+
+    def release(self, key, token):
+        done = []
+
+        def fn(held):
+            if held == token:
+                done.append(1)
+                return ("-", 0.0)
+            return None
+        self._locked(key, fn)
+        return bool(done)
 
 
-def create(name, sink, settings):
-    """The backplane driver ``name`` for ``sink`` (a PubSub)."""
-    cls = DRIVERS.get(name)
-    if cls is None:
-        raise ConfigError("unknown websocket backplane %r: expected one of %s"
-                          % (name, ", ".join(sorted(DRIVERS))))
-    return cls(sink, settings)
+def check_lock_args(key, ttl):
+    if not isinstance(key, str) or not key:
+        raise TypeError("claim: key must be a non-empty str")
+    if not isinstance(ttl, (int, float)) or isinstance(ttl, bool) or ttl <= 0:
+        raise ValueError("claim: ttl must be a number of seconds > 0")
+
+
+_LOCKS = FileLocks()
+
+DRIVERS = {"local": LocalBackplane}     # built in: found without entry points
+
+
+def installed():
+    """Names of the installed backplane drivers."""
+    from importlib.metadata import entry_points
+    try:
+        eps = entry_points(group=GROUP)
+    except TypeError:       # pragma: no cover - Python < 3.10
+        eps = entry_points().get(GROUP, ())
+    return sorted(set(DRIVERS) | {ep.name for ep in eps})
+
+
+def load_driver(name):
+    """The driver class registered as ``name`` in the entry-point group
+    ``kore.websocket.backplane``, through the kernel's driver facade
+    (``kore.drivers``, stevedore)."""
+    if name in DRIVERS:
+        return DRIVERS[name]
+    from kore import drivers
+    try:
+        return drivers.load("websocket", "backplane", name, option="backplane",
+                            packages={"redis": "kore-plugin-redis",
+                                      "redis-streams": "kore-plugin-redis"})
+    except drivers.DriverNotFound:
+        raise ConfigError("unknown websocket backplane driver %r (option 'backplane'): "
+                          "installed drivers: %s; a URL's scheme names its driver, "
+                          "e.g. redis://127.0.0.1:6379/0 (pip install kore-plugin-redis)"
+                          % (name, ", ".join(installed()))) from None
+
+
+def create(spec, sink, settings):
+    """The backplane driver ``spec`` (the ``backplane`` option) for ``sink``."""
+    from .spec import parse
+    name, url = parse(spec)
+    return load_driver(name)(sink, settings, url)
+
+
+_CURRENT = []
+
+
+def current():
+    """The running worker's backplane driver, or None."""
+    return _CURRENT[0] if _CURRENT else None
+
+
+def health():
+    """The backplane's health in this worker, for /readyz and status pages:
+    {"driver": name, "state": "ok" | "degraded", ...}; "degraded" means
+    cross-host delivery is interrupted while local delivery goes on."""
+    bp = current()
+    if bp is None:
+        return {"driver": "none", "state": "ok"}
+    return bp.status()
+
+
+def claim(key, ttl):
+    """Lock ``key`` for ``ttl`` seconds across every process this worker's
+    backplane reaches; the token, or None if someone else holds it."""
+    bp = current()
+    return (bp or Backplane(None)).claim(key, ttl)
+
+
+def release(key, token):
+    bp = current()
+    return (bp or Backplane(None)).release(key, token)

@@ -3,7 +3,7 @@
 from kore import hookimpl
 from kore.config import Option
 
-from . import hookspecs
+from . import backplane, hookspecs
 from .handshake import websocket_handshake
 from .service import SERVICE
 
@@ -26,6 +26,44 @@ def kore_config_options(registry):
                         owner=OWNER))
     registry.add(Option("websocket_deflate", "yesno", True, "accept permessage-deflate "
                         "(RFC 7692) when a client offers it", owner=OWNER))
+
+
+    registry.add(Option("backplane", "str", "local", "how broadcasts and topics reach "
+                        "the other workers and hosts: 'local' (through the master), "
+                        "redis://[:password@]host:port/db or rediss:// (Redis pub/sub), "
+                        "redis-streams+redis://... (Redis Streams, resumable), or "
+                        "another installed driver's name or URL",
+                        flags=("--backplane",), owner=OWNER))
+    registry.add(Option("backplane_prefix", "str", "kore", "prefix of the backplane's "
+                        "channel, stream and lock keys (servers that share a Redis but "
+                        "not their clients use different prefixes)", owner=OWNER))
+    registry.add(Option("backplane_max_message", "int", 1048576, "largest frame in bytes "
+                        "kore.publish / a GLOBAL broadcast sends through a networked "
+                        "backplane (ValueError above)", minimum=64, owner=OWNER))
+    registry.add(Option("backplane_buffer", "int", 100000, "frames a worker keeps while "
+                        "its backplane is disconnected (redis-streams sends them on "
+                        "reconnect; beyond it they are dropped and counted)", minimum=1,
+                        owner=OWNER))
+    registry.add(Option("backplane_health_interval", "float", 1.0, "seconds between the "
+                        "backplane's health checks (a PING that must come back within "
+                        "the same time, else reconnect)", minimum=0.1, owner=OWNER))
+
+
+@hookimpl
+def kore_master_bind(arbiter):
+    # A wrong backplane stops start-up here, once, instead of in every worker.
+    from kore import runtime
+    from .spec import parse
+    name, url = parse(runtime.option("backplane"))
+    cls = backplane.load_driver(name)
+    check = getattr(cls, "check_url", None)
+    if check is not None:
+        check(url)
+
+
+@hookimpl
+def kore_master_stop(arbiter):
+    backplane._LOCKS.remove()      # the local driver's lock files of this server
 
 
 @hookimpl
@@ -63,3 +101,4 @@ def kore_worker_stop_accepting(worker):
 def kore_worker_shutdown(worker):
     SERVICE.close_all(1001, "server shutting down")
     SERVICE.abort_all()
+    SERVICE.stop()

@@ -95,26 +95,38 @@ class PubSub:
             raise ValueError("websocket_broadcast: scope must be WEBSOCKET_BROADCAST_LOCAL "
                              "or _GLOBAL")
         frame = encode(op, _payload(data))
+        if scope == BROADCAST_GLOBAL:
+            self._check_size(frame)
         fanout(self.connections, frame, src)
         if scope == BROADCAST_GLOBAL:
             self.backplane.publish(None, frame)
         return True
 
-    def publish(self, topic, data, op=None, exclude=None):
+    def publish(self, topic, data, op=None, exclude=None, opcode=None, compress=False):
         """kore.publish(topic, data, op=None): send to every subscriber of
-        ``topic`` in every worker.  ``op`` defaults to TEXT for str and
-        BINARY for bytes."""
+        ``topic`` in every worker.  ``op`` (socketify's ``opcode=``) defaults
+        to TEXT for str and BINARY for bytes; ``compress`` is accepted for
+        socketify and ignored (broadcasts go uncompressed, as documented)."""
+        if op is None:
+            op = opcode
         topic = topic_name(topic)
         if op is None:
             op = OP_TEXT if isinstance(data, str) else OP_BINARY
         elif op not in (OP_TEXT, OP_BINARY):
             raise ValueError("publish: op must be WEBSOCKET_OP_TEXT or _BINARY")
         frame = encode(op, _payload(data))
+        self._check_size(frame)
         subs = self.topics.get(topic)
         if subs:
             fanout(subs, frame, exclude)
         self.backplane.publish(topic, frame)
         return True
+
+    def _check_size(self, frame):
+        limit = self.backplane.max_message
+        if limit is not None and len(frame) > limit:
+            raise ValueError("message of %d bytes is larger than backplane_max_message "
+                             "(%d)" % (len(frame), limit))
 
     def num_subscribers(self, topic):
         """Subscribers of ``topic`` in all workers (the other workers' counts

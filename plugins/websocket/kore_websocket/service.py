@@ -17,17 +17,21 @@ from .pubsub import PubSub
 class Settings:
     """The options a worker reads once, at its start."""
 
-    __slots__ = ("maxframe", "timeout", "deflate", "workers", "backplane")
+    __slots__ = ("maxframe", "timeout", "deflate", "workers", "backplane", "prefix",
+                 "max_message", "buffer", "health_interval")
 
     def __init__(self, maxframe=16384, timeout=120.0, deflate=True, workers=1,
-                 backplane="local"):
+                 backplane="local", prefix="kore", max_message=1048576, buffer=100000,
+                 health_interval=1.0):
         self.maxframe = maxframe        # websocket_maxframe: frame and message bytes
         self.timeout = timeout          # websocket_timeout: seconds of silence
         self.deflate = deflate          # websocket_deflate: accept permessage-deflate
         self.workers = workers          # workers: more than one -> the backplane relays
-        # the backplane driver's name (backplane.DRIVERS); the option that
-        # chooses it comes with the second driver
-        self.backplane = backplane
+        self.backplane = backplane      # backplane: a driver name or URL (spec.py)
+        self.prefix = prefix            # backplane_prefix: channel / stream / key prefix
+        self.max_message = max_message  # backplane_max_message: bytes of one frame
+        self.buffer = buffer            # backplane_buffer: frames kept while disconnected
+        self.health_interval = health_interval  # backplane_health_interval: seconds
 
     @classmethod
     def from_options(cls):
@@ -39,7 +43,12 @@ class Settings:
         return cls(maxframe=int(option("websocket_maxframe")),
                    timeout=float(option("websocket_timeout")),
                    deflate=bool(option("websocket_deflate")),
-                   workers=workers)
+                   workers=workers,
+                   backplane=option("backplane"),
+                   prefix=option("backplane_prefix"),
+                   max_message=int(option("backplane_max_message")),
+                   buffer=int(option("backplane_buffer")),
+                   health_interval=float(option("backplane_health_interval")))
 
     @property
     def multi(self):
@@ -76,8 +85,13 @@ class WebSocketService:
         """Worker start: read the options and hooks, start the backplane."""
         self.settings = Settings.from_options()
         self.hooks = Hooks.from_plugins()
-        self.pubsub.start(backplane.create(self.settings.backplane, self.pubsub,
-                                           self.settings))
+        bp = backplane.create(self.settings.backplane, self.pubsub, self.settings)
+        backplane._CURRENT[:] = [bp]
+        self.pubsub.start(bp)
+
+    def stop(self):
+        """Worker exit: the backplane flushes what it can and disconnects."""
+        self.pubsub.backplane.stop()
 
     def handle_message(self, worker, msg):
         """kore_worker_message: True if it was the backplane's."""

@@ -36,6 +36,14 @@ def _header_block(rh):
     return hs.encode("latin-1") + b"\r\n", "\ncontent-length:" in "\n" + hs.lower()
 
 
+def _has_date(rh):
+    """A handler (a proxy relaying its upstream's) set its own Date."""
+    for h in rh:
+        if h[0].lower() == "date":
+            return True
+    return False
+
+
 class H1Connection(Client, Stream):
     __slots__ = ("keepalive", "hsts", "watcher", "rwatcher", "idle", "req",
                  "buffered", "requests", "pause_evt", "pause_t0", "paused_total",
@@ -110,6 +118,8 @@ class H1Connection(Client, Stream):
         rh = req._rheaders
         has_cl = False
         if rh:
+            if _has_date(rh):
+                head = line + HEADERS.nodate + head[len(line) + len(HEADERS.value):]
             hs = "\r\n".join(map(": ".join, rh))
             head += hs.encode("latin-1") + b"\r\n"
             # values hold no CR/LF, so only a name can follow a line start
@@ -156,6 +166,8 @@ class H1Connection(Client, Stream):
         if rh:
             block, has_cl = _header_block(rh)
             parts.append(block)
+            if _has_date(rh):
+                parts[1] = HEADERS.nodate
         head_only = req._meth == "HEAD" or status in (204, 304)
         if has_cl or head_only:
             self.chunked = False

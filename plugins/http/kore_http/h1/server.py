@@ -8,6 +8,7 @@ builds the ``HttpRequest`` and hands it to ``pipeline.handle``.  Timeouts are
 deadlines on the connection that the worker's sweep timer enforces.
 """
 
+import re
 import sys
 import time
 
@@ -197,6 +198,9 @@ def _read_head(c, buf, pos):
             return buf, 0
 
 
+_AUTHORITY = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):[0-9]{1,5}")
+
+
 def _host_of(target):
     # absolute-form: http://host[:port]/path
     rest = target.split("://", 1)[1]
@@ -248,13 +252,17 @@ def request(c, method, target, http11, fields):
         host = ""
     elif not host:
         return _refuse(c, 400, method, target, http11)
+    absolute = None
     if target[0] != "/":
         if target.startswith(("http://", "https://")):
+            absolute = target
             host, target = _host_of(target)
             if not host:
                 return _refuse(c, 400, method, target, http11)
         elif target == "*" and method == "OPTIONS":
             pass
+        elif method == "CONNECT" and S.hook_start and _AUTHORITY.fullmatch(target):
+            pass      # a forward proxy may take it (kore_request_start)
         else:
             return _refuse(c, 400, method, target, http11)
     if (length > S.body_max) or (chunked and S.body_max == 0):
@@ -264,6 +272,8 @@ def request(c, method, target, http11, fields):
         return _refuse(c, 503, method, target, http11)
     req = HttpRequest(c, method, target, http11, fields)
     req.host = host
+    if absolute is not None:
+        req.absolute_target = absolute
     if not keepalive or CONNS.stopping:
         req.keepalive = False
     if expect:

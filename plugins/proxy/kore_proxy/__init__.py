@@ -1,0 +1,1 @@
+"""kore-plugin-proxy: reverse proxy, load balancing, fail-over."""

@@ -1,0 +1,141 @@
+"""redis-server and nginx for the backplane tests and the benchmark:
+started on free loopback ports with their files in a temporary directory,
+stopped by pid."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from kore_testing import free_port, wait_for, wait_port  # noqa: E402
+
+
+class RedisServer:
+    def __init__(self, tmp, appendonly=False, password=None, tls=None):
+        self.dir = str(tmp)
+        self.port = free_port()
+        self.appendonly = appendonly
+        self.password = password
+        self.tls = tls          # (cert, key, ca) paths: TLS only, on self.port
+        self.proc = None
+        self.start()
+
+    @property
+    def url(self):
+        auth = ":%s@" % self.password if self.password else ""
+        if self.tls:
+            return "rediss://%s127.0.0.1:%d/0?ssl_ca_certs=%s" % (auth, self.port,
+                                                                 self.tls[2])
+        return "redis://%s127.0.0.1:%d/0" % (auth, self.port)
+
+    def start(self):
+        port = ["--port", str(self.port)]
+        if self.tls:
+            port = ["--port", "0", "--tls-port", str(self.port), "--tls-cert-file",
+                    self.tls[0], "--tls-key-file", self.tls[1], "--tls-ca-cert-file",
+                    self.tls[2], "--tls-auth-clients", "no"]
+        cmd = ["redis-server"] + port + ["--bind", "127.0.0.1",
+               "--dir", self.dir, "--save", "", "--daemonize", "no",
+               "--appendonly", "yes" if self.appendonly else "no"]
+        if self.appendonly:
+            cmd += ["--appendfsync", "always"]
+        if self.password:
+            cmd += ["--requirepass", self.password]
+        self.log = open(os.path.join(self.dir, "redis-%d.log" % self.port), "ab")
+        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT)
+        if not wait_port("127.0.0.1", self.port, 10, self.proc):
+            raise AssertionError("redis-server did not start")
+
+    def stop(self, sig=signal.SIGTERM):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.proc = None
+
+    def restart(self):
+        self.stop()
+        self.start()
+
+    def cli(self, *args):
+        cmd = ["redis-cli", "-p", str(self.port)]
+        if self.tls:
+            cmd += ["--tls", "--cacert", self.tls[2]]
+        if self.password:
+            cmd += ["--no-auth-warning", "-a", self.password]
+        return subprocess.run(cmd + list(args), capture_output=True, text=True,
+                              timeout=10).stdout
+
+
+def make_cert(tmp):
+    """A self-signed certificate for 127.0.0.1: (cert, key, ca) paths."""
+    cert, key = os.path.join(str(tmp), "cert.pem"), os.path.join(str(tmp), "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days",
+                    "2", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", key, "-out", cert], check=True, capture_output=True,
+                   timeout=60)
+    return cert, key, cert
+
+
+NGINX_CONF = """
+worker_processes 1;
+pid %(dir)s/nginx.pid;
+error_log %(dir)s/nginx-error.log warn;
+daemon off;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    client_body_temp_path %(dir)s/body;
+    proxy_temp_path %(dir)s/proxy;
+    fastcgi_temp_path %(dir)s/fastcgi;
+    uwsgi_temp_path %(dir)s/uwsgi;
+    scgi_temp_path %(dir)s/scgi;
+    map $http_upgrade $connection_upgrade { default upgrade; '' close; }
+    upstream kore { %(servers)s }
+    server {
+        listen 127.0.0.1:%(port)d;
+        location / {
+            proxy_pass http://kore;
+            proxy_http_version 1.1;
+            proxy_set_header Upgrade $http_upgrade;
+            proxy_set_header Connection $connection_upgrade;
+            proxy_read_timeout 300s;
+        }
+    }
+}
+"""
+
+
+class Nginx:
+    """nginx in front of ``ports`` (round robin), on a free loopback port."""
+
+    def __init__(self, tmp, ports):
+        self.dir = str(tmp)
+        self.port = free_port()
+        conf = os.path.join(self.dir, "nginx.conf")
+        servers = " ".join("server 127.0.0.1:%d;" % p for p in ports)
+        with open(conf, "w") as f:
+            f.write(NGINX_CONF % {"dir": self.dir, "port": self.port, "servers": servers})
+        self.proc = subprocess.Popen(["nginx", "-c", conf, "-p", self.dir],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if not wait_port("127.0.0.1", self.port, 10, self.proc):
+            raise AssertionError("nginx did not start: " + open(
+                os.path.join(self.dir, "nginx-error.log")).read())
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+
+__all__ = ["RedisServer", "Nginx", "wait_for", "time"]

@@ -1,0 +1,217 @@
+"""Two kore instances (2 workers each) behind nginx, sharing one real
+redis-server through the ``redis`` and ``redis-streams`` backplanes."""
+
+import asyncio
+import json
+import os
+import signal
+import time
+
+import pytest
+import websockets
+
+from kore_testing import KoreServer
+from services import Nginx, RedisServer, wait_for
+
+APP = os.path.join(os.path.dirname(__file__), "apps", "bp_app.py")
+pytestmark = pytest.mark.timeout(120)
+
+
+def run(coro, timeout=90):
+    return asyncio.run(asyncio.wait_for(coro, timeout))
+
+
+class Cluster:
+    def __init__(self, tmp, driver="redis", appendonly=False, **redis):
+        self.redis = RedisServer(tmp, appendonly=appendonly, **redis)
+        spec = self.redis.url if driver == "redis" else "%s+%s" % (driver, self.redis.url)
+        self.spec = spec
+        self.hosts = []
+        for name in ("a", "b"):
+            d = tmp / name
+            d.mkdir()
+            k = KoreServer(d, APP, workers=2, env={"KORE_BACKPLANE": spec})
+            k.wait_ready(2)
+            self.hosts.append(k)
+        self.nginx = Nginx(tmp, [h.port for h in self.hosts])
+        self.url = "ws://127.0.0.1:%d/ws" % self.nginx.port
+
+    def close(self):
+        self.nginx.stop()
+        for h in self.hosts:
+            h.cleanup()
+        self.redis.stop()
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    c = Cluster(tmp_path_factory.mktemp("bp"))
+    yield c
+    c.close()
+
+
+async def connect_everywhere(url, per_place=1, limit=60):
+    """Clients through nginx until every (instance, worker) has
+    ``per_place``: {(instance, worker): [ws, ...]}."""
+    by, extra = {}, []
+    for _ in range(limit):
+        ws = await websockets.connect(url, max_size=None)
+        await ws.send("where:")
+        inst, wid = (await ws.recv()).split()
+        place = (inst, int(wid))
+        if len(by.setdefault(place, [])) < per_place:
+            by[place].append(ws)
+        else:
+            extra.append(ws)
+        if len(by) == 4 and all(len(v) == per_place for v in by.values()):
+            break
+    for ws in extra:
+        await ws.close()
+    assert len(by) == 4 and all(len(v) == per_place for v in by.values()), by.keys()
+    return by
+
+
+async def drain(ws, wait=0.5, want=0):
+    """What ``ws`` receives: ``want`` messages however long they take (up
+    to 20 s, a loaded machine), then anything more within ``wait`` s."""
+    got = []
+    try:
+        while len(got) < want:
+            got.append(await asyncio.wait_for(ws.recv(), 20))
+        while True:
+            got.append(await asyncio.wait_for(ws.recv(), wait))
+    except asyncio.TimeoutError:
+        return got
+
+
+async def ask(ws, cmd):
+    """Send a command, its answer (skipping the end of earlier bursts)."""
+    await ws.send(cmd)
+    while True:
+        m = await asyncio.wait_for(ws.recv(), 10)
+        if m != "burst done":
+            return m
+
+
+async def wait_connected(ws, timeout=10):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        st = json.loads(await ask(ws, "status:"))
+        if st["state"] == "ok":
+            return st
+        await asyncio.sleep(0.05)
+    raise AssertionError("backplane not connected: %r" % st)
+
+
+async def close_all(by):
+    for v in by.values():
+        for ws in v:
+            await ws.close()
+
+
+def test_global_broadcast_every_other_client_on_both_hosts_once(cluster):
+    async def go():
+        by = await connect_everywhere(cluster.url, per_place=2)
+        everyone = [ws for v in by.values() for ws in v]
+        for ws in everyone:
+            await wait_connected(ws)
+        for sender in (everyone[0], everyone[-1]):
+            await sender.send("bcast-global:G")
+            for ws in everyone:
+                if ws is not sender:
+                    assert await drain(ws, 0.3, want=1) == ["G"]
+            assert await drain(sender, 0.3) == []
+        await close_all(by)
+    run(go())
+
+
+def test_publish_every_subscriber_on_both_hosts_once_and_counts(cluster):
+    async def go():
+        by = await connect_everywhere(cluster.url)
+        subs = [v[0] for v in by.values()]
+        for ws in subs:
+            assert await ask(ws, "sub:news") == "subscribed news"
+        other = await websockets.connect(cluster.url)   # not subscribed
+
+        async def count_is(ws, n):
+            for _ in range(100):
+                if int(await ask(ws, "count:news")) == n:
+                    return True
+                await asyncio.sleep(0.05)
+            return False
+        for ws in subs:
+            assert await count_is(ws, 4)        # subscribers of both hosts
+        await subs[0].send("pub:news:hello")
+        for ws in subs:
+            assert await drain(ws, 0.3, want=1) == ["hello"]
+        assert await drain(other, 0.2) == []
+        await other.close()
+        await close_all(by)
+    run(go())
+
+
+def test_order_of_10000_messages_from_one_publisher(cluster):
+    async def go():
+        by = await connect_everywhere(cluster.url)
+        subs = [v[0] for v in by.values()]
+        for ws in subs:
+            await ask(ws, "sub:seq")
+        pub = subs[0]
+        n = 10000
+        first = 0
+        while first < n:
+            await pub.send("burst:seq:%d:1000" % first)
+            first += 1000
+
+        async def collect(ws):
+            got = []
+            while len(got) < n:
+                m = await asyncio.wait_for(ws.recv(), 30)
+                if m != "burst done":
+                    got.append(int(m))
+            return got
+        for ws in subs:
+            assert await collect(ws) == list(range(n))
+        for ws in subs:
+            assert [m for m in await drain(ws, 0.3) if m != "burst done"] == []
+        await close_all(by)
+    run(go(), timeout=110)
+
+
+def test_message_size_limit(cluster):
+    async def go():
+        ws = await websockets.connect(cluster.url, max_size=None)
+        assert (await ask(ws, "big:2000000")).startswith("ValueError: message of")
+        assert await ask(ws, "big:1000") == "sent"
+        await ws.close()
+    run(go())
+
+
+def test_a_bad_url_stops_start_up_naming_the_option(tmp_path):
+    k = KoreServer(tmp_path, APP, workers=1, env={"KORE_BACKPLANE": "redis://:x@[bad"},
+                   wait=False)
+    assert k.proc.wait(30) != 0
+    assert "option 'backplane'" in k.log()
+    k2 = KoreServer(tmp_path, APP, workers=1, env={"KORE_BACKPLANE": "nats://127.0.0.1:1"},
+                    wait=False)
+    assert k2.proc.wait(30) != 0
+    log = k2.log()
+    assert "unknown websocket backplane driver 'nats'" in log
+    assert "local" in log and "redis-streams" in log
+
+
+def test_lock_across_hosts_one_holder(cluster):
+    async def go():
+        by = await connect_everywhere(cluster.url)
+        answers = []
+        for ws in (v[0] for v in by.values()):
+            answers.append(await ask(ws, "claim:tick-1:5"))
+        won = [a for a in answers if a != "claim None"]
+        assert len(won) == 1, answers
+        token = won[0].split()[1]
+        anyone = next(iter(by.values()))[0]
+        assert await ask(anyone, "release:tick-1:wrong") == "release False"
+        assert await ask(anyone, "release:tick-1:%s" % token) == "release True"
+        assert (await ask(anyone, "claim:tick-1:5")) != "claim None"
+        await close_all(by)
+    run(go())
