@@ -6,6 +6,7 @@ go to syslog (facility daemon), unless ``logfile`` names a file.  ``USR1``
 reopens the log file (log rotation).
 """
 
+import json as _json
 import os
 import sys
 import syslog
@@ -30,6 +31,7 @@ class Log:
         self.use_syslog = False
         self.stream = sys.stdout
         self._file = None
+        self.json = False       # one JSON object per line (--log-format json)
 
     def configure(self, level="info", path="", use_syslog=False):
         self.threshold = LEVEL_BY_NAME.get(level, LOG_INFO)
@@ -60,9 +62,12 @@ class Log:
             syslog.syslog(priority, "[%s] %s" % (self.role, msg))
             return
         now = _time.time()
-        stamp = _time.strftime("%Y-%m-%d %H:%M:%S", _time.localtime(now))
-        line = "%s.%03d [%s] %s: %s\n" % (stamp, int(now * 1000) % 1000, self.role,
-                                          LEVEL_NAMES.get(priority, str(priority)), msg)
+        if self.json:
+            line = json_line(now, priority, self.role, msg)
+        else:
+            stamp = _time.strftime("%Y-%m-%d %H:%M:%S", _time.localtime(now))
+            line = "%s.%03d [%s] %s: %s\n" % (stamp, int(now * 1000) % 1000, self.role,
+                                              LEVEL_NAMES.get(priority, str(priority)), msg)
         try:
             self.stream.write(line)
             self.stream.flush()
@@ -74,6 +79,23 @@ class Log:
 
 
 LOG = Log()
+
+# OpenTelemetry log data model: severity numbers of the syslog levels
+_OTEL_SEVERITY = {LOG_ERR: 17, LOG_WARNING: 13, LOG_NOTICE: 10, LOG_INFO: 9, LOG_DEBUG: 5}
+
+
+def json_line(now, priority, role, msg):
+    """One error-log line as JSON (OpenTelemetry field names); json.dumps
+    escapes quotes and newlines, so a message cannot forge a field or a line."""
+    return _json.dumps({
+        "timestamp": _time.strftime("%Y-%m-%dT%H:%M:%S", _time.gmtime(now))
+        + ".%03dZ" % (int(now * 1000) % 1000),
+        "severity_text": LEVEL_NAMES.get(priority, str(priority)).upper(),
+        "severity_number": _OTEL_SEVERITY.get(priority, 9),
+        "body": msg,
+        "process.pid": os.getpid(),
+        "process.role": role,
+    }, ensure_ascii=False) + "\n"
 
 
 def log(priority, msg):

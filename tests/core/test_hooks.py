@@ -20,7 +20,7 @@ def _spec_modules():
     import importlib
     mods = [hookspecs]
     for name in ("kore_http.hookspecs", "kore_websocket.hookspecs", "kore_cron.hookspecs",
-                 "kore_curl.hookspecs"):
+                 "kore_curl.hookspecs", "kore_metrics.hookspecs"):
         try:
             mods.append(importlib.import_module(name))
         except ImportError:

@@ -30,6 +30,53 @@ CONFIG = Config()
 _files = {}
 
 
+class LogOff:
+    """Paths kept out of the access log (Skitai's ``log_off``): ``'*.css'``
+    matches by suffix, ``'/static/'`` or ``'/static/*'`` by prefix, anything
+    else exactly; ``/`` is always logged.  Decisions are cached per path
+    (at most 1,000 entries)."""
+
+    __slots__ = ("exact", "prefixes", "suffixes", "cache")
+
+    def __init__(self):
+        self.exact = set()
+        self.prefixes = ()
+        self.suffixes = ()
+        self.cache = {}
+
+    def add(self, *paths):
+        for p in paths:
+            if not isinstance(p, str) or not p:
+                raise ValueError("log_off: a path must be a non-empty string, got %r" % (p,))
+            if p.startswith("*"):
+                self.suffixes += (p[1:],)
+            elif p.endswith("/*"):
+                self.prefixes += (p[:-1],)
+            elif p.endswith("/"):
+                self.prefixes += (p,)
+            else:
+                self.exact.add(p)
+        self.cache.clear()
+
+    def __call__(self, path):
+        hit = self.cache.get(path)
+        if hit is None:
+            hit = path != "/" and (path in self.exact or path.startswith(self.prefixes)
+                                   or path.endswith(self.suffixes))
+            if len(self.cache) >= 1000:
+                self.cache.clear()
+            self.cache[path] = hit
+        return hit
+
+
+OFF = LogOff()
+
+
+def log_off(*paths):
+    """``kore.log_off('/static/', '*.css')``: keep paths out of the access log."""
+    OFF.add(*paths)
+
+
 def configure():
     """Read the options; True when some access log is configured."""
     CONFIG.path = runtime.option("http_access_log") or None
@@ -75,7 +122,7 @@ def write(req, status, duration):
     """Log a request that got a response (from ``pipeline.finish``)."""
     d = req.domain
     path = (d.accesslog if d is not None else None) or CONFIG.path
-    if not path:
+    if not path or ((OFF.exact or OFF.prefixes or OFF.suffixes) and OFF(req.path)):
         return
     _emit(path, req.get_proxied_remote_address() or "-", req.host, req._meth, req.target,
           req.path, req.query, "HTTP/" + req.stream.http_version, status, req.bytes_sent,

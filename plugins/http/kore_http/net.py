@@ -311,11 +311,18 @@ def _accept_queued(lst):
         s = gsocket.socket(lst.family, socket.SOCK_STREAM, 0, fd)
         if tcp:
             s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        gevent.spawn(serve, s, addr, lst)
+        # busy() counts it before its greenlet first runs: otherwise a drain
+        # checking at once sees 0 and the worker exits, resetting it
+        g = gevent.spawn(serve, s, addr, lst)
+        _QUEUED.add(g)
+        g.link(_QUEUED.discard)
+
+
+_QUEUED = set()     # greenlets of connections accepted by stop_accepting
 
 
 def busy(worker):
-    return len(CONNS)
+    return len(CONNS) + len(_QUEUED)
 
 
 def shutdown(worker):

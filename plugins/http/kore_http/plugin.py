@@ -32,14 +32,21 @@ def kore_namespace():
         "prerequest": _declare.prerequest,
         "mount": _declare.mount,
         "json_serializer": _declare.json_serializer,
+        "log_off": _log_off,
     }
+
+
+def _log_off(*paths):
+    from . import accesslog
+    accesslog.log_off(*paths)
 
 
 @hookimpl
 def kore_app_reset():
     _declare.reset()
     socketify_app.reset()
-    from . import filemaps
+    from . import accesslog, filemaps
+    accesslog.OFF = accesslog.LogOff()
     filemaps._media = None
 
 

@@ -1,0 +1,1 @@
+"""kore-plugin-metrics: Prometheus metrics, health endpoints, worker recycling."""

@@ -1,0 +1,36 @@
+"""Hooks declared by kore-plugin-metrics."""
+
+import pluggy
+
+hookspec = pluggy.HookspecMarker("kore")
+
+
+@hookspec
+def kore_metrics_collect(samples):
+    """Add a plugin's own metrics to this worker's next snapshot.
+
+    Runs in each worker every ``metrics_interval`` seconds and before a
+    scrape (never per request).  ``samples`` is a
+    ``kore_metrics.store.Samples``: declare a family once with
+    ``samples.family(name, "counter"|"gauge"|"histogram", help,
+    buckets=None)``, then ``samples.set(name, labels, value)`` (labels: a
+    tuple of (name, value) pairs, bounded in number).  Counters and
+    histograms are cumulative per worker (the master sums the workers and
+    keeps the totals of workers that exited); gauges are summed over the
+    live workers.  Names should start with ``kore_``.  The return value is
+    ignored.
+
+    :returns: nothing.
+    """
+
+
+@hookspec
+def kore_ready_check():
+    """Whether this worker can serve (``/readyz``).
+
+    Runs in the worker on each ``/readyz`` request.  Return None or True
+    when ready, or a short string saying why not ("postgresql unreachable");
+    any string makes ``/readyz`` answer 503 with it (``/healthz`` stays 200).
+
+    :returns: None, True or a reason (str).
+    """

@@ -1,0 +1,55 @@
+"""App for the metrics tests: a regex route template, a slow handler, a CPU
+spinner and a readiness check (not ready while the file named by
+METRICS_READY_FLAG exists)."""
+
+import os
+import time
+
+import kore
+
+FLAG = os.environ.get("METRICS_READY_FLAG", "")
+
+if os.environ.get("METRICS_CPU_POINT"):
+    kore.set_worker_critical_point(cpu_percent=50, continuous=2, interval=1)
+
+
+@kore.ready_check
+def database():
+    if FLAG and os.path.exists(FLAG):
+        return "database unreachable"
+    return None
+
+
+@kore.route("/hello", methods=["get"])
+def hello(req):
+    req.response(200, b"hello")
+
+
+@kore.route("^/item/[0-9]+$", methods=["get"])
+def item(req):
+    req.response(200, b"item")
+
+
+@kore.route("/pid", methods=["get"])
+def pid(req):
+    req.response(200, str(os.getpid()).encode())
+
+
+@kore.route("/slow", methods=["get"])
+async def slow(req):
+    await kore.suspend(1500)
+    req.response(200, b"slow")
+
+
+@kore.route("/spin", methods=["get"])
+def spin(req):
+    end = time.monotonic() + 8
+    while time.monotonic() < end:
+        pass
+    req.response(200, b"spun")
+
+
+@kore.route("/logheader", methods=["get"])
+def logheader(req):
+    kore.log(kore.LOG_NOTICE, "client says " + (req.request_header("x-note") or ""))
+    req.response(200, b"logged")
