@@ -25,8 +25,8 @@ def kore_httpclient_target(url, options):
     """Return the client for a ``kore.httpclient(url)`` whose URL names an
     alias (``"@api/path"``) instead of a host.
 
-    Runs where ``kore.httpclient`` is called (a worker's handler, usually)
-    when ``url`` starts with ``@``.  ``options`` is the dict of the other
+    Runs in the process and greenlet that calls ``kore.httpclient`` (a
+    worker's handler, usually) when ``url`` starts with ``@``.  ``options`` is the dict of the other
     keywords.  kore-plugin-proxy returns a client with the same request
     methods, balanced over the alias's nodes; return None for a URL the
     plugin does not serve.  The first non-None result is used; with none,

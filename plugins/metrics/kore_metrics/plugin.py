@@ -62,8 +62,18 @@ def kore_http_routes(routes):
     bind = runtime.option("health_bind")
     domains = [routes.server("health", bind)] if bind else None
     for p, fn in ((hp, health.healthz), (rp, health.readyz)):
-        if p:
-            routes.route(p, fn, methods=["get", "head"], domains=domains,
+        if not p:
+            continue
+        targets = domains
+        if targets is None:
+            # the application's own route of that path wins on its domain
+            targets = [d for d in routes.domains() if p not in d.exact]
+            if len(targets) < len(routes.domains()):
+                from kore.log import LOG, LOG_NOTICE
+                LOG.write(LOG_NOTICE, "health: the application routes %s itself; "
+                          "kore-plugin-metrics leaves it alone there" % p)
+        if targets:
+            routes.route(p, fn, methods=["get", "head"], domains=targets,
                          owner="kore-plugin-metrics")
     if not runtime.option("health_log"):
         from kore_http import accesslog

@@ -24,6 +24,7 @@ from .cache import SETTINGS as CACHE
 from .cachepolicy import lifetime, request_cacheable, request_wants_fresh
 from .client import ConnectFailed, UpstreamError, UpstreamTimeout, connect
 from .headers import request_headers, response_headers
+from . import tunnel
 
 monotonic = time.monotonic
 IDEMPOTENT = frozenset(("GET", "HEAD", "PUT", "DELETE", "OPTIONS", "TRACE"))
@@ -111,8 +112,7 @@ class ProxyMount(Mount):
             self.resolve()
             a = self.alias
         if req.request_header("upgrade") is not None:
-            from .tunnel import websocket
-            return websocket(self, a, req)
+            return tunnel.websocket(self, a, req, _error, _relay)
         cache = CACHE.cache
         if cache is None:
             return forward(self, a, req)

@@ -56,9 +56,9 @@ def pipe(a, b, first_a=b"", first_b=b""):
         g2.kill(block=False)
 
 
-def websocket(mount, a, req):
-    """Proxy an upgrade request ``req`` to one node of alias ``a``."""
-    from .mount import _error, _relay
+def websocket(mount, a, req, _error, _relay):
+    """Proxy an upgrade request ``req`` to one node of alias ``a`` (``_error``
+    and ``_relay`` are the mount's answers for failures and plain replies)."""
     stream = req.stream
     bal = a.balancer
     client_host = req.request_header("host") or ""
