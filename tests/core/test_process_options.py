@@ -205,8 +205,10 @@ koreapp = App()
         mpid, msid = map(int, marker.read_text().split())
         assert mpid == pid and msid != os.getsid(0)   # in the detached daemon
     finally:
-        if pidfile.exists():
-            try:
-                os.killpg(int(pidfile.read_text()), signal.SIGTERM)
-            except (ProcessLookupError, ValueError):
-                pass
+        # the daemon is neither our child nor a group leader: stop it by pid
+        try:
+            dpid = int(pidfile.read_text())
+            os.kill(dpid, signal.SIGTERM)
+            wait_for(lambda: not os.path.exists("/proc/%d" % dpid), 15)
+        except (OSError, ValueError):
+            pass
