@@ -194,7 +194,8 @@ koreapp = App()
     pidfile = tmp_path / "kore.pid"
     r = korectl("run", "--deployment", "production", "--pid", str(pidfile),
                 "--log-file", str(tmp_path / "kore.log"), "-b", "127.0.0.1:%d" % port,
-                "-w", "1", str(tmp_path / "app.py"), env={"KORE_PLUGINS": "http"},
+                "-w", "1", "--keep-root", str(tmp_path / "app.py"),
+                env={"KORE_PLUGINS": "http"},
                 timeout=20)
     assert r.returncode == 0
     try:
