@@ -72,6 +72,13 @@ class KoreServer:
             cmd += ["--workers", str(workers)]
         cmd += list(args) + [app] + list(extra)
         self.cmd = cmd
+        # a --log-file (or KORE_LOGFILE) takes the log off stdout: the port
+        # line is read from there then
+        self._logfile = (env or {}).get("KORE_LOGFILE")
+        args = list(args)
+        for flag in ("--log-file", "--error-logfile"):
+            if flag in args and args.index(flag) + 1 < len(args):
+                self._logfile = args[args.index(flag) + 1]
         e = dict(os.environ)
         e.setdefault("PYTHONUNBUFFERED", "1")
         e.update(env or {})
@@ -101,7 +108,14 @@ class KoreServer:
             rx = re.compile(r"listening on https?://%s:(\d+)" % re.escape(self.host))
             deadline = time.monotonic() + 30
             while self._port is None:
-                m = rx.search(self.log())
+                text = self.log()
+                if self._logfile:
+                    try:
+                        with open(self._logfile, errors="replace") as f:
+                            text += f.read()
+                    except OSError:
+                        pass
+                m = rx.search(text)
                 if m:
                     self._port = int(m.group(1))
                     break
