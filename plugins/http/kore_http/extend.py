@@ -84,14 +84,18 @@ _installed = {}
 
 def install_request_attributes():
     """Install the ``kore_http_request_attributes`` answers on HttpRequest."""
-    from .request import HttpRequest
+    from .request import HttpRequest, NeedsPlugin, _PLUGIN_ATTRIBUTES
     for name in list(_installed):
-        if getattr(HttpRequest, name, None) is _installed[name]:
-            delattr(HttpRequest, name)
+        if HttpRequest.__dict__.get(name) is _installed[name]:
+            if name in _PLUGIN_ATTRIBUTES:
+                setattr(HttpRequest, name, NeedsPlugin(name, _PLUGIN_ATTRIBUTES[name]))
+            else:
+                delattr(HttpRequest, name)
         del _installed[name]
     for attrs in runtime.hook("kore_http_request_attributes")():
         for name, value in (attrs or {}).items():
-            if name in _installed or hasattr(HttpRequest, name):
+            placeholder = isinstance(HttpRequest.__dict__.get(name), NeedsPlugin)
+            if name in _installed or (hasattr(HttpRequest, name) and not placeholder):
                 raise ConfigError("req.%s is provided twice (by the http plugin "
                                   "or two plugins)" % name)
             setattr(HttpRequest, name, value)

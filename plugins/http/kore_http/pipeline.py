@@ -206,7 +206,7 @@ def run_target(req, target):
 def run(req, fn, auth, where):
     """Run auth, prerequest callbacks and the handler; 500 on errors."""
     stream = req.stream
-    stream.watch_client(req, True)
+    unwatch = stream.watch_client(req)
     try:
         if auth is not None and not check_auth(req, auth, where):
             return
@@ -263,7 +263,7 @@ def run(req, fn, auth, where):
             req.keepalive = False
             stream.keepalive = False
     finally:
-        stream.watch_client(req, False)
+        unwatch()
 
 
 def check_auth(req, auth, where):

@@ -38,6 +38,24 @@ _PLUGIN_ATTRIBUTES = {"websocket_handshake": "kore-plugin-websocket",
                       "pgsql": "kore-plugin-pgsql"}
 
 
+class NeedsPlugin:
+    """The class attribute standing in for a request attribute whose
+    plugin is not installed: using it names the package.  (A descriptor,
+    not ``__getattr__``: a class with ``__getattr__`` pays for it on every
+    attribute access of every request.)"""
+
+    __slots__ = ("name", "package")
+
+    def __init__(self, name, package):
+        self.name = name
+        self.package = package
+
+    def __get__(self, obj, cls=None):
+        if obj is None:
+            return self
+        raise PluginMissing(self.name, self.package)
+
+
 def _drive(result):
     if type(result) is CoroutineType:
         return drive(result)
@@ -103,13 +121,6 @@ class HttpRequest(ResponseVerbs):
 
     def __repr__(self):
         return "<kore.http_request %s %s>" % (self._meth, self.target)
-
-    def __getattr__(self, name):
-        # only for names no attribute has: what a missing plugin would add
-        package = _PLUGIN_ATTRIBUTES.get(name)
-        if package is not None:
-            raise PluginMissing(name, package)
-        raise AttributeError("'kore.http_request' object has no attribute '%s'" % name)
 
     # ------------------------------------------------------------------
     # Kore getters
@@ -466,3 +477,7 @@ class HttpRequest(ResponseVerbs):
                 _drive(cb(self))
             except Exception:
                 report(sys.exc_info(), where="on_aborted callback", req=self)
+
+
+for _name, _package in _PLUGIN_ATTRIBUTES.items():
+    setattr(HttpRequest, _name, NeedsPlugin(_name, _package))

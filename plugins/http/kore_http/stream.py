@@ -88,8 +88,11 @@ class Stream:
         """Close the client connection now (Kore's ``c.disconnect()``)."""
         raise NotImplementedError
 
-    def watch_client(self, req, on):
-        """While a handler runs (``on=True``), end it if the client goes away."""
+    def watch_client(self, req):
+        """While a handler runs, end it if the client goes away: start
+        watching and return the callable that stops it (called with no
+        arguments when the handler is done)."""
+        return _nothing
 
     def upgrade(self, req, handler, status, headers):
         """Switch protocols (websocket): send the ``status`` (101) head with
@@ -124,3 +127,7 @@ class Stream:
 
 class ClientGone(Exception):
     """The client closed the connection (or reset it) mid-request."""
+
+
+def _nothing():
+    pass

@@ -30,18 +30,13 @@ monotonic = time.monotonic
 
 
 def _header_block(rh):
-    """(bytes of the header lines, has Content-Length) of [[name, value]]."""
+    """(bytes of the header lines, has Content-Length, has Date) of
+    [[name, value]]; a handler (a proxy relaying its upstream's) may set
+    its own Date."""
     hs = "\r\n".join(map(": ".join, rh))
     # values hold no CR/LF, so only a name can follow a line start
-    return hs.encode("latin-1") + b"\r\n", "\ncontent-length:" in "\n" + hs.lower()
-
-
-def _has_date(rh):
-    """A handler (a proxy relaying its upstream's) set its own Date."""
-    for h in rh:
-        if h[0].lower() == "date":
-            return True
-    return False
+    low = "\n" + hs.lower()
+    return hs.encode("latin-1") + b"\r\n", "\ncontent-length:" in low, "\ndate:" in low
 
 
 class H1Connection(Client, Stream):
@@ -118,12 +113,14 @@ class H1Connection(Client, Stream):
         rh = req._rheaders
         has_cl = False
         if rh:
-            if _has_date(rh):
-                head = line + HEADERS.nodate + head[len(line) + len(HEADERS.value):]
             hs = "\r\n".join(map(": ".join, rh))
-            head += hs.encode("latin-1") + b"\r\n"
             # values hold no CR/LF, so only a name can follow a line start
-            has_cl = "\ncontent-length:" in "\n" + hs.lower()
+            low = "\n" + hs.lower()
+            has_cl = "\ncontent-length:" in low
+            if "\ndate:" in low:
+                # a handler (a proxy relaying its upstream's) set its own Date
+                head = line + HEADERS.nodate + head[len(line) + len(HEADERS.value):]
+            head += hs.encode("latin-1") + b"\r\n"
         if close or not self.keepalive:
             req.keepalive = False
         bodyless = status < 200 or status == 204 or status == 304
@@ -164,9 +161,9 @@ class H1Connection(Client, Stream):
         rh = req._rheaders
         has_cl = False
         if rh:
-            block, has_cl = _header_block(rh)
+            block, has_cl, has_date = _header_block(rh)
             parts.append(block)
-            if _has_date(rh):
+            if has_date:
                 parts[1] = HEADERS.nodate
         head_only = req._meth == "HEAD" or status in (204, 304)
         if has_cl or head_only:
@@ -284,8 +281,12 @@ class H1Connection(Client, Stream):
         self.pause_evt = None
         self.paused_total += monotonic() - self.pause_t0
         if self.watch_paused:
+            # restart the client watch only while the handler still runs
+            # (watch_client's stop is the watcher's own, which leaves the
+            # flag behind; after the handler the response is DONE)
             self.watch_paused = False
-            if self.watcher is not None:
+            req = self.req
+            if self.watcher is not None and req is not None and req._sent != DONE:
                 self.watcher.start(self._readable)
         evt.set()
 
@@ -293,18 +294,19 @@ class H1Connection(Client, Stream):
         self.keepalive = False
         Client.disconnect(self)
 
-    def watch_client(self, req, on):
+    def watch_client(self, req):
         w = self.watcher
-        if on:
-            if w is None:
-                w = self.watcher = get_hub().loop.io(self.fd, 1)
-            if self.pause_evt is None:
-                w.start(self._readable)
-            else:
-                self.watch_paused = True      # resume() starts it
-        else:
-            w.stop()
-            self.watch_paused = False
+        if w is None:
+            w = self.watcher = get_hub().loop.io(self.fd, 1)
+        if self.pause_evt is None:
+            w.start(self._readable)
+            return w.stop
+        self.watch_paused = True      # resume() starts it
+        return self._unwatch
+
+    def _unwatch(self):
+        self.watcher.stop()
+        self.watch_paused = False
 
     def _readable(self):
         # a handler is running: watch for EOF (the client went away)
