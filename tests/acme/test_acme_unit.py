@@ -187,3 +187,28 @@ def test_stored_certificate_is_used_only_when_key_and_name_fit(tmp_path):
     assert current(s, "kore.test") is None       # names another host
     s.save_chain("kore.test", b"not a certificate")
     assert current(s, "kore.test") is None
+
+
+def test_client_hellos_are_peeked_at_only_for_tls_alpn_01_domains(monkeypatch):
+    # peeking at each ClientHello costs every TLS connection something:
+    # the plugin asks for it only when a tls-alpn-01 validation may come
+    import types
+
+    import pluggy
+    from kore import runtime
+    from kore_acme import plugin
+    from kore_http import hookspecs, tls
+
+    pm = pluggy.PluginManager("kore")
+    pm.add_hookspecs(hookspecs)
+    pm.register(plugin, "acme")
+    monkeypatch.setattr(runtime, "hook", lambda name: getattr(pm.hook, name))
+    monkeypatch.setattr(runtime, "call_reported",
+                        lambda name, where=None, **kw: getattr(pm.hook, name)(**kw))
+    monkeypatch.setattr(settings, "DOMAINS", {})
+    monkeypatch.setattr(plugin, "_settings", types.SimpleNamespace(challenge="tls-alpn-01"))
+    assert tls.wants_client_hello() is False          # installed, no acme domain
+    settings.DOMAINS["example.test"] = object()
+    assert tls.wants_client_hello() is True
+    plugin._settings.challenge = "http-01"
+    assert tls.wants_client_hello() is False

@@ -74,6 +74,11 @@ _ALT = []
 
 
 @hookimpl
+def kore_tls_client_hello():
+    return True      # kore_tls_context below looks at offered_alpn
+
+
+@hookimpl
 def kore_tls_context(domain, server_name, sslobj, offered_alpn):
     if server_name != "alt.test" and "alt/1" not in (offered_alpn or ()):
         return None

@@ -100,7 +100,7 @@ def test_control_frames_at_the_limit():
     (frame(0, b"stray", fin=False), "continuation without a message"),
     (frame(OP_TEXT, b"a", fin=False) + frame(OP_TEXT, b"b"), "new message inside"),
     (frame(OP_TEXT, b"a", fin=False) + frame(OP_BINARY, b"b"), "new message inside"),
-])
+], ids=["stray", "stray-unfinished", "text-inside-text", "binary-inside-text"])
 def test_bad_continuation_1002(data, why):
     ev = events(data)
     assert ev[-1][0] == FAIL and ev[-1][1][0] == 1002 and why in ev[-1][1][1]

@@ -189,7 +189,10 @@ def test_fragments_with_ping_between_and_pong(srv):
     (frame(8, struct.pack("!H", 1000) + b"\xff"), 1007),     # reason not UTF-8
     (frame(8, struct.pack("!H", 4000)), 4000),               # echoed
     (frame(8, b""), None),
-])
+], ids=["bad-utf8", "bad-utf8-across-fragments", "stray-continuation", "text-inside-text",
+        "reserved-opcode", "rsv-bit", "unmasked", "long-ping", "fragmented-ping",
+        "one-byte-close", "close-1005", "close-2999", "close-reason-not-utf8",
+        "close-4000-echoed", "empty-close"])
 def test_close_codes(srv, data, code):
     c = RawWS(srv.port)
     c.recv_data()

@@ -101,6 +101,14 @@ def kore_tls_alpn(server):
 
 
 @hookimpl
+def kore_tls_client_hello():
+    # only a tls-alpn-01 validation handshake needs the ALPN offer
+    if settings.DOMAINS and _get_settings().challenge == "tls-alpn-01":
+        return True
+    return None
+
+
+@hookimpl
 def kore_tls_context(domain, server_name, sslobj, offered_alpn):
     return workerside.tls_context(server_name, offered_alpn)
 

@@ -109,6 +109,22 @@ def kore_tls_context(domain, server_name, sslobj, offered_alpn):
 
 
 @hookspec
+def kore_tls_client_hello():
+    """Does a plugin need the ALPN offer of each ClientHello?
+
+    Runs in each worker once at start-up (and after a reload).  Reading the
+    offer means peeking at every TLS connection's first record before the
+    handshake, which costs a little on each connection, so it is done only
+    when a plugin answers True here (ACME, when a domain has
+    ``acme=True``: the ``acme-tls/1`` challenge certificate must go only to
+    the validation handshake).  Without a True answer ``kore_tls_context``
+    gets ``offered_alpn=None``.
+
+    :returns: True to have ClientHellos peeked at, or None.
+    """
+
+
+@hookspec
 def kore_tls_domain_context(domain, context):
     """A TLS domain has no certificate files (``acme=True``).
 

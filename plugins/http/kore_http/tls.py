@@ -28,9 +28,9 @@ def _check_verify_depth(domain):
 
 
 def wants_client_hello():
-    """True when a plugin picks certificates (``kore_tls_context``): the
-    connection layer then peeks at each ClientHello for its ALPN offer."""
-    return bool(runtime.hook("kore_tls_context").get_hookimpls())
+    """True when a plugin needs ClientHellos' ALPN offers
+    (``kore_tls_client_hello``): the connection layer then peeks at each."""
+    return any(runtime.notify("kore_tls_client_hello", where="kore_tls_client_hello hook"))
 
 
 def alpn_ids(server):
