@@ -22,6 +22,14 @@ async def _read_all(p, timeout_ms=-1):
         out += chunk
 
 
+def _until(cond, timeout=10.0):
+    """Let the hub run until ``cond()`` holds (bounded)."""
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, "condition not met in %s s" % timeout
+        gevent.sleep(0.01)
+
+
 def _alive(pid):
     try:
         os.kill(pid, 0)
@@ -225,7 +233,7 @@ def test_cancel_while_awaiting_kills_and_reaps(run):
         pids.append(p.pid)
         await p.recv(100)
     g = gevent.spawn(drive, handler())
-    gevent.sleep(0.05)
+    _until(lambda: pids)
     assert _alive(pids[0])
     g.kill(block=True, timeout=5)
     assert g.dead
@@ -240,7 +248,8 @@ def test_task_kill_while_reaping_kills_process():
         pids.append(p.pid)
         await p.reap()
     tid = kore.task_create(task())
-    gevent.sleep(0.05)
+    _until(lambda: pids)
+    gevent.sleep(0.05)        # and into p.reap(): what is killed is a waiting reap
     assert kore.task_kill(tid) is True
     assert not _alive(pids[0])
 

@@ -7,6 +7,7 @@ import re
 import time
 
 import httpx
+import pytest
 
 from kore_testing import wait_for
 
@@ -31,6 +32,10 @@ class App:
 koreapp = App()
 """
 
+
+# the watchdog's 2 s budget and "the other worker serves meanwhile" need
+# the CPU: these run in the serial part of the suite
+pytestmark = pytest.mark.serial
 
 def _get(url, path, timeout=5.0):
     return httpx.get(url + path, timeout=timeout, headers={"connection": "close"})

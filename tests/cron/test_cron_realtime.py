@@ -9,6 +9,7 @@ from test_cron_server import lines, start
 
 
 @pytest.mark.slow
+@pytest.mark.serial
 @pytest.mark.timeout(150)
 def test_jobs_start_within_a_second_of_the_minute(tmp_path):
     srv = start(tmp_path, """

@@ -8,6 +8,7 @@ import h2.errors
 import pytest
 
 from h2_helpers import start_h2
+from kore_testing import wait_for
 from h2client import H2Client
 
 pytestmark = pytest.mark.timeout(90)
@@ -22,8 +23,9 @@ def test_goaway_then_inflight_streams_finish(tmp_path_factory, pki, signo, tls):
         c = H2Client(srv.tls_port if tls else srv.port, tls=tls)
         first = c.request("/")
         assert c.response(first)[0] == 200
-        slow = c.request("/slow?ms=2500")
-        time.sleep(0.3)      # the handler is suspended in kore.suspend
+        slow = c.request("/slow?ms=2500&marker=stop")
+        # the handler is suspended in kore.suspend
+        assert wait_for(lambda: (srv.marks / "stop.started").exists(), 15)
         t0 = time.monotonic()
         srv.send_signal(signo)
         assert c.until(lambda: c.goaway is not None, 15)

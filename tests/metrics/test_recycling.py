@@ -30,6 +30,7 @@ def _start(tmp, args=(), env=None, workers=2):
 
 
 @pytest.mark.slow
+@pytest.mark.serial
 @pytest.mark.timeout(300)
 def test_200_recycles_keep_totals_and_scrape_fast(tmp_path):
     s = _start(tmp_path, ["--max-requests", "5", "--max-requests-jitter", "2"])
@@ -59,6 +60,7 @@ def test_200_recycles_keep_totals_and_scrape_fast(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.serial
 def test_cpu_critical_point_replaces_a_spinning_worker(tmp_path):
     s = _start(tmp_path, env={"METRICS_CPU_POINT": "1"})
     try:

@@ -24,6 +24,7 @@ BAD = ("FAILED", "WRONG CODE", "UNCLEAN", "UNIMPLEMENTED")
 
 pytestmark = [
     pytest.mark.slow,
+    pytest.mark.serial,
     # skipped on a developer machine without the tool; under CI (CI set) a
     # missing tool fails the module instead of silently skipping it
     pytest.mark.skipif(not os.path.exists(WSTEST) and not os.environ.get("CI"),

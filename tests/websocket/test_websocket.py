@@ -117,6 +117,7 @@ def test_accept_header(srv):
 
 def test_callback_exceptions_close_1011_worker_lives(kore_server):
     s = kore_server(APP)
+    s.wait_ready(1)
     pids = s.children()
 
     async def go():

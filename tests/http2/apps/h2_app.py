@@ -149,6 +149,9 @@ def boom_stream(req):
 
 
 async def slow(req):
+    marker = req.get_query("marker")
+    if marker:
+        _mark(marker + ".started", "started")
     await kore.suspend(int(req.get_query("ms") or 300))
     req.response(200, b"slow")
 
