@@ -415,17 +415,28 @@ def test_lock_cancelled_waiter_leaves_line():
     lk = kore.lock()
     order = []
 
-    async def user(name, ms):
+    hold = [True]
+
+    async def user(name):
         async with lk:
             order.append(name)
-            await kore.suspend(ms)
-    g1 = gevent.spawn(drive, user("a", 20))
-    gevent.sleep(0.005)
-    g2 = gevent.spawn(drive, user("b", 1))
-    g3 = gevent.spawn(drive, user("c", 1))
-    gevent.sleep(0.005)
-    g2.kill(block=True)
-    gevent.joinall([g1, g3], timeout=2)
+            while hold[0] and name == "a":
+                await kore.suspend(1)
+
+    def until(cond):
+        deadline = time.monotonic() + 10
+        while not cond():
+            assert time.monotonic() < deadline
+            gevent.sleep(0.001)
+    g1 = gevent.spawn(drive, user("a"))
+    until(lambda: order == ["a"])
+    g2 = gevent.spawn(drive, user("b"))
+    until(lambda: len(lk._waiters) == 1)
+    g3 = gevent.spawn(drive, user("c"))
+    until(lambda: len(lk._waiters) == 2)
+    g2.kill(block=True)          # b leaves the line while a holds the lock
+    hold[0] = False
+    gevent.joinall([g1, g3], timeout=5)
     assert order == ["a", "c"] and not lk.locked
 
 

@@ -58,6 +58,13 @@ def test_keepalive_clients_lose_nothing_across_reloads(kore_server):
         t.start()
     try:
         for i in range(10):
+            # every reload happens under traffic: requests were answered
+            # since the previous one (a condition, not a throughput figure)
+            seen = stats["ok"]
+            deadline = time.monotonic() + 30
+            while stats["ok"] < seen + 20:
+                assert time.monotonic() < deadline, (stats, srv.log()[-3000:])
+                time.sleep(0.02)
             done = srv.log().count("reload complete")
             srv.send_signal(signal.SIGHUP)
             deadline = time.monotonic() + 30
@@ -69,7 +76,7 @@ def test_keepalive_clients_lose_nothing_across_reloads(kore_server):
         for t in threads:
             t.join(15)
     assert stats["fail"] == [], stats["fail"][:5]
-    assert stats["ok"] > 400
+    assert stats["ok"] >= 200
     assert srv.stop() == 0
 
 
