@@ -110,6 +110,12 @@ class H2Stream(Stream):
         return self.conn.fd
 
     @property
+    def sock(self):
+        # req.get_native_handle(): the connection's socket (shared by its
+        # streams: a handler must not read or write it)
+        return self.conn.sock
+
+    @property
     def family(self):
         return self.conn.family
 
