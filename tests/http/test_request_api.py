@@ -194,6 +194,8 @@ def test_method_getter_constants(cl):
     for m in ("GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"):
         assert cl.request(m, "/any").text == m
     assert cl.head("/any").status_code == 200
+    r = cl.head("/")
+    assert r.status_code == 200 and r.content == b"" and r.headers["content-length"] == "5"
 
 
 def test_socketify_extra_verbs(kore_server):
