@@ -233,16 +233,19 @@ class Http2Connection(Client):
                 self.last_sid = h.highest_inbound_stream_id
             elif t is ev.TrailersReceived:
                 pass      # trailers are validated by h2 and dropped, as HTTP/1.1's
-        if self.spawned:
+        if self.spawned > 1:
             # let the handlers just started run first: those that answer at
             # once leave their frames to the flush below (one write for
-            # all the responses of one read, instead of one each)
+            # all the responses of one read, instead of one each).  A single
+            # handler writes its own response: yielding for it would cost a
+            # loop iteration (a poll) per request to save at most one write
             self.spawned = 0
             self.batching = True
             try:
                 gevent.sleep(0)
             finally:
                 self.batching = False
+        self.spawned = 0
         self.flush()
 
     # -- streams -------------------------------------------------------------------
