@@ -64,7 +64,8 @@ def test_body_timeout_408(short, proto):
     if proto == "h1":
         assert c.closed()
     else:                   # the stream ends, the connection serves the next one
-        assert c.conn.resets == {1: 0} and c.send("GET", "/").body == b"hello"
+        assert c.conn.until(lambda: 1 in c.conn.resets) and c.conn.resets == {1: 0}
+        assert c.send("GET", "/").body == b"hello"
         c.close()
 
 
