@@ -7,7 +7,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 
-from kh_proto import H2C_ENV, PROTOCOLS  # noqa: E402
+from kh_proto import H2C_ENV, HAVE_HTTP2, PROTOCOLS  # noqa: E402
 from kh_util import APPS, start_module_server  # noqa: F401,E402
 from kore_testing import KoreServer  # noqa: E402
 
@@ -22,6 +22,8 @@ def pytest_configure(config):
 def proto(request):
     """The protocol a test runs over: "h1" (HTTP/1.1) or "h2c" (HTTP/2 by prior
     knowledge); module-scoped, so a module's server serves both in turn."""
+    if request.param != "h1" and not HAVE_HTTP2:
+        pytest.skip("kore-plugin-http2 is not installed (HTTP/2 runs of this test)")
     return request.param
 
 

@@ -8,7 +8,7 @@ import time
 import httpx
 import pytest
 
-from kh_proto import H2C_ENV, PROTOCOLS, client, http1_only, raw
+from kh_proto import H2C_ENV, SERVED, client, http1_only, raw
 from kh_util import Conn
 
 
@@ -229,7 +229,7 @@ d.route("/continue", cont, methods=["get"])
 d.route("/moved", moved, methods=["get"], key="ignored.pem")
 """
     srv = kore_server(app, env=H2C_ENV)
-    for proto in PROTOCOLS:         # one server for both: this test starts its own
+    for proto in SERVED:         # one server for both: this test starts its own
         with client(srv.url, proto) as c:
             r = c.get("/verbs")
             assert r.status_code == 200 and r.text == "async result"

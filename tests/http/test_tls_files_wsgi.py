@@ -11,7 +11,7 @@ import time
 import httpx
 import pytest
 
-from kh_proto import H2C_ENV, PROTOCOLS, Session, client, raw
+from kh_proto import H2C_ENV, SERVED, Session, client, raw
 from kh_util import Conn, request, wait_for
 
 
@@ -143,7 +143,7 @@ def test_filemaps(kore_server, tmp_path):
     srv = kore_server(FILES_APP, env=dict(H2C_ENV, ROOT=str(root)))
     big = root / "big.bin"
     big.write_bytes(os.urandom(700000))
-    for proto in PROTOCOLS:         # this test starts its own server: both on it
+    for proto in SERVED:         # this test starts its own server: both on it
         _filemap_checks(srv, proto, big)
 
 
@@ -225,7 +225,7 @@ def native(req):
 
 def test_wsgi_mount_flask(kore_server):
     srv = kore_server(WSGI_APP, env=H2C_ENV)
-    for proto in PROTOCOLS:         # this test starts its own server: both on it
+    for proto in SERVED:         # this test starts its own server: both on it
         _wsgi_checks(srv, proto)
 
 
