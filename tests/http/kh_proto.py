@@ -5,8 +5,10 @@ A module opts in by starting its server with ``H2C_ENV`` and taking the
 ``proto`` fixture (tests/http/conftest.py: module-scoped, so pytest runs the
 module's tests once per protocol against one server). ``client()`` is an
 httpx client that fails a test whose response came over the other protocol;
-``raw()`` sends one request with exact header fields (HTTP/1.1 bytes, or a
-raw h2 client's HEADERS/DATA frames) and returns a kh_util.Response.
+``Session`` is one connection whose ``send()`` makes a request with exact
+header fields (HTTP/1.1 bytes, or a raw h2 client's HEADERS/DATA frames) and
+returns a kh_util.Response; ``raw()`` is one such request on a new
+connection.  Without kore-plugin-http2 installed the h2c runs are skipped.
 Tests that are about HTTP/1.1 itself (framing, pipelining, chunked coding,
 keep-alive, Expect, smuggling, Upgrade) stay HTTP/1.1 only and carry the
 ``http1_only`` mark.
