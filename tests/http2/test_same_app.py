@@ -69,6 +69,7 @@ def test_routing_regex_404_405(http):
     assert r.headers["allow"] == "GET, HEAD"
 
 
+@pytest.mark.parametrize("http", ALL, indirect=True)   # headers_list(): all three
 def test_request_getters(http):
     r = http("GET", "/info?q=1&z=2", headers={"X-A": "Value", "User-Agent": "ua/1"})
     d = r.json()
