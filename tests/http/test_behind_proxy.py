@@ -1,13 +1,16 @@
 """Behind a proxy: X-Forwarded-* and RFC 7239 Forwarded from trusted peers
 set the scheme and the client address (req.protocol, the WSGI environ, the
 access log); untrusted peers are not believed.  http_pretty_error covers
-every error response; requests refused before routing are logged."""
+every error response; requests refused before routing are logged.  The
+trusted peer's headers and the pretty errors over HTTP/2 (h2c) too."""
 
 import json
 import socket
 
 import pytest
 
+from kh_proto import H2C_ENV, http1_only
+from kh_proto import raw as raw_proto
 from kore_testing import KoreServer, wait_for
 
 APP = """
@@ -40,7 +43,10 @@ def raw(port, data):
             out += d
 
 
-def get(port, path, *headers):
+def get(port, path, *headers, proto="h1"):
+    if proto != "h1":       # the body (what the tests look at the end of)
+        fields = [tuple(x.strip() for x in h.split(":", 1)) for h in headers]
+        return raw_proto(port, proto, "GET", path, fields).body
     head = "".join(h + "\r\n" for h in headers)
     return raw(port, ("GET %s HTTP/1.1\r\nHost: x\r\n%sConnection: close\r\n\r\n"
                       % (path, head)).encode())
@@ -54,7 +60,7 @@ def servers(tmp_path_factory):
     app.write_text(APP)
     trusted = KoreServer(tmp, str(app), args=("--access-log", str(logs),
                                               "--access-log-format", "json"),
-                         env={"KORE_HTTP_PRETTY_ERROR": "yes"})
+                         env=dict(H2C_ENV, KORE_HTTP_PRETTY_ERROR="yes"))
     tmp2 = tmp_path_factory.mktemp("untrusted")
     untrusted = KoreServer(tmp2, str(app), args=("--forwarded-allow-ips", "10.0.0.1"))
     try:
@@ -64,18 +70,22 @@ def servers(tmp_path_factory):
         untrusted.cleanup()
 
 
-def test_forwarded_headers_from_a_trusted_peer(servers):
+def test_forwarded_headers_from_a_trusted_peer(servers, proto):
     srv, _, logs = servers
-    r = get(srv.port, "/who", "X-Forwarded-For: 203.0.113.5", "X-Forwarded-Proto: https")
+    r = get(srv.port, "/who", "X-Forwarded-For: 203.0.113.5", "X-Forwarded-Proto: https",
+            proto=proto)
     assert r.endswith(b"https 203.0.113.5")
-    r = get(srv.port, "/who", 'Forwarded: for="[2001:db8::7]:1234";proto=https')
+    r = get(srv.port, "/who", 'Forwarded: for="[2001:db8::7]:1234";proto=https', proto=proto)
     assert r.endswith(b"https 2001:db8::7")
-    r = get(srv.port, "/wsgi/", "X-Forwarded-Proto: https")
+    r = get(srv.port, "/wsgi/", "X-Forwarded-Proto: https", proto=proto)
     assert r.endswith(b"https")
-    assert get(srv.port, "/who").endswith(b"http 127.0.0.1")
-    assert wait_for(lambda: logs.exists() and "203.0.113.5" in logs.read_text())
+    assert get(srv.port, "/who", proto=proto).endswith(b"http 127.0.0.1")
+    version = "HTTP/1.1" if proto == "h1" else "HTTP/2.0"
+    assert wait_for(lambda: logs.exists() and any(
+        "203.0.113.5" in x and json.loads(x)["protocol"] == version
+        for x in logs.read_text().splitlines()))
     rec = [json.loads(x) for x in logs.read_text().splitlines()
-           if "203.0.113.5" in x][0]
+           if "203.0.113.5" in x and json.loads(x)["protocol"] == version][0]
     assert rec["remote"] == "203.0.113.5" and rec["path"] == "/who"
 
 
@@ -87,8 +97,16 @@ def test_untrusted_peer_is_not_believed(servers):
     assert get(srv.port, "/wsgi/", "X-Forwarded-Proto: https").endswith(b"http")
 
 
-def test_pretty_errors_on_route_404_and_405(servers):
+def test_pretty_errors_on_route_404_and_405(servers, proto):
     srv, _, _ = servers
+    if proto != "h1":
+        r = raw_proto(srv.port, proto, "GET", "/nothing-here")
+        assert r.status == 404 and r.header("content-type").startswith("text/html")
+        assert r.body.endswith(b"<h1>404 Not Found</h1></body></html>\n")
+        r = raw_proto(srv.port, proto, "GET", "/only-post")
+        assert r.status == 405 and r.header("allow") == "POST"
+        assert b"<h1>405 Method Not Allowed</h1>" in r.body
+        return
     r = get(srv.port, "/nothing-here")
     assert r.startswith(b"HTTP/1.1 404") and b"Content-Type: text/html" in r
     assert r.endswith(b"<h1>404 Not Found</h1></body></html>\n")
@@ -97,6 +115,7 @@ def test_pretty_errors_on_route_404_and_405(servers):
     assert b"<h1>405 Method Not Allowed</h1>" in r
 
 
+@http1_only         # HTTP/1.1 parse errors (an h2 stream's are test_conformance's)
 def test_refused_requests_are_logged(servers):
     srv, _, logs = servers
     assert raw(srv.port, b"GET /x HTTP/1.1\r\n\r\n").startswith(b"HTTP/1.1 400")

@@ -1,17 +1,23 @@
-"""HTTP/1.1 conformance against a real korectl (RFC 9110/9112)."""
+"""HTTP/1.1 conformance against a real korectl (RFC 9110/9112).
+
+What is not about HTTP/1.1's framing (statuses, errors, limits, bodies) runs
+over HTTP/2 (h2c) too, with the same assertions (kh_proto); the rest is
+marked http1_only."""
 
 import json
 import socket
 import time
 
-import httpx
 import pytest
 
+from kh_proto import Session, client, http1_only, raw
 from kh_util import Conn, request, wait_for
 
 
-def test_basic_get_date_server(main_server):
-    r, closed = request(main_server.port, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+def test_basic_get_date_server(main_server, proto):
+    with Session(main_server.port, proto) as s:
+        r = s.send("GET", "/")
+        closed = s.closed(0.3)
     assert r.status == 200 and r.body == b"hello"
     assert r.header("server") == "kore"
     assert r.header("date").endswith(" GMT")
@@ -19,6 +25,7 @@ def test_basic_get_date_server(main_server):
     assert not closed
 
 
+@http1_only
 def test_keepalive_many_requests_one_connection(main_server):
     c = Conn(main_server.port)
     for i in range(50):
@@ -28,6 +35,7 @@ def test_keepalive_many_requests_one_connection(main_server):
     c.close()
 
 
+@http1_only
 def test_pipelining_in_one_packet(main_server):
     c = Conn(main_server.port)
     c.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
@@ -39,6 +47,7 @@ def test_pipelining_in_one_packet(main_server):
     assert c.closed()
 
 
+@http1_only
 def test_http10_closes_and_keepalive_opt_in(main_server):
     r, closed = request(main_server.port, b"GET / HTTP/1.0\r\n\r\n")
     assert r.status == 200 and closed
@@ -51,11 +60,13 @@ def test_http10_closes_and_keepalive_opt_in(main_server):
     assert c.closed()
 
 
+@http1_only
 def test_connection_close(main_server):
     r, closed = request(main_server.port, b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
     assert r.header("connection") == "close" and closed
 
 
+@http1_only
 def test_head_follows_get(main_server):
     c = Conn(main_server.port)
     c.send(b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -67,6 +78,7 @@ def test_head_follows_get(main_server):
     c.close()
 
 
+@http1_only
 def test_chunked_request_body(main_server):
     r, _ = request(main_server.port,
                    b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
@@ -74,6 +86,7 @@ def test_chunked_request_body(main_server):
     assert r.status == 200 and r.body == b"hello world"
 
 
+@http1_only
 def test_chunked_response_body(main_server):
     r, _ = request(main_server.port, b"GET /stream HTTP/1.1\r\nHost: x\r\n\r\n")
     assert r.header("transfer-encoding") == "chunked"
@@ -83,6 +96,7 @@ def test_chunked_response_body(main_server):
     assert r.header("transfer-encoding") is None and r.body == b"abcdef" and closed
 
 
+@http1_only
 def test_expect_100_continue(main_server):
     c = Conn(main_server.port)
     c.send(b"POST /sfy/continue HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n"
@@ -95,6 +109,7 @@ def test_expect_100_continue(main_server):
     c.close()
 
 
+@http1_only
 def test_expect_100_over_limit_gets_413_without_continue(main_server):
     r, closed = request(main_server.port,
                         b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999\r\n"
@@ -102,6 +117,7 @@ def test_expect_100_over_limit_gets_413_without_continue(main_server):
     assert r.status == 413 and closed
 
 
+@http1_only
 def test_curl_expect_continue_large_upload(main_server, tmp_path):
     import subprocess
     p = tmp_path / "up"
@@ -112,15 +128,26 @@ def test_curl_expect_continue_large_upload(main_server, tmp_path):
     assert out.stdout == b"z" * 50000
 
 
-def test_body_limits(main_server):
-    r, closed = request(main_server.port,
-                        b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 1024001\r\n\r\n")
+def test_body_limits(main_server, proto):
+    with Session(main_server.port, proto) as s:
+        r = s.send("POST", "/echo", [("Content-Length", "1024001")], end=False)
+        # HTTP/1.1 closes the connection; HTTP/2 resets only the stream, with
+        # NO_ERROR (RFC 9113 8.1: stop sending, the response is complete)
+        closed = s.closed() if proto == "h1" else (
+            s.conn.until(lambda: 1 in s.conn.resets) and s.conn.resets[1] == 0)
     assert r.status == 413 and closed
     body = b"y" * 1024000
-    with httpx.Client() as cl:
-        resp = cl.post(main_server.url + "/echo", content=body)
+    with client(main_server.url, proto) as cl:
+        resp = cl.post("/echo", content=body)
     assert resp.status_code == 200 and len(resp.content) == len(body)
-    # chunked over the limit
+    # over the limit without a content-length (chunked / DATA frames)
+    with Session(main_server.port, proto) as s:
+        r = s.send("POST", "/echo", body=b"q" * (2 * 0xfa000), length=False, end=False)
+        assert r.status == 413
+        if proto != "h1":   # the connection goes on
+            assert s.send("GET", "/").status == 200
+    if proto != "h1":
+        return
     c = Conn(main_server.port)
     c.send(b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
     c.send(b"fa000\r\n" + b"q" * 0xfa000 + b"\r\n" + b"fa000\r\n" + b"q" * 0xfa000 + b"\r\n")
@@ -129,35 +156,38 @@ def test_body_limits(main_server):
     c.close()
 
 
-def test_body_offload_to_disk(main_server):
+def test_body_offload_to_disk(main_server, proto):
     body = b"o" * 200000
-    with httpx.Client() as cl:
-        resp = cl.post(main_server.url + "/echo", content=body)
+    with client(main_server.url, proto) as cl:
+        resp = cl.post("/echo", content=body)
     assert resp.content == body
     assert resp.headers["x-body-path"].startswith("/") and "bodies" in resp.headers["x-body-path"]
     import hashlib
     assert resp.headers["x-digest"] == hashlib.sha256(body).hexdigest()
-    resp = httpx.post(main_server.url + "/echo", content=b"small")
+    with client(main_server.url, proto) as cl:
+        resp = cl.post("/echo", content=b"small")
     assert resp.headers["x-body-path"] == "None"
     assert resp.headers["x-digest"] == hashlib.sha256(b"small").hexdigest()
 
 
-def test_digest_not_stale(main_server):
+def test_digest_not_stale(main_server, proto):
     import hashlib
-    c = Conn(main_server.port)
-    c.send(b"PUT /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc")
-    assert c.read_response().header("x-digest") == hashlib.sha256(b"abc").hexdigest()
-    c.send(b"PATCH /echo HTTP/1.1\r\nHost: x\r\n\r\n")
-    assert c.read_response().header("x-digest") == hashlib.sha256(b"").hexdigest()
+    c = Session(main_server.port, proto)
+    assert c.send("PUT", "/echo", body=b"abc").header("x-digest") == \
+        hashlib.sha256(b"abc").hexdigest()
+    assert c.send("PATCH", "/echo").header("x-digest") == hashlib.sha256(b"").hexdigest()
     c.close()
 
 
-def test_header_too_large_431(main_server):
-    r, closed = request(main_server.port, b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: "
-                        + b"a" * 5000 + b"\r\n\r\n")
+def test_header_too_large_431(main_server, proto):
+    with Session(main_server.port, proto) as s:
+        r = s.send("GET", "/", [("X-Big", "a" * 5000)])
+        # HTTP/1.1 closes the connection; over HTTP/2 the next stream is served
+        closed = s.closed() if proto == "h1" else s.send("GET", "/").body == b"hello"
     assert r.status == 431 and closed
 
 
+@http1_only          # the request line's length: HTTP/1.1 framing
 def test_uri_too_long_414(main_server):
     r, closed = request(main_server.port, b"GET /" + b"a" * 1997 + b" HTTP/1.1\r\nHost: x\r\n\r\n")
     assert r.status == 404
@@ -171,78 +201,80 @@ def test_uri_too_long_414(main_server):
     c.close()
 
 
-def test_handler_exception_500_and_worker_keeps_serving(main_server):
-    c = Conn(main_server.port)
-    c.send(b"GET /boom HTTP/1.1\r\nHost: x\r\n\r\n")
-    r = c.read_response()
+def test_handler_exception_500_and_worker_keeps_serving(main_server, proto):
+    c = Session(main_server.port, proto)
+    r = c.send("GET", "/boom")
     assert r.status == 500
-    c.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-    assert c.read_response().body == b"hello"
+    assert c.send("GET", "/").body == b"hello"
     c.close()
     assert main_server.wait_log("ValueError: boom")
-    r, _ = request(main_server.port, b"GET /async-boom HTTP/1.1\r\nHost: x\r\n\r\n")
+    r = raw(main_server.port, proto, "GET", "/async-boom")
     assert r.status == 500
     assert main_server.wait_log("KeyError")
 
 
-def test_no_response_gives_500_and_log_names_route(main_server):
-    r, _ = request(main_server.port, b"GET /noresponse HTTP/1.1\r\nHost: x\r\n\r\n")
+def test_no_response_gives_500_and_log_names_route(main_server, proto):
+    r = raw(main_server.port, proto, "GET", "/noresponse")
     assert r.status == 500
     assert main_server.wait_log("route '/noresponse' returned without responding")
 
 
-def test_exception_after_response_only_logged(main_server):
-    c = Conn(main_server.port)
-    c.send(b"GET /boom-after HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n")
-    r = c.read_response()
+def test_exception_after_response_only_logged(main_server, proto):
+    if proto == "h1":
+        c = Conn(main_server.port)
+        c.send(b"GET /boom-after HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        r = c.read_response()
+        r2 = c.read_response()
+    else:
+        c = Session(main_server.port, proto)
+        r = c.send("GET", "/boom-after")
+        r2 = c.send("GET", "/")
     assert r.status == 200 and r.body == b"sent"
-    r2 = c.read_response()
     assert r2.status == 200 and r2.body == b"hello"     # no stray second 500
     c.close()
     assert main_server.wait_log("after response")
 
 
-def test_return_value_ignored(main_server):
-    r, _ = request(main_server.port, b"GET /returns HTTP/1.1\r\nHost: x\r\n\r\n")
+def test_return_value_ignored(main_server, proto):
+    r = raw(main_server.port, proto, "GET", "/returns")
     assert r.status == 200 and r.body == b"ok"
-    r, _ = request(main_server.port, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    r = raw(main_server.port, proto, "GET", "/")
     assert r.status == 200
 
 
-def test_async_handler(main_server):
-    r, _ = request(main_server.port, b"GET /async HTTP/1.1\r\nHost: x\r\n\r\n")
+def test_async_handler(main_server, proto):
+    r = raw(main_server.port, proto, "GET", "/async")
     assert r.body == b"async"
 
 
-def test_404_405_allow(main_server):
-    r, closed = request(main_server.port, b"GET /nope HTTP/1.1\r\nHost: x\r\n\r\n")
+def test_404_405_allow(main_server, proto):
+    with Session(main_server.port, proto) as s:
+        r = s.send("GET", "/nope")
+        closed = s.closed(0.3)
     assert r.status == 404 and not closed
-    r, closed = request(main_server.port, b"DELETE / HTTP/1.1\r\nHost: x\r\n\r\n")
+    r = raw(main_server.port, proto, "DELETE", "/")
     assert r.status == 405 and r.header("allow") == "GET, HEAD"
-    r, _ = request(main_server.port, b"OPTIONS / HTTP/1.1\r\nHost: x\r\n\r\n")
+    r = raw(main_server.port, proto, "OPTIONS", "/")
     assert r.status == 405
     # body of a refused request is drained, the connection stays usable
-    c = Conn(main_server.port)
-    c.send(b"POST /nope HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhelloGET / HTTP/1.1\r\nHost: x\r\n\r\n")
-    assert c.read_response().status == 404
-    assert c.read_response().body == b"hello"
+    c = Session(main_server.port, proto)
+    assert c.send("POST", "/nope", body=b"hello").status == 404
+    assert c.send("GET", "/").body == b"hello"
     c.close()
 
 
-def test_status_reason_and_204_304(main_server):
-    r, _ = request(main_server.port, b"GET /status?code=299 HTTP/1.1\r\nHost: x\r\n\r\n")
-    assert r.status == 299 and r.reason == ""
-    c = Conn(main_server.port)
-    c.send(b"GET /status?code=204 HTTP/1.1\r\nHost: x\r\n\r\n")
-    r = c.read_response()
+def test_status_reason_and_204_304(main_server, proto):
+    r = raw(main_server.port, proto, "GET", "/status?code=299")
+    assert r.status == 299 and r.reason == ""           # (HTTP/2 has no reason phrase)
+    c = Session(main_server.port, proto)
+    r = c.send("GET", "/status?code=204")
     assert r.status == 204 and r.header("content-length") is None
-    c.send(b"GET /status?code=304 HTTP/1.1\r\nHost: x\r\n\r\n")
-    assert c.read_response().status == 304
-    c.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-    assert c.read_response().body == b"hello"
+    assert c.send("GET", "/status?code=304").status == 304
+    assert c.send("GET", "/").body == b"hello"
     c.close()
 
 
+@http1_only
 def test_absolute_form_target(main_server):
     r, _ = request(main_server.port, b"GET http://example.com/info?q=1 HTTP/1.1\r\nHost: x\r\n\r\n")
     assert r.status == 200
@@ -250,17 +282,24 @@ def test_absolute_form_target(main_server):
     assert d["host"] == "example.com" and d["path"] == "/info"
 
 
-def test_httpx_client_roundtrips(main_server):
-    with httpx.Client(base_url=main_server.url) as cl:
+def test_httpx_client_roundtrips(main_server, proto):
+    with client(main_server.url, proto) as cl:
         for _ in range(5):
             assert cl.get("/").text == "hello"
         assert cl.post("/echo", content=b"x" * 10000).content == b"x" * 10000
         assert cl.get("/stream").content == b"abcdef"
 
 
-def test_curl(main_server):
+def test_curl(main_server, proto):
     import subprocess
-    out = subprocess.run(["curl", "-s", "-i", main_server.url + "/", main_server.url + "/opt/ab/12"],
-                         capture_output=True, timeout=20).stdout
-    assert out.count(b"HTTP/1.1 200 OK") == 2
+    urls = [main_server.url + "/", main_server.url + "/opt/ab/12"]
+    if proto == "h1":
+        out = subprocess.run(["curl", "-s", "-i", "--http1.1"] + urls,
+                             capture_output=True, timeout=20).stdout
+    else:
+        # one URL per run: curl 7.88 with --http2-prior-knowledge re-uses the
+        # connection for a second URL and then sends nothing on it
+        out = b"".join(subprocess.run(["curl", "-s", "-i", "--http2-prior-knowledge", u],
+                                      capture_output=True, timeout=20).stdout for u in urls)
+    assert out.count(b"HTTP/1.1 200 OK" if proto == "h1" else b"HTTP/2 200") == 2
     assert b'["ab", "/12", "12"]' in out

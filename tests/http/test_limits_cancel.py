@@ -1,4 +1,6 @@
-"""Timeouts, request limits, graceful behaviour and handler cancellation."""
+"""Timeouts, request limits, graceful behaviour and handler cancellation;
+the body timeout, the request limit and cancellation also over HTTP/2 (h2c:
+a client's RST_STREAM cancels that stream's handler only)."""
 
 import os
 import socket
@@ -6,6 +8,7 @@ import time
 
 import pytest
 
+from kh_proto import H2C_ENV, H2Client, Session, http1_only
 from kh_util import start_module_server
 from kh_util import Conn, request, wait_for
 
@@ -15,11 +18,12 @@ SHORT = {"KORE_HTTP_HEADER_TIMEOUT": "1", "KORE_HTTP_BODY_TIMEOUT": "1",
 
 @pytest.fixture(scope="module")
 def short(tmp_path_factory):
-    srv = start_module_server(tmp_path_factory, "main_app.py", env=SHORT)
+    srv = start_module_server(tmp_path_factory, "main_app.py", env=dict(SHORT, **H2C_ENV))
     yield srv
     srv.cleanup()
 
 
+@http1_only
 def test_header_timeout_408_on_idle_worker(short):
     c = Conn(short.port)
     c.send(b"GET / HTTP/1.1\r\nHost: x\r\n")        # never finished
@@ -29,6 +33,7 @@ def test_header_timeout_408_on_idle_worker(short):
     assert c.closed()
 
 
+@http1_only
 def test_no_bytes_at_all_closes_after_keepalive(short):
     c = Conn(short.port)
     t0 = time.monotonic()
@@ -36,6 +41,7 @@ def test_no_bytes_at_all_closes_after_keepalive(short):
     assert 1.5 < time.monotonic() - t0 < 5
 
 
+@http1_only
 def test_idle_keepalive_closed_silently(short):
     c = Conn(short.port)
     c.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -45,27 +51,51 @@ def test_idle_keepalive_closed_silently(short):
     assert 1.5 < time.monotonic() - t0 < 5
 
 
-def test_body_timeout_408(short):
-    c = Conn(short.port)
-    c.send(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc")
-    r = c.read_response()
+def test_body_timeout_408(short, proto):
+    if proto == "h1":
+        c = Conn(short.port)
+        c.send(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc")
+        r = c.read_response()
+    else:
+        c = Session(short.port, proto)
+        r = c.send("POST", "/echo", [("Content-Length", "10")], body=b"abc", length=False,
+                   end=False)
     assert r.status == 408
-    assert c.closed()
+    if proto == "h1":
+        assert c.closed()
+    else:                   # the stream ends, the connection serves the next one
+        assert c.conn.until(lambda: 1 in c.conn.resets) and c.conn.resets == {1: 0}
+        assert c.send("GET", "/").body == b"hello"
+        c.close()
 
 
-def test_request_limit_503(short):
-    slow = [Conn(short.port) for _ in range(2)]
-    for c in slow:
-        c.send(b"GET /slow?ms=1500 HTTP/1.1\r\nHost: x\r\n\r\n")
+def test_request_limit_503(short, proto):
+    if proto == "h1":
+        slow = [Conn(short.port) for _ in range(2)]
+        for c in slow:
+            c.send(b"GET /slow?ms=1500 HTTP/1.1\r\nHost: x\r\n\r\n")
+    else:                   # two streams of one connection: every stream counts
+        h2c = H2Client(short.port)
+        sids = [h2c.request("/slow?ms=1500") for _ in range(2)]
     time.sleep(0.3)
-    r, closed = request(short.port, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-    assert r.status == 503 and closed
-    for c in slow:
-        assert c.read_response().body == b"slow"
-    r, _ = request(short.port, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    with Session(short.port, proto) as s:
+        r = s.send("GET", "/")
+        assert r.status == 503
+        if proto == "h1":
+            assert s.closed()
+    if proto == "h1":
+        for c in slow:
+            assert c.read_response().body == b"slow"
+    else:
+        for sid in sids:
+            assert h2c.response(sid)[2] == b"slow"
+        h2c.close()
+    with Session(short.port, proto) as s:
+        r = s.send("GET", "/")
     assert r.status == 200
 
 
+@http1_only
 def test_slowloris_does_not_block_others(short):
     lazies = []
     for _ in range(20):
@@ -79,20 +109,33 @@ def test_slowloris_does_not_block_others(short):
 
 
 @pytest.mark.parametrize("route", ["hang", "hang-sync"])
-def test_disconnect_cancels_suspended_handler(main_server, tmp_path, route):
+def test_disconnect_cancels_suspended_handler(main_server, tmp_path, route, proto):
     marker = str(tmp_path / ("m-" + route))
-    c = Conn(main_server.port)
-    c.send(b"GET /%s?marker=%s HTTP/1.1\r\nHost: x\r\n\r\n" % (route.encode(), marker.encode()))
+    target = "/%s?marker=%s" % (route, marker)
+    if proto == "h1":
+        c = Conn(main_server.port)
+        c.send(b"GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % target.encode())
+    else:
+        c = H2Client(main_server.port)
+        sid = c.request(target)
     time.sleep(0.3)
     assert not os.path.exists(marker)
-    c.sock.shutdown(socket.SHUT_WR)
-    c.close()
+    if proto == "h1":
+        c.sock.shutdown(socket.SHUT_WR)
+        c.close()
+    else:                   # RST_STREAM(CANCEL): the stream only
+        c.reset(sid, 8)
     assert wait_for(lambda: os.path.exists(marker), 5)
     assert open(marker).read() == "finally"
     if route == "hang":
         assert wait_for(lambda: os.path.exists(marker + ".aborted"), 5)
         assert open(marker + ".aborted").read() == "aborted=True"
-    r, _ = request(main_server.port, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    if proto != "h1":       # the connection goes on serving
+        ok = c.request("/")
+        assert c.response(ok)[2] == b"hello" and c.goaway is None
+        c.close()
+    with Session(main_server.port, proto) as s:
+        r = s.send("GET", "/")
     assert r.status == 200
 
 

@@ -1,6 +1,7 @@
 """socketify's res.pause() / res.resume() and write offsets, and
 http_request_ms: a connection with many pipelined requests lets the others
-have a turn."""
+have a turn.  Pausing, write offsets and cancellation after resume also over
+HTTP/2 (h2c)."""
 
 import json
 import os
@@ -10,7 +11,8 @@ import time
 
 import pytest
 
-from kh_util import Conn, request, start_module_server, wait_for
+from kh_proto import H2C_ENV, H2Client, Session, http1_only, raw
+from kh_util import Conn, Response, start_module_server, wait_for
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -101,20 +103,33 @@ async def paused_hang(req):
 @pytest.fixture(scope="module")
 def srv(tmp_path_factory):
     s = start_module_server(tmp_path_factory, APP,
-                            env={"KORE_HTTP_BODY_TIMEOUT": "1", "KORE_HTTP_REQUEST_MS": "10"})
+                            env=dict(H2C_ENV, KORE_HTTP_BODY_TIMEOUT="1",
+                                     KORE_HTTP_REQUEST_MS="10"))
     yield s
     s.cleanup()
 
 
-def test_pause_holds_body_reading_without_timing_out(srv):
-    c = Conn(srv.port)
+def test_pause_holds_body_reading_without_timing_out(srv, proto):
     body = b"x" * 3000
-    c.send(b"POST /upload HTTP/1.1\r\nHost: x\r\nX-Pause: 1.6\r\nContent-Length: %d\r\n\r\n"
-           % len(body) + body[:1000])
-    time.sleep(0.3)
-    c.send(body[1000:])
-    t0 = time.monotonic()
-    r = c.read_response()
+    if proto == "h1":
+        c = Conn(srv.port)
+        c.send(b"POST /upload HTTP/1.1\r\nHost: x\r\nX-Pause: 1.6\r\nContent-Length: %d\r\n\r\n"
+               % len(body) + body[:1000])
+        time.sleep(0.3)
+        c.send(body[1000:])
+        t0 = time.monotonic()
+        r = c.read_response()
+    else:
+        s = Session(srv.port, proto)
+        h = s.conn
+        sid = h.request("/upload", "POST", headers=[("x-pause", "1.6"),
+                                                      ("content-length", "3000")], end=False)
+        h.send_body(sid, body[:1000], end=False)
+        time.sleep(0.3)
+        h.send_body(sid, body[1000:], end=True)
+        t0 = time.monotonic()
+        status, hs, data = h.response(sid)
+        r = Response(status, "", list(hs.items()), data, b"")
     took = time.monotonic() - t0
     assert r.status == 200, r        # the 1 s body timeout did not count the pause
     got = json.loads(r.body)
@@ -122,46 +137,70 @@ def test_pause_holds_body_reading_without_timing_out(srv):
                    "now": False}
     assert 1.5 <= got["paused_for"] < 3 and took > 1.0
     # the connection goes on
-    c.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-    assert c.read_response().body == b"index"
+    if proto == "h1":
+        c.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert c.read_response().body == b"index"
+    else:
+        assert s.send("GET", "/").body == b"index"
+        s.close()
 
 
-def test_body_timeout_still_applies_after_resume(srv):
-    c = Conn(srv.port)
-    c.send(b"POST /upload HTTP/1.1\r\nHost: x\r\nX-Pause: 0.2\r\nContent-Length: 10\r\n\r\nab")
-    r = c.read_response()
+def test_body_timeout_still_applies_after_resume(srv, proto):
+    if proto == "h1":
+        c = Conn(srv.port)
+        c.send(b"POST /upload HTTP/1.1\r\nHost: x\r\nX-Pause: 0.2\r\nContent-Length: 10\r\n\r\nab")
+        r = c.read_response()
+    else:
+        c = Session(srv.port, proto)
+        r = c.send("POST", "/upload", [("X-Pause", "0.2"), ("Content-Length", "10")],
+                   body=b"ab", length=False, end=False)
     assert r.status == 408
-    assert c.closed()
+    if proto == "h1":
+        assert c.closed()
+    else:                   # the stream only: the connection serves the next one
+        assert c.send("GET", "/").body == b"index"
+        c.close()
 
 
-def test_write_offset(srv):
-    r, _ = request(srv.port, b"GET /offset HTTP/1.1\r\nHost: x\r\n\r\n")
-    assert r.status == 200 and r.header("transfer-encoding") == "chunked"
+def test_write_offset(srv, proto):
+    r = raw(srv.port, proto, "GET", "/offset")
+    assert r.status == 200
+    if proto == "h1":
+        assert r.header("transfer-encoding") == "chunked"
     assert r.body == b"abcde 3,5,100,ValueError"
 
 
-def test_write_offset_after_send(srv, tmp_path):
+def test_write_offset_after_send(srv, tmp_path, proto):
     out = tmp_path / "off"
-    r, _ = request(srv.port, b"GET /offset-send?out=%s HTTP/1.1\r\nHost: x\r\n\r\n"
-                   % str(out).encode())
+    r = raw(srv.port, proto, "GET", "/offset-send?out=%s" % out)
     assert r.body == b"hello"
     assert wait_for(out.exists, 5)
     assert out.read_text() == "0 5"
 
 
-def test_paused_request_is_not_cancelled_until_resumed(srv, tmp_path):
+def test_paused_request_is_not_cancelled_until_resumed(srv, tmp_path, proto):
     marker = str(tmp_path / "m")
-    c = Conn(srv.port)
-    c.send(b"GET /paused-hang?marker=%s HTTP/1.1\r\nHost: x\r\n\r\n" % marker.encode())
+    if proto == "h1":
+        c = Conn(srv.port)
+        c.send(b"GET /paused-hang?marker=%s HTTP/1.1\r\nHost: x\r\n\r\n" % marker.encode())
+    else:
+        c = H2Client(srv.port)
+        sid = c.request("/paused-hang?marker=%s" % marker)
     time.sleep(0.2)
-    c.sock.shutdown(socket.SHUT_WR)
-    c.close()
+    if proto == "h1":
+        c.sock.shutdown(socket.SHUT_WR)
+        c.close()
+    else:                   # RST_STREAM(CANCEL) while paused
+        c.reset(sid, 8)
     assert wait_for(lambda: os.path.exists(marker + ".after-pause"), 5)
     # resumed: the disconnect is seen and the handler cancelled
     assert wait_for(lambda: os.path.exists(marker), 5), srv.log()
     assert open(marker).read() == "finally"
+    if proto != "h1":
+        c.close()
 
 
+@http1_only
 def test_pipelined_flood_leaves_room_for_others(srv):
     """500 pipelined 2 ms requests on one connection (1 s of work): another
     client is answered within a few http_request_ms slices, not after the

@@ -1,4 +1,5 @@
-"""Kore's request object and socketify's verbs, through real clients."""
+"""Kore's request object and socketify's verbs, through real clients, over
+HTTP/1.1 and over HTTP/2 (h2c) with the same assertions (kh_proto)."""
 
 import json
 import socket
@@ -7,12 +8,13 @@ import time
 import httpx
 import pytest
 
-from kh_util import Conn, request, wait_for
+from kh_proto import H2C_ENV, SERVED, client, http1_only, raw
+from kh_util import Conn
 
 
 @pytest.fixture(scope="module")
-def cl(main_server):
-    with httpx.Client(base_url=main_server.url, timeout=10) as c:
+def cl(main_server, proto):
+    with client(main_server.url, proto) as c:
         yield c
 
 
@@ -29,8 +31,8 @@ def test_getters(cl):
     assert d["remote"] == "127.0.0.1"
 
 
-def test_duplicate_headers(main_server):
-    r, _ = request(main_server.port, b"GET /info HTTP/1.1\r\nHost: x\r\nX-A: first\r\nx-a: second\r\n\r\n")
+def test_duplicate_headers(main_server, proto):
+    r = raw(main_server.port, proto, "GET", "/info", [("X-A", "first"), ("x-a", "second")])
     d = json.loads(r.body)
     assert d["x_a"] == "first" and d["headers"]["x-a"] == "second"
 
@@ -40,8 +42,8 @@ def test_proxied_address_trusted_peer(cl):
     assert d["proxied"] == "203.0.113.9"
 
 
-def test_response_header_replaces_case_insensitively(main_server):
-    r, _ = request(main_server.port, b"GET /headers HTTP/1.1\r\nHost: x\r\n\r\n")
+def test_response_header_replaces_case_insensitively(main_server, proto):
+    r = raw(main_server.port, proto, "GET", "/headers")
     assert r.all("x-a") == ["2"] and r.header("x-b") == "3"
     assert b"x-a: 2" in r.raw_head
 
@@ -77,17 +79,20 @@ def test_body_read(cl):
     assert d == {"sizes": [1024, 1024, 452], "big": "RuntimeError"}
 
 
-def test_cookies(main_server):
-    r, _ = request(main_server.port, b"GET /cookies HTTP/1.1\r\nHost: x\r\nCookie: a=1; b=\"two\"\r\n\r\n")
+def test_cookies(main_server, proto):
+    r = raw(main_server.port, proto, "GET", "/cookies", [("Cookie", 'a=1; b="two"')])
     assert json.loads(r.body) == {"a": "1", "b": "two", "none": None}
     sc = r.all("set-cookie")
     assert sc == ["sid=abc; Path=/; HttpOnly; Max-Age=60", "two=2"]
 
 
-def test_socketify_write_end(cl):
+def test_socketify_write_end(cl, proto):
     r = cl.get("/sfy/write")
     assert r.text == "I can send messages in parts!"
-    assert r.headers["transfer-encoding"] == "chunked"
+    if proto == "h1":
+        assert r.headers["transfer-encoding"] == "chunked"
+    else:       # DATA frames, no chunked coding (RFC 9113 8.2.2)
+        assert "transfer-encoding" not in r.headers and "content-length" not in r.headers
 
 
 def test_socketify_send_json_headers(cl):
@@ -119,6 +124,7 @@ def test_socketify_params_headers(cl):
     assert ["x-q", "v"] in d["each"] and d["headers"]["x-q"] == "v" and d["h"] == "v"
 
 
+@http1_only
 def test_socketify_cork_one_write(main_server):
     # the cork callback's writes reach the client as one segment
     c = Conn(main_server.port)
@@ -157,6 +163,7 @@ def test_hooks_order_and_body_chunks(cl):
     assert all(o.startswith("chunk:") for o in order[1:-2])
 
 
+@http1_only
 def test_upgrade_takeover(main_server):
     c = Conn(main_server.port)
     c.send(b"GET /upgrade HTTP/1.1\r\nHost: x\r\n\r\nEXTRA")
@@ -187,6 +194,8 @@ def test_method_getter_constants(cl):
     for m in ("GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"):
         assert cl.request(m, "/any").text == m
     assert cl.head("/any").status_code == 200
+    r = cl.head("/")
+    assert r.status_code == 200 and r.content == b"" and r.headers["content-length"] == "5"
 
 
 def test_socketify_extra_verbs(kore_server):
@@ -219,11 +228,17 @@ d.route("/verbs", verbs, methods=["get"])
 d.route("/continue", cont, methods=["get"])
 d.route("/moved", moved, methods=["get"], key="ignored.pem")
 """
-    srv = kore_server(app)
-    import httpx
-    r = httpx.get(srv.url + "/verbs", timeout=10)
-    assert r.status_code == 200 and r.text == "async result"
-    assert (r.headers["x-one"], r.headers["x-two"], r.headers["x-three"]) == ("1", "2", "3")
+    srv = kore_server(app, env=H2C_ENV)
+    for proto in SERVED:         # one server for both: this test starts its own
+        with client(srv.url, proto) as c:
+            r = c.get("/verbs")
+            assert r.status_code == 200 and r.text == "async result"
+            assert (r.headers["x-one"], r.headers["x-two"], r.headers["x-three"]) == \
+                ("1", "2", "3")
+            assert c.get("/continue").text == "after continue"
+            r = c.get("/moved")
+            assert r.status_code == 307 and r.headers["location"] == "/elsewhere"
+    # the interim 100 itself, as HTTP/1.1 bytes
     raw = Conn(srv.port)
     raw.send(b"GET /continue HTTP/1.1\r\nHost: x\r\n\r\n")
     first = raw.read_response()

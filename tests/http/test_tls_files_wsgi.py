@@ -1,4 +1,5 @@
-"""TLS with SNI and client certificates, filemaps, WSGI mounts, access logs."""
+"""TLS with SNI and client certificates, filemaps, WSGI mounts, access logs;
+filemaps and WSGI mounts over HTTP/1.1 and HTTP/2 (h2c) from one server."""
 
 import json
 import os
@@ -10,6 +11,7 @@ import time
 import httpx
 import pytest
 
+from kh_proto import H2C_ENV, SERVED, Session, client, raw
 from kh_util import Conn, request, wait_for
 
 
@@ -138,11 +140,20 @@ def test_filemaps(kore_server, tmp_path):
     (root / "sub" / "index.html").write_text("sub index")
     (tmp_path / "secret.txt").write_text("secret")
     os.symlink(str(tmp_path / "secret.txt"), str(root / "escape.txt"))
-    srv = kore_server(FILES_APP, env={"ROOT": str(root)})
+    srv = kore_server(FILES_APP, env=dict(H2C_ENV, ROOT=str(root)))
+    big = root / "big.bin"
+    big.write_bytes(os.urandom(700000))
+    for proto in SERVED:         # this test starts its own server: both on it
+        _filemap_checks(srv, proto, big)
+
+
+def _filemap_checks(srv, proto, big):
     port = srv.port
 
     def get(path, extra=b"", method=b"GET"):
-        return request(port, method + b" " + path + b" HTTP/1.1\r\nHost: x\r\n" + extra + b"\r\n")[0]
+        fields = [tuple(x.strip() for x in line.split(":", 1))
+                  for line in extra.decode().split("\r\n") if line]
+        return raw(port, proto, method.decode(), path.decode(), fields)
 
     r = get(b"/static/a.txt")
     assert r.status == 200 and r.body == b"0123456789"
@@ -167,18 +178,15 @@ def test_filemaps(kore_server, tmp_path):
         assert get(bad).status == 404, bad
     r = get(b"/static/a.txt", method=b"POST")
     assert r.status == 405
-    c = Conn(port)
-    c.send(b"HEAD /static/a.txt HTTP/1.1\r\nHost: x\r\n\r\n")
-    r = c.read_response(head_only=True)
+    c = Session(port, proto)
+    r = c.send("HEAD", "/static/a.txt")
     assert r.status == 200 and r.header("content-length") == "10"
-    c.send(b"GET /static/a.txt HTTP/1.1\r\nHost: x\r\n\r\n")
-    assert c.read_response().body == b"0123456789"
+    assert c.send("GET", "/static/a.txt").body == b"0123456789"
     c.close()
     assert get(b"/private/a.txt").status == 403
     assert get(b"/private/a.txt", b"x-key: k\r\n").body == b"0123456789"
-    big = root / "big.bin"
-    big.write_bytes(os.urandom(700000))
-    r = httpx.get(srv.url + "/static/big.bin")
+    with client(srv.url, proto) as cl:
+        r = cl.get("/static/big.bin")
     assert r.content == big.read_bytes()
 
 
@@ -216,8 +224,13 @@ def native(req):
 
 
 def test_wsgi_mount_flask(kore_server):
-    srv = kore_server(WSGI_APP)
-    with httpx.Client(base_url=srv.url) as cl:
+    srv = kore_server(WSGI_APP, env=H2C_ENV)
+    for proto in SERVED:         # this test starts its own server: both on it
+        _wsgi_checks(srv, proto)
+
+
+def _wsgi_checks(srv, proto):
+    with client(srv.url, proto) as cl:
         assert cl.get("/flask/").text == "flask root script=/flask"
         d = cl.get("/flask/hello/k%20x?q=1").json()
         assert d == {"name": "k x", "path": "/hello/k x", "full": "/hello/k x?q=1", "args": "1"}

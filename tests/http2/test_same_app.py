@@ -1,13 +1,17 @@
-"""The same application over HTTP/1.1, h2c (prior knowledge) and h2 over TLS:
-request API, routing, bodies, streaming, cookies, redirects, errors (404,
-405, 413, 431, 500), timeouts, filemaps, socketify verbs (httpx, curl,
-nghttp, and a raw h2 client where a frame matters)."""
+"""The same application over h2 over TLS (ALPN): request API, routing,
+bodies, streaming, cookies, redirects, errors (404, 405, 413, 431, 500),
+timeouts, filemaps, socketify verbs; and what only HTTP/2 has (split cookie
+fields, content-length vs DATA, connection-specific fields dropped, the
+access log's stream id) over h2c and TLS (httpx, curl, nghttp, and a raw h2
+client where a frame matters).
+
+The HTTP test suite itself (tests/http) runs over HTTP/1.1 and h2c with the
+same assertions (tests/http/kh_proto.py); this module adds TLS+ALPN."""
 
 import json
 import subprocess
 
 import h2.errors
-import h2.exceptions
 import httpx
 import pytest
 
@@ -16,7 +20,8 @@ from kore_testing import wait_for
 
 pytestmark = pytest.mark.timeout(60)
 
-PROTOCOLS = ["h1", "h2c", "h2"]
+PROTOCOLS = ["h2"]          # h1 and h2c: tests/http runs over both
+ALL = ["h1", "h2c", "h2"]
 
 
 @pytest.fixture(scope="module")
@@ -64,6 +69,7 @@ def test_routing_regex_404_405(http):
     assert r.headers["allow"] == "GET, HEAD"
 
 
+@pytest.mark.parametrize("http", ALL, indirect=True)   # headers_list(): all three
 def test_request_getters(http):
     r = http("GET", "/info?q=1&z=2", headers={"X-A": "Value", "User-Agent": "ua/1"})
     d = r.json()
@@ -147,31 +153,16 @@ def test_500(http):
     assert r.status_code == 500
 
 
-def test_413_body_too_large_h1(clients):
-    r = clients["h1"][0].post("/echo", content=b"x" * ((16 << 20) + 1))
-    assert r.status_code == 413
-
-
-@pytest.mark.parametrize("tls", [False, True])
-def test_413_body_too_large_h2(h2srv, tls):
+def test_413_body_too_large_tls(h2srv):
+    # h1 and h2c (with and without content-length): tests/http test_body_limits.
     # (httpx keeps sending a body the server refused: a raw client reads the
     # 413 and the RST_STREAM(NO_ERROR) that stops the upload, RFC 9113 8.1)
-    c = H2Client(h2srv.tls_port if tls else h2srv.port, tls=tls)
+    c = H2Client(h2srv.tls_port, tls=True)
     sid = c.request("/echo", "POST", headers=[("content-length", str((16 << 20) + 1))],
                     end=False)
     assert c.response(sid)[0] == 413
     assert c.until(lambda: sid in c.resets)
     assert c.resets[sid] == h2.errors.ErrorCodes.NO_ERROR
-    if tls:
-        c.close()
-        return
-    # no content-length: refused once the body passes http_body_max
-    sid = c.request("/echo", "POST", end=False)
-    try:
-        c.send_body(sid, b"y" * ((16 << 20) + 65536), end=True)
-    except h2.exceptions.StreamClosedError:
-        pass
-    assert c.response(sid)[0] == 413
     ok = c.request("/")
     assert c.response(ok)[0] == 200
     c.close()
@@ -182,6 +173,7 @@ def test_431_header_too_large(http):
     assert r.status_code == 431
 
 
+@pytest.mark.parametrize("http", ALL, indirect=True)
 def test_error_mid_stream_ends_the_response(http, clients):
     if http.proto == "h1":
         with pytest.raises(httpx.HTTPError):
@@ -193,9 +185,9 @@ def test_error_mid_stream_ends_the_response(http, clients):
     assert http("GET", "/").content == b"hello"
 
 
-@pytest.mark.parametrize("tls", [False, True])
-def test_body_timeout_408(h2srv, tls):
-    c = H2Client(h2srv.tls_port if tls else h2srv.port, tls=tls)
+def test_body_timeout_408_tls(h2srv):
+    # h1 and h2c: tests/http test_limits_cancel
+    c = H2Client(h2srv.tls_port, tls=True)
     sid = c.request("/echo", "POST", headers=[("content-length", "10")], end=False)
     status, _, _ = c.response(sid, timeout=15)
     assert status == 408

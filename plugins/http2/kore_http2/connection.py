@@ -233,16 +233,19 @@ class Http2Connection(Client):
                 self.last_sid = h.highest_inbound_stream_id
             elif t is ev.TrailersReceived:
                 pass      # trailers are validated by h2 and dropped, as HTTP/1.1's
-        if self.spawned:
+        if self.spawned > 1:
             # let the handlers just started run first: those that answer at
             # once leave their frames to the flush below (one write for
-            # all the responses of one read, instead of one each)
+            # all the responses of one read, instead of one each).  A single
+            # handler writes its own response: yielding for it would cost a
+            # loop iteration (a poll) per request to save at most one write
             self.spawned = 0
             self.batching = True
             try:
                 gevent.sleep(0)
             finally:
                 self.batching = False
+        self.spawned = 0
         self.flush()
 
     # -- streams -------------------------------------------------------------------
@@ -388,19 +391,26 @@ class Http2Connection(Client):
                 pass
         s.wake()
         if cancel:
-            self._cancel(s)
+            self.cancel_handler(s)
         if s.glet is None:
             self.streams.pop(s.sid, None)
 
     def peer_reset(self, s):
         s.reset = True
-        s.wake()
+        # req.pause(): as over HTTP/1.1, the client's leaving is acted on
+        # when the request is resumed (H2Stream.resume)
+        deferred = s.paused_evt is not None and s.started
+        if deferred:
+            s.cancel_on_resume = True
+        else:
+            s.wake()
         now = monotonic()
         if now - self.reset_t0 > RESET_WINDOW:
             self.reset_t0 = now
             self.resets = 0
         self.resets += 1
-        self._cancel(s)
+        if not deferred:
+            self.cancel_handler(s)
         if s.glet is None or s.glet.dead:
             self.streams.pop(s.sid, None)
         if self.resets > P.max_resets:
@@ -409,7 +419,7 @@ class Http2Connection(Client):
             self.flush()
             raise _Close()
 
-    def _cancel(self, s):
+    def cancel_handler(self, s):
         g = s.glet
         if g is None or g.dead:
             return

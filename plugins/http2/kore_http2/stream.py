@@ -57,7 +57,7 @@ class H2Stream(Stream):
     __slots__ = ("conn", "sid", "glet", "req", "keepalive", "closed", "body",
                  "body_evt", "body_ended", "received", "declared", "win_evt",
                  "reset", "out_started", "out_done", "corked", "paused_evt",
-                 "expect", "_facade", "started")
+                 "expect", "_facade", "started", "cancel_on_resume")
 
     http_version = "2.0"
 
@@ -82,6 +82,7 @@ class H2Stream(Stream):
         self.expect = False
         self._facade = None
         self.started = False
+        self.cancel_on_resume = False
 
     # -- what the connection knows ---------------------------------------------
 
@@ -108,6 +109,12 @@ class H2Stream(Stream):
     @property
     def fd(self):
         return self.conn.fd
+
+    @property
+    def sock(self):
+        # req.get_native_handle(): the connection's socket (shared by its
+        # streams: a handler must not read or write it)
+        return self.conn.sock
 
     @property
     def family(self):
@@ -357,6 +364,10 @@ class H2Stream(Stream):
         evt, self.paused_evt = self.paused_evt, None
         if evt is not None:
             evt.set()
+            if self.cancel_on_resume:
+                # the client reset the stream while it was paused
+                self.cancel_on_resume = False
+                self.conn.cancel_handler(self)
 
     def disconnect(self):
         """Kore's ``c.disconnect()``: ends this stream (RST_STREAM CANCEL);
