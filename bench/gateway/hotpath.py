@@ -73,7 +73,7 @@ def main():
             cpu = time.process_time() - c0
             if args.profile:
                 pr.disable()
-                pstats.Stats(pr).sort_stats("tottime").print_stats(30)
+                pstats.Stats(pr).sort_stats(os.environ.get("SORT", "tottime")).print_stats(int(os.environ.get("TOP", "30")))
                 args.profile = False
             assert s.calls == args.requests, (s.calls, args.requests)
             us = cpu / args.requests * 1e6
