@@ -5,6 +5,7 @@ to the per-host count, never a refusal because Redis is down), and the
 shared count comes back with Redis."""
 
 import os
+import signal
 import sys
 import time
 
@@ -38,6 +39,12 @@ def after(req):
 kore.gateway_policy("/shared", rate_limit="10/day")
 kore.gateway_policy("/down", rate_limit="4/day")
 kore.gateway_policy("/after", rate_limit="6/day")
+
+@kore.route("/hung", methods=["get"])
+def hung(req):
+    req.response(200, b"ok")
+
+kore.gateway_policy("/hung", rate_limit="3/day")
 """
 
 DAY = 86400
@@ -105,3 +112,24 @@ def test_redis_down_counts_per_host_then_shared_again(two):
     assert codes.count(200) == 6, codes
     assert wait_for(lambda: "shared rate-limit count answers again" in hosts[0].log(),
                     10), hosts[0].log()
+
+
+def test_hung_redis_costs_a_timeout_not_a_refusal(two):
+    """Redis stopped (SIGSTOP): connections open but nothing answers.  The
+    lease waits for the 0.5 s timeout once, then the host counts alone;
+    every answer comes well within the worker's 2 s lease timeout."""
+    rd, hosts = two
+    rd.proc.send_signal(signal.SIGSTOP)
+    try:
+        codes, took = [], []
+        for _ in range(4):
+            t0 = time.monotonic()
+            codes.append(fresh_get(hosts[0], "/hung").status_code)
+            took.append(time.monotonic() - t0)
+    finally:
+        rd.proc.send_signal(signal.SIGCONT)
+    assert codes == [200, 200, 200, 429], codes
+    assert max(took) < 1.9, took
+    lines = [l for l in hosts[0].log().splitlines()
+             if "shared rate-limit count cannot be reached" in l]
+    assert lines and "imeout" in lines[-1], lines
