@@ -1,9 +1,10 @@
 """Rate limits shared by every worker, without a round trip per request.
 
 The master owns the counts (``store.MemoryCounterStore``, or a store
-shared by several hosts: ``kore_gateway_counter_store``, e.g. Redis).  A worker asks it for a *lease* of several requests of the
-current window (message ``gateway.take``) and spends it locally; it asks
-again only when the lease is used up.  The master grants at most
+shared by several hosts: ``kore_gateway_counter_store``, e.g. Redis).  A
+worker asks it for a *lease* of several requests of the current window
+(message ``gateway.take``) and spends it locally; it asks again only when
+the lease is used up.  The master grants at most
 ``left / (2 * workers)`` at a time (at least 1, at most ``MAX_LEASE``), so
 the requests admitted in a window never exceed the limit and little of it
 sits unused in another worker's lease near the end of a window.  Once the
