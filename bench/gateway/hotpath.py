@@ -37,7 +37,7 @@ def main():
     plugins.install()
     import runpy
     runpy.run_path(os.path.join(HERE, "app.py"))
-    from kore_http import declare, net
+    from kore_http import declare, listeners, net
     from kore_http.h1 import server
     from kore_http.settings import SETTINGS
     from kore_http.extend import declare_plugin_routes
@@ -45,8 +45,12 @@ def main():
     declare.resolve(None, ["127.0.0.1:8080"])
     declare_plugin_routes()
     SETTINGS.load()
+    if SETTINGS.wrapped:            # as kore_worker_serve does in a worker
+        from kore_http.handlechain import CHAIN
+        from kore_http.plugin import kore_http_handle
+        CHAIN.load(kore_http_handle)
     srv = declare.state.servers["default"]
-    net.set_catchall(srv)
+    listeners.set_catchall(srv)
     tok = jwt.encode({"sub": "bench", "exp": int(time.time()) + 86400}, SECRET)
     for spec in args.paths.split(","):
         path = spec.split("+")[0]
@@ -62,14 +66,14 @@ def main():
             if args.profile:
                 import cProfile
                 import pstats
-                pr = cProfile.Profile()
+                pr = cProfile.Profile(time.process_time)
                 pr.enable()
             c0 = time.process_time()
             server.loop(c, b"")
             cpu = time.process_time() - c0
             if args.profile:
                 pr.disable()
-                pstats.Stats(pr).sort_stats("tottime").print_stats(18)
+                pstats.Stats(pr).sort_stats(os.environ.get("SORT", "tottime")).print_stats(int(os.environ.get("TOP", "30")))
                 args.profile = False
             assert s.calls == args.requests, (s.calls, args.requests)
             us = cpu / args.requests * 1e6

@@ -11,7 +11,9 @@
   subject as ``user`` (never the token);
 * ``kore_httpclient_headers`` (declared by kore-plugin-curl): the
   transaction ids sent on by ``kore.httpclient``;
-* ``kore_master_message`` / ``kore_worker_message``: rate-limit leases.
+* ``kore_master_message`` / ``kore_worker_message``: rate-limit leases;
+  the master asks ``kore_gateway_counter_store`` (declared here, answered
+  by kore-plugin-redis) for a count shared with other hosts.
 """
 
 from kore import hookimpl, runtime
@@ -39,6 +41,12 @@ class Process:
 
 
 PROC = Process()
+
+
+@hookimpl
+def kore_add_hookspecs(pm):
+    from . import hookspecs
+    pm.add_hookspecs(hookspecs)
 
 
 @hookimpl
@@ -123,7 +131,9 @@ def kore_master_message(arbiter, msg):
     if msg.kind != MSG_TAKE:
         return None
     if PROC.master is None:
-        PROC.master = MasterCounts()
+        shared = runtime.notify("kore_gateway_counter_store",
+                                where="kore_gateway_counter_store")
+        PROC.master = MasterCounts(shared=shared)
     PROC.master.take(arbiter, msg)
     return True
 

@@ -1,9 +1,10 @@
 """Rate limits shared by every worker, without a round trip per request.
 
-The master owns the counts (``store.MemoryCounterStore``, or a backplane's
-store later).  A worker asks it for a *lease* of several requests of the
-current window (message ``gateway.take``) and spends it locally; it asks
-again only when the lease is used up.  The master grants at most
+The master owns the counts (``store.MemoryCounterStore``, or a store
+shared by several hosts: ``kore_gateway_counter_store``, e.g. Redis).  A
+worker asks it for a *lease* of several requests of the current window
+(message ``gateway.take``) and spends it locally; it asks again only when
+the lease is used up.  The master grants at most
 ``left / (2 * workers)`` at a time (at least 1, at most ``MAX_LEASE``), so
 the requests admitted in a window never exceed the limit and little of it
 sits unused in another worker's lease near the end of a window.  Once the
@@ -141,11 +142,46 @@ class MasterCounts:
     """The master side: answers ``gateway.take`` from its store.
 
     The lease size is decided here, where the count is: a share of what the
-    store had left after the previous grant of the same window."""
+    store had left after the previous grant of the same window.
 
-    def __init__(self, store=None):
+    ``shared`` is a store other hosts use too (``kore_gateway_counter_store``,
+    e.g. Redis).  When it fails the master counts on this host alone (its
+    memory store) and logs it once; it asks the shared store again on the
+    next lease, or ``RETRY`` seconds after a timeout (a hung server must not
+    cost every lease a timeout).  Requests are never refused because the
+    shared store is down: fail open to the per-host count."""
+
+    RETRY = 1.0
+
+    def __init__(self, store=None, shared=None, clock=time.monotonic):
         self.store = store or MemoryCounterStore()
+        self.shared = shared
+        self.clock = clock
+        self.down_since = None      # monotonic time the shared store failed
+        self.retry_at = 0.0
         self.last_left = {}     # key -> (window index, left)
+
+    def _take(self, key, want, limit, window, index):
+        shared = self.shared
+        if shared is not None and self.clock() >= self.retry_at:
+            try:
+                result = shared.take(key, want, limit, window, index)
+            except Exception as exc:
+                now = self.clock()
+                if isinstance(exc, TimeoutError) or "imeout" in type(exc).__name__:
+                    self.retry_at = now + self.RETRY
+                if self.down_since is None:
+                    self.down_since = now
+                    LOG.write(LOG_WARNING, "gateway: the shared rate-limit count "
+                              "cannot be reached (%s): counting on this host only "
+                              "until it answers" % (str(exc) or type(exc).__name__))
+            else:
+                if self.down_since is not None:
+                    LOG.write(LOG_WARNING, "gateway: the shared rate-limit count "
+                              "answers again after %.1f s" % (self.clock() - self.down_since))
+                    self.down_since = None
+                return result
+        return self.store.take(key, want, limit, window, index)
 
     def take(self, arbiter, msg):
         req = json.loads(msg.payload)
@@ -156,7 +192,7 @@ class MasterCounts:
         last = self.last_left.get(key)
         left = last[1] if last is not None and last[0] == index else limit
         want = max(1, min(MAX_LEASE, left // (2 * workers)))
-        granted, left = self.store.take(key, want, limit, int(req["window"]), index)
+        granted, left = self._take(key, want, limit, int(req["window"]), index)
         if len(self.last_left) > 100000:
             self.last_left.clear()
         self.last_left[key] = (index, left)

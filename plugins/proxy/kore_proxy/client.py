@@ -147,11 +147,16 @@ class Pool:
         self.size = size
         self.idle_timeout = idle_timeout
 
-    def get(self, node, now):
+    def get(self, node, now, check=True):
+        """An idle connection to ``node``, or None.  ``check=False`` skips
+        the peek for an upstream close (a syscall) when the caller can send
+        the request again on a fresh connection if this one turns out to be
+        closed (nginx never peeks: it retries)."""
         idle = node.idle
         while idle:
             up = idle.pop()
-            if now - up.idle_since > self.idle_timeout or _closed_while_idle(up.sock):
+            if now - up.idle_since > self.idle_timeout or (
+                    check and _closed_while_idle(up.sock)):
                 up.close()
                 continue
             up.reused = True

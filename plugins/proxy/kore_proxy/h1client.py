@@ -21,10 +21,28 @@ DONE = "DONE"
 MUST_CLOSE = "MUST_CLOSE"
 SWITCHED = "SWITCHED_PROTOCOL"
 
-_STATUS = re.compile(rb"HTTP/1\.([01]) ([0-9]{3})(?: ([^\r\n]*))?")
-_NAME = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
-_BAD_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
+_STATUS = re.compile(r"HTTP/1\.([01]) ([0-9]{3})(?: ([^\r\n]*))?")
+_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_BAD_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+# a field block (str, latin-1): lines "name:value" ending in CRLF, a token
+# name, no space before the colon, no control character but HT in the value
+# (so no bare CR or LF, and no obs-fold: a line cannot start with SP/HT)
+_FIELDS = re.compile(r"(?:[!#$%&'*+.^_`|~0-9A-Za-z-]+:[^\x00-\x08\x0a-\x1f\x7f]*\r\n)*")
+_FIELD = re.compile(r"([!#$%&'*+.^_`|~0-9A-Za-z-]+):[ \t]*([^\r]*?)[ \t]*\r\n")
 _CHUNK = re.compile(rb"([0-9A-Fa-f]{1,16})[ \t]*(?:;[^\r\n]*)?")
+
+
+def _bad_field(block):
+    """Raise the RemoteProtocolError naming the first bad line of ``block``."""
+    for line in block.split("\r\n")[:-1]:
+        colon = line.find(":")
+        if colon <= 0 or line[:1] in (" ", "\t"):
+            raise RemoteProtocolError("bad header line %r" % line[:80])
+        if not _NAME.fullmatch(line, 0, colon):
+            raise RemoteProtocolError("bad header name %r" % line[:colon][:80])
+        if _BAD_VALUE.search(line, colon + 1):
+            raise RemoteProtocolError("bad header value for %r" % line[:colon])
+    raise RemoteProtocolError("bad header block (a bare CR or LF)")
 
 
 class LocalProtocolError(Exception):
@@ -55,14 +73,38 @@ class EndOfMessage:
     __slots__ = ()
 
 
-class Headers(list):
-    """[(lower-case name bytes, value bytes)]; ``raw_items()`` keeps the
-    upstream's spelling."""
+class Headers:
+    """The response's fields.  ``text``: [(name, value)] str pairs in the
+    upstream's spelling (decoded once, what the proxy relays); iterating
+    gives h11's [(lower-case name bytes, value bytes)], ``raw_items()`` the
+    bytes in the upstream's spelling (both made on first use)."""
 
-    __slots__ = ("raw",)
+    __slots__ = ("text", "_lower")
+
+    def __init__(self, text=()):
+        self.text = list(text)
+        self._lower = None
 
     def raw_items(self):
-        return self.raw
+        return [(n.encode("latin-1"), v.encode("latin-1")) for n, v in self.text]
+
+    def _items(self):
+        if self._lower is None:
+            self._lower = [(n.lower().encode("latin-1"), v.encode("latin-1"))
+                           for n, v in self.text]
+        return self._lower
+
+    def __iter__(self):
+        return iter(self._items())
+
+    def __len__(self):
+        return len(self.text)
+
+    def __getitem__(self, i):
+        return self._items()[i]
+
+    def __repr__(self):
+        return "Headers(%r)" % (self.text,)
 
 
 class Response:
@@ -124,8 +166,9 @@ class Connection:
             self.method = ev.method
             lines = ["%s %s HTTP/1.1" % (ev.method, ev.target)]
             for n, v in ev.headers:
-                if "\r" in v or "\n" in v or "\r" in n or "\n" in n:
-                    raise LocalProtocolError("CR or LF in header %r" % n)
+                lines.append(n + ": " + v)
+                if len(n) > 17 or n[0] not in "cCtT":
+                    continue                # not one of the three below
                 ln = n.lower()
                 if ln == "content-length":
                     self.out_left = int(v)
@@ -133,10 +176,18 @@ class Connection:
                     self.out_chunked = True
                 elif ln == "connection" and "close" in v.lower():
                     self.keep = False
-                lines.append("%s: %s" % (n, v))
             lines.append("\r\n")
+            text = "\r\n".join(lines)
+            # exactly the line ends put here: no CR or LF in a name, a value
+            # or the target (one count each instead of four tests per field)
+            k = len(lines)
+            if text.count("\r") != k or text.count("\n") != k:
+                for n, v in ev.headers:
+                    if "\r" in v or "\n" in v or "\r" in n or "\n" in n:
+                        raise LocalProtocolError("CR or LF in header %r" % n)
+                raise LocalProtocolError("CR or LF in the request line")
             self.our_state = SEND_BODY
-            return "\r\n".join(lines).encode("latin-1")
+            return text.encode("latin-1")
         raise LocalProtocolError("cannot send %r" % (ev,))
 
     # -- receiving -------------------------------------------------------------
@@ -203,59 +254,53 @@ class Connection:
             if self.eof:
                 raise RemoteProtocolError("connection closed before a response")
             return NEED_DATA
-        head = buf[:end]
+        head = buf[:end + 2].decode("latin-1")
         self.buf = buf[end + 4:]
-        lines = head.split(b"\r\n")
-        m = _STATUS.fullmatch(lines[0])
+        eol = head.find("\r\n")
+        m = _STATUS.fullmatch(head, 0, eol)
         if m is None:
-            raise RemoteProtocolError("bad status line %r" % lines[0][:80])
+            raise RemoteProtocolError("bad status line %r" % head[:min(eol, 80)])
         minor, status, reason = m.groups()
         status = int(status)
-        raw = []
-        hs = Headers()
+        # the whole field block checked by one pattern, then split by another
+        # (one C call each instead of several per line)
+        if _FIELDS.fullmatch(head, eol + 2) is None:
+            _bad_field(head[eol + 2:])
+        pairs = _FIELD.findall(head, eol + 2)
         length = None
         te = None
-        for line in lines[1:]:
-            colon = line.find(b":")
-            if colon <= 0 or line[:1] in (b" ", b"\t"):
-                raise RemoteProtocolError("bad header line %r" % line[:80])
-            name = line[:colon]
-            if not _NAME.fullmatch(name):
-                raise RemoteProtocolError("bad header name %r" % name[:80])
-            value = line[colon + 1:].strip(b" \t")
-            if _BAD_VALUE.search(value):
-                raise RemoteProtocolError("bad header value for %r" % name)
+        for i, (name, value) in enumerate(pairs):
+            if len(name) > 17 or name[0] not in "cCtT":
+                continue                    # not one of the three below
             lname = name.lower()
-            raw.append((name, value))
-            hs.append((lname, value))
-            if lname == b"content-length":
-                for part in value.split(b","):
-                    part = part.strip()
-                    if not part.isdigit() or (length is not None and int(part) != length):
+            if lname == "content-length":
+                for part in value.split(","):
+                    part = part.strip(" \t")
+                    if not part.isdigit() or not part.isascii() or (
+                            length is not None and int(part) != length):
                         raise RemoteProtocolError("bad Content-Length")
                     length = int(part)
-            elif lname == b"transfer-encoding":
-                te = value.lower() if te is None else te + b"," + value.lower()
-            elif lname == b"connection":
-                if b"close" in value.lower():
+                pairs[i] = (name, "%d" % length)       # "2, 2" is 2 (RFC 9110 8.6)
+            elif lname == "transfer-encoding":
+                te = value.lower() if te is None else te + "," + value.lower()
+            elif lname == "connection":
+                if "close" in value.lower():
                     self.keep = False
-        if length is not None:        # "2, 2" is 2 (RFC 9110 8.6)
-            v = b"%d" % length
-            raw = [(n, v) if n.lower() == b"content-length" else (n, x) for n, x in raw]
-            hs[:] = [(n, v) if n == b"content-length" else (n, x) for n, x in hs]
-        hs.raw = raw
+        hs = Headers(pairs)
+        minor = minor.encode() if minor is not None else b"1"
+        reason = reason.encode("latin-1") if reason else b""
         if minor == b"0":
             self.keep = False
         if status < 200:
             if status == 101:
                 self.their_state = SWITCHED
-            return InformationalResponse(status, hs, reason or b"", b"1." + minor)
+            return InformationalResponse(status, hs, reason, b"1." + minor)
         if self.method == "HEAD" or status in (204, 304):
             self.mode = "end"
         elif te is not None:
             if length is not None:
                 raise RemoteProtocolError("Content-Length and Transfer-Encoding")
-            if te.split(b",")[-1].strip() == b"chunked":
+            if te.split(",")[-1].strip(" \t") == "chunked":
                 self.mode = "chunked"
             else:
                 self.mode = "close"
@@ -266,7 +311,7 @@ class Connection:
         else:
             self.mode = "close"
             self.keep = False
-        return Response(status, hs, reason or b"", b"1." + minor)
+        return Response(status, hs, reason, b"1." + minor)
 
     def _chunked(self):
         while True:

@@ -189,7 +189,9 @@ def forward(mount, a, req, capture=None, lookup=None):
         target = mount.upstream_target(req, m)
         up = None
         for attempt in (1, 2):     # a stale pooled connection: once more, fresh
-            up = a.pool.get(node, monotonic()) if attempt == 1 else None
+            # a body not streamed can go again on a fresh connection if a
+            # reused one was closed: no peek for that (see Pool.get)
+            up = a.pool.get(node, monotonic(), streamed) if attempt == 1 else None
             if up is None:
                 try:
                     up = connect(node, a.connect_timeout, a.read_timeout,
@@ -286,8 +288,7 @@ class _ClientGone(Exception):
 def _relay(req, up, res, a, node, capture=None, lookup=None):
     """Stream the response ``res`` (and its body) from ``up`` to ``req``;
     ``capture``: (cache, key, request headers) to store it afterwards."""
-    raw = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in res.headers.raw_items()]
-    hs, length = response_headers(raw)
+    hs, length = response_headers(res.headers.text)
     req.write_status(res.status_code)
     for n, v in hs:
         req.write_header(n, v)

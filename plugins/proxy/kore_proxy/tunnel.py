@@ -104,7 +104,7 @@ def websocket(mount, a, req, _error, _relay):
         if not (isinstance(ev, h11.InformationalResponse) and ev.status_code == 101):
             node.conns += 1
             return _relay(req, up, ev, a, node)
-        raw = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in ev.headers.raw_items()]
+        raw = ev.headers.text
         keep = [(n, v) for n, v in raw if n.lower() not in HOP_BY_HOP
                 and n.lower() not in ("date", "server")]
         keep += [("Upgrade", ev.headers and _first(raw, "upgrade") or "websocket"),

@@ -1,4 +1,5 @@
-"""kore-plugin-redis's kore plugin: the cron plugin's cross-host lock.
+"""kore-plugin-redis's kore plugin: the cron plugin's cross-host lock and
+the gateway's cross-host rate-limit count.
 
 With a Redis backplane (``backplane = redis://...``), every host's cron
 scheduler asks ``kore_cron_claim`` before a tick and only the host whose
@@ -7,6 +8,11 @@ The key is the job and its *scheduled* time, so clock skew between hosts
 cannot double a run.  Redis unreachable: the tick is skipped (logged by the
 scheduler), never run twice.  The scheduler runs in the master, which holds
 no backplane driver: the lock has its own short-lived Redis client there.
+
+``kore_gateway_counter_store`` (declared by kore-plugin-gateway, asked by
+the master once): with a Redis backplane, rate-limit counts live on Redis
+(``counters.RedisCounterStore``), so a limit of N per window holds for all
+hosts together.
 """
 
 import os
@@ -37,6 +43,15 @@ def _redis():
     return _client[0]
 
 
+def _redis_url():
+    from kore_websocket.spec import parse
+    try:
+        name, url = parse(runtime.option("backplane"))
+    except Exception:
+        return None
+    return url if name in ("redis", "redis-streams") and url else None
+
+
 @hookimpl
 def kore_app_reset():
     del _client[:]
@@ -57,3 +72,12 @@ def kore_cron_claim(job, scheduled):
         LOG.write(LOG_WARNING, "cron job '%s': the Redis lock for %s cannot be taken "
                   "(%s): not running it here" % (job.name, scheduled.isoformat(), exc))
         return False
+
+
+@hookimpl
+def kore_gateway_counter_store():
+    url = _redis_url()
+    if url is None:
+        return None                      # the master counts for this host
+    from .counters import RedisCounterStore
+    return RedisCounterStore(url, runtime.option("backplane_prefix"))
