@@ -17,10 +17,14 @@ from kore_testing import ROOT
 def _spec_modules():
     """The kernel's hookspecs and those the plugins of this repository add
     through kore_add_hookspecs (documented in the same table)."""
+    import glob
     import importlib
     mods = [hookspecs]
-    for name in ("kore_http.hookspecs", "kore_websocket.hookspecs", "kore_cron.hookspecs",
-                 "kore_curl.hookspecs", "kore_metrics.hookspecs"):
+    # every plugins/<name>/kore_<name>/hookspecs.py of the repository
+    names = sorted("%s.hookspecs" % os.path.basename(os.path.dirname(p)) for p in
+                   glob.glob(os.path.join(ROOT, "plugins", "*", "kore_*", "hookspecs.py")))
+    assert "kore_http.hookspecs" in names, names
+    for name in names:
         try:
             mods.append(importlib.import_module(name))
         except ImportError:
