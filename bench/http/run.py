@@ -8,9 +8,9 @@ client.
                              [--workers 1,2] [--modes keepalive,pipeline]
                              [--depth 16] [--json results.json]
 
-A session is one server with one worker count and one mode: it is started,
+A server run is one server with one worker count and one mode: it is started,
 warmed up, measured once per path (in a shuffled order) and stopped before
-the next session starts.  Each round runs every session once, in a shuffled
+the next one starts.  Each round has every server run once, in a shuffled
 order.  Modes: ``keepalive`` (``wrk -t1 -cN``, one request in flight per
 connection) and ``pipeline`` (the same with ``pipeline.lua``: DEPTH
 requests written at once per connection).  Printed per (workers, mode,
@@ -143,7 +143,7 @@ def wrk(url, duration, conns, depth):
             parse_latency(out), errors)
 
 
-def session(name, workers, mode, paths, args):
+def server_run(name, workers, mode, paths, args):
     """Start one server, measure every path, stop it.  {path: result} or a
     string saying why it was skipped."""
     port = free_port()
@@ -244,7 +244,7 @@ def main():
         order = [(n, w, m) for n in names for w in args.workers for m in args.modes]
         random.shuffle(order)
         for name, workers, mode in order:
-            r = session(name, workers, mode, args.paths, args)
+            r = server_run(name, workers, mode, args.paths, args)
             if isinstance(r, str):
                 print("round %d %-16s w%d %-9s skipped: %s" % (rnd + 1, name, workers, mode, r),
                       flush=True)
