@@ -55,6 +55,30 @@ def group_cpu(pgid):
     return total / TICK
 
 
+def tree_cpu(root):
+    """User + system CPU seconds of ``root`` and every live descendant
+    (found through the parent pids in /proc), threads included."""
+    parent, ticks = {}, {}
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            fields = _stat_fields(pid)
+        except OSError:
+            continue
+        parent[int(pid)] = int(fields[1])      # field 4: ppid
+        ticks[int(pid)] = int(fields[11]) + int(fields[12])
+    children = {}
+    for pid, ppid in parent.items():
+        children.setdefault(ppid, []).append(pid)
+    total, todo = 0, [root]
+    while todo:
+        pid = todo.pop()
+        total += ticks.get(pid, 0)
+        todo.extend(children.get(pid, ()))
+    return total / TICK
+
+
 def rss_mb(pid):
     with open("/proc/%d/status" % pid) as f:
         for line in f:

@@ -303,3 +303,25 @@ def test_curl(main_server, proto):
                                       capture_output=True, timeout=20).stdout for u in urls)
     assert out.count(b"HTTP/1.1 200 OK" if proto == "h1" else b"HTTP/2 200") == 2
     assert b'["ab", "/12", "12"]' in out
+
+
+def test_pipelined_responses_held_go_out_before_a_slow_handler(main_server):
+    """Responses to pipelined requests are held and sent together, but a
+    handler that waits does not hold back the responses before it."""
+    c = Conn(main_server.port, timeout=20)
+    c.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n" * 2
+           + b"GET /slow?ms=2000 HTTP/1.1\r\nHost: x\r\n\r\n"
+           + b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    first = [c.read_response().body for _ in range(2)]
+    assert first == [b"hello", b"hello"]
+    assert b"slow" not in c.buf            # they did not wait for /slow
+    rest = [c.read_response().body for _ in range(2)]
+    assert rest == [b"slow", b"hello"] and c.closed()
+
+
+def test_pipelined_responses_held_go_out_before_an_error(main_server):
+    c = Conn(main_server.port)
+    c.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n" * 20 + b"GET / HTTP/1.1\r\n\r\n")   # no Host
+    bodies = [c.read_response() for _ in range(21)]
+    assert [r.body for r in bodies[:20]] == [b"hello"] * 20
+    assert bodies[20].status == 400 and c.closed()

@@ -173,8 +173,11 @@ def finish(req):
         except Exception:
             report(sys.exc_info(), where="on_free hook of route '%s'" % route.name, req=req)
     if S.hook_done:
-        runtime.notify("kore_request_done", where="kore_request_done hook", req=req,
-                       status=req._status, duration=monotonic() - req.start)
+        if S.done_call is not None:
+            S.done_call(req=req, status=req._status, duration=monotonic() - req.start)
+        else:
+            runtime.notify("kore_request_done", where="kore_request_done hook", req=req,
+                           status=req._status, duration=monotonic() - req.start)
     if S.accesslog:
         accesslog.write(req, req._status, monotonic() - req.start)
     if req._body_file is not None or req._all_files:

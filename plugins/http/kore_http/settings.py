@@ -8,6 +8,8 @@ too, so an unimplemented hook costs nothing per request.
 
 from kore import runtime
 
+from .hookcall import direct
+
 from .status import HEADERS
 
 
@@ -16,7 +18,7 @@ class Settings:
                  "keepalive_time", "request_limit", "request_budget",
                  "disk_offload", "disk_path", "hsts", "pretty_error",
                  "max_connections", "accept_threshold", "proxy_protocol",
-                 "forwarded_allow", "accesslog", "hook_start", "hook_done",
+                 "forwarded_allow", "accesslog", "hook_start", "hook_done", "done_call",
                  "hook_open", "hook_close", "hook_log_fields", "wrapped")
 
     def __init__(self):
@@ -38,6 +40,7 @@ class Settings:
         self.accesslog = False
         self.hook_start = False      # kore_request_start implemented
         self.hook_done = False       # kore_request_done implemented
+        self.done_call = None        # its direct caller (hookcall.direct)
         self.hook_open = False       # kore_connection_open implemented
         self.hook_close = False      # kore_connection_close implemented
         self.hook_log_fields = False  # kore_http_access_log_fields implemented
@@ -65,6 +68,10 @@ class Settings:
         impl = runtime.implemented
         self.hook_start = impl("kore_request_start")
         self.hook_done = impl("kore_request_done")
+        # kore_request_done runs on every request: call plain implementations
+        # directly (hookcall.direct), through notify only with a wrapper
+        self.done_call = direct("kore_request_done", "kore_request_done hook") \
+            if self.hook_done else None
         self.hook_open = impl("kore_connection_open")
         self.hook_close = impl("kore_connection_close")
         self.hook_log_fields = impl("kore_http_access_log_fields")

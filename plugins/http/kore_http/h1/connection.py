@@ -7,7 +7,8 @@ object per request): status lines, Content-Length or chunked bodies (close-
 delimited for HTTP/1.0), ``Connection:`` keep-alive/close, ``100 Continue``,
 switching protocols, pause/resume and the disconnect watcher that cancels a
 suspended handler when the client goes away.  Each complete response is one
-``send`` (head and body joined).
+``send`` (head and body joined); the complete responses to requests that
+were pipelined in one read are held and sent together (see ``hold``).
 """
 
 import socket
@@ -28,6 +29,9 @@ from .errors import send_error
 
 monotonic = time.monotonic
 
+# held pipelined responses are sent once they reach this many bytes
+BATCH_MAX = 65536
+
 
 def _header_block(rh):
     """(bytes of the header lines, has Content-Length, has Date) of
@@ -43,7 +47,8 @@ class H1Connection(Client, Stream):
     __slots__ = ("keepalive", "hsts", "watcher", "rwatcher", "idle", "req",
                  "buffered", "requests", "pause_evt", "pause_t0", "paused_total",
                  "watch_paused", "buf", "pos", "blen", "bchunked", "chunked",
-                 "pending", "corked", "http_version")
+                 "pending", "corked", "http_version", "more", "batch", "batch_len",
+                 "flush_cb")
 
     def __init__(self, client):
         self.adopt(client)
@@ -68,11 +73,17 @@ class H1Connection(Client, Stream):
         self.pending = None
         self.corked = None
         self.http_version = "1.1"
+        self.more = False
+        self.batch = None
+        self.batch_len = 0
+        self.flush_cb = None
 
     # -- writing -------------------------------------------------------------
 
     def send(self, data):
         # one non-blocking send usually takes it all; gevent waits otherwise
+        if self.batch is not None:
+            data = self.take_batch() + data
         if self.tls:
             self.sock.sendall(data)
             return
@@ -82,6 +93,56 @@ class H1Connection(Client, Stream):
             n = 0
         if n < len(data):
             self.sock.sendall(memoryview(data)[n:])
+
+    # -- held pipelined responses ---------------------------------------------
+    #
+    # The connection loop sets ``more`` for a plain-TCP request without a
+    # body when more pipelined bytes follow it in the buffer: its complete
+    # response is then held (``hold``) instead of sent, and goes out with the
+    # next one that is sent, in one write.  Held bytes go out first on any
+    # other write, before the loop waits for a read or yields, when they
+    # reach BATCH_MAX, and (``_flush_soon``, a loop callback) as soon as the
+    # connection's greenlet waits for anything while a handler runs, so a
+    # slow handler does not hold back the responses before it.
+
+    def hold(self, data):
+        b = self.batch
+        if b is None:
+            self.batch = [data]
+            self.batch_len = len(data)
+            if self.flush_cb is None:
+                self.flush_cb = get_hub().loop.run_callback(self._flush_soon)
+        else:
+            b.append(data)
+            self.batch_len += len(data)
+            if self.batch_len >= BATCH_MAX:
+                self.flush()
+
+    def take_batch(self):
+        b, self.batch = self.batch, None
+        return b[0] if len(b) == 1 else b"".join(b)
+
+    def flush(self):
+        """Send the held responses, if any (blocks until they are sent)."""
+        if self.batch is not None:
+            self.send(b"")
+
+    def _flush_soon(self):
+        # in the hub: the connection's greenlet waits (or is about to wait
+        # for the next read, having flushed already): a non-blocking send of
+        # what is held; a remainder stays held for the greenlet's next write
+        self.flush_cb = None
+        b = self.batch
+        if b is None:
+            return
+        data = b[0] if len(b) == 1 else b"".join(b)
+        try:
+            n = self.sock._sock.send(data)
+        except BlockingIOError:
+            n = 0
+        except OSError:
+            n = len(data)      # gone: the greenlet's next read or write says so
+        self.batch = [data[n:]] if n < len(data) else None
 
     def _out(self, req, data):
         if self.corked is not None:
@@ -138,6 +199,11 @@ class H1Connection(Client, Stream):
             self.corked.append(head)
             return
         req.bytes_sent += len(head)
+        if self.more and req.keepalive:
+            self.hold(head)
+            return
+        if self.batch is not None:
+            head = self.take_batch() + head
         if self.tls:
             self.sock.sendall(head)
             return

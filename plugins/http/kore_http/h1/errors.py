@@ -20,6 +20,8 @@ def send_error(c, status, close=True, method="-", target="-", version="1.1"):
     408, 413, 414, 431, 501, 503, 505); the connection closes after it.
     The refusal is written to the access log when one is configured."""
     data = error_response(status, close)
+    if getattr(c, "batch", None) is not None:
+        data = c.take_batch() + data       # held pipelined responses first
     try:
         c.sock.sendall(data)
     except OSError:

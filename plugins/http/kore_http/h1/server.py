@@ -41,6 +41,11 @@ def serve(client, preface):
     except HttpError as exc:
         send_error(c, exc.status)
     finally:
+        if c.batch is not None:
+            try:
+                c.flush()
+            except OSError:
+                pass
         c.close_watchers()
 
 
@@ -62,6 +67,8 @@ def loop(c, buf):
     while True:
         if pos >= len(buf):
             # wait for the next request on an idle connection
+            if c.batch is not None:
+                c.flush()
             wait = S.keepalive_time
             if not c.keepalive or CONNS.stopping:
                 if c.closed or not CONNS.stopping:
@@ -107,6 +114,8 @@ def loop(c, buf):
             send_error(c, exc.status)
             return
         if r is None:
+            if c.batch is not None:
+                c.flush()
             buf, pos = _read_head(c, buf, pos)
             if buf is None:
                 return
@@ -133,6 +142,7 @@ def loop(c, buf):
         req = c.req
         c.req = None
         if req._upgrade_to is not None:
+            c.flush()
             c.idle = False
             try:
                 req._upgrade_to(c.sock, buf[pos:])
@@ -148,6 +158,7 @@ def loop(c, buf):
             if not run0:
                 run0 = now
             elif now - run0 >= S.request_budget:
+                c.flush()
                 _yield_to_io()
                 run0 = 0.0
 
@@ -283,6 +294,8 @@ def request(c, method, target, http11, fields):
         c.blen = length
         c.bchunked = chunked
     c.http_version = "1.1" if http11 else "1.0"
+    # more pipelined bytes follow a bodyless request: hold its response
+    c.more = not length and not chunked and not c.tls and c.pos < len(c.buf)
     c.req = req
     c.requests += 1
     load.inflight += 1
