@@ -129,6 +129,38 @@ class KoreServer:
     def port(self, value):
         self._port = value
 
+    def listen_port(self, server="default", host=None, timeout=30.0):
+        """The port server ``server`` of the app listens on, read from the
+        log (``server 'NAME' listening on ...``): an app declaring
+        ``kore.server(NAME, ip=..., port=0)`` gets a port the kernel chose,
+        so no test races another process for a "free" port.  Waits until
+        the server listens (connects to it)."""
+        import re
+        host = host or self.host
+        rx = re.compile(r"server '%s' listening on (?:https?://)?\[?%s\]?:(\d+)"
+                        % (re.escape(server), re.escape(host)))
+        deadline = time.monotonic() + timeout
+        while True:
+            text = self.log()
+            if self._logfile:
+                try:
+                    with open(self._logfile, errors="replace") as f:
+                        text += f.read()
+                except OSError:
+                    pass
+            m = rx.search(text)
+            if m:
+                port = int(m.group(1))
+                if not wait_port(host, port, max(1.0, deadline - time.monotonic()),
+                                 self.proc):
+                    raise AssertionError("server '%s' logged port %d but does not "
+                                         "accept:\n%s" % (server, port, self.log()))
+                return port
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                raise AssertionError("korectl did not log server '%s' listening on "
+                                     "%s:\n%s" % (server, host, self.log()))
+            time.sleep(0.02)
+
     _url = None
 
     @property
