@@ -23,6 +23,24 @@ def free_port(family=socket.AF_INET, host="127.0.0.1"):
         return s.getsockname()[1]
 
 
+def logged_port(text, server=None, host="127.0.0.1"):
+    """The port of the last ``server 'NAME' listening on ...HOST:PORT`` line in
+    ``text`` (a log's text, or a pathlib path to read), or None.  Servers bound to
+    port 0 log the port the kernel chose: read it here instead of racing
+    other processes for a "free" one."""
+    import re
+    if isinstance(text, os.PathLike):
+        try:
+            with open(text, errors="replace") as f:
+                text = f.read()
+        except OSError:
+            return None
+    rx = re.compile(r"server '%s' listening on (?:https?://)?\[?%s\]?:(\d+)"
+                    % (re.escape(server) if server else "[^']+", re.escape(host)))
+    found = rx.findall(text)
+    return int(found[-1]) if found else None
+
+
 def wait_port(host, port, timeout=15.0, proc=None):
     deadline = time.monotonic() + timeout
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -135,10 +153,7 @@ class KoreServer:
         ``kore.server(NAME, ip=..., port=0)`` gets a port the kernel chose,
         so no test races another process for a "free" port.  Waits until
         the server listens (connects to it)."""
-        import re
         host = host or self.host
-        rx = re.compile(r"server '%s' listening on (?:https?://)?\[?%s\]?:(\d+)"
-                        % (re.escape(server), re.escape(host)))
         deadline = time.monotonic() + timeout
         while True:
             text = self.log()
@@ -148,9 +163,8 @@ class KoreServer:
                         text += f.read()
                 except OSError:
                     pass
-            m = rx.search(text)
-            if m:
-                port = int(m.group(1))
+            port = logged_port(text, server, host)
+            if port is not None:
                 if not wait_port(host, port, max(1.0, deadline - time.monotonic()),
                                  self.proc):
                     raise AssertionError("server '%s' logged port %d but does not "
