@@ -23,6 +23,43 @@ def free_port(family=socket.AF_INET, host="127.0.0.1"):
         return s.getsockname()[1]
 
 
+class PortTaken(Exception):
+    """A port picked with free_port() was bound by another process before
+    the program meant to listen on it started (see with_free_ports)."""
+
+
+def with_free_ports(count, start, attempts=5, family=socket.AF_INET, host="127.0.0.1"):
+    """``start(*ports)`` with ``count`` distinct ports from free_port(), for
+    what must know its ports before it starts (an app naming an upstream's
+    port in its configuration, an external daemon).  A port is only free
+    when picked: when ``start`` raises PortTaken, it runs again with new
+    ports.  Anything that can bind port 0 and report the port should (see
+    KoreServer.listen_port, logged_port)."""
+    for attempt in range(attempts):
+        ports = set()
+        while len(ports) < count:
+            ports.add(free_port(family, host))
+        try:
+            return start(*sorted(ports))
+        except PortTaken:
+            if attempt == attempts - 1:
+                raise
+
+
+def started_on(srv, ports, host="127.0.0.1", timeout=30.0):
+    """Wait until KoreServer ``srv`` accepts on every port of ``ports``;
+    raise PortTaken (after stopping it) when it exited because one was
+    taken meanwhile, AssertionError on any other failure."""
+    for port in ports:
+        if not wait_port(host, port, timeout, srv.proc):
+            log = srv.log()
+            srv.cleanup()
+            if "Address already in use" in log or "address already in use" in log:
+                raise PortTaken(log)
+            raise AssertionError("korectl did not start listening on %d:\n%s" % (port, log))
+    return srv
+
+
 def logged_port(text, server=None, host="127.0.0.1"):
     """The port of the last ``server 'NAME' listening on ...HOST:PORT`` line in
     ``text`` (a log's text, or a pathlib path to read), or None.  Servers bound to
