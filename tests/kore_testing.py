@@ -23,6 +23,61 @@ def free_port(family=socket.AF_INET, host="127.0.0.1"):
         return s.getsockname()[1]
 
 
+class PortTaken(Exception):
+    """A port picked with free_port() was bound by another process before
+    the program meant to listen on it started (see with_free_ports)."""
+
+
+def with_free_ports(count, start, attempts=5, family=socket.AF_INET, host="127.0.0.1"):
+    """``start(*ports)`` with ``count`` distinct ports from free_port(), for
+    what must know its ports before it starts (an app naming an upstream's
+    port in its configuration, an external daemon).  A port is only free
+    when picked: when ``start`` raises PortTaken, it runs again with new
+    ports.  Anything that can bind port 0 and report the port should (see
+    KoreServer.listen_port, logged_port)."""
+    for attempt in range(attempts):
+        ports = set()
+        while len(ports) < count:
+            ports.add(free_port(family, host))
+        try:
+            return start(*sorted(ports))
+        except PortTaken:
+            if attempt == attempts - 1:
+                raise
+
+
+def started_on(srv, ports, host="127.0.0.1", timeout=30.0):
+    """Wait until KoreServer ``srv`` accepts on every port of ``ports``;
+    raise PortTaken (after stopping it) when it exited because one was
+    taken meanwhile, AssertionError on any other failure."""
+    for port in ports:
+        if not wait_port(host, port, timeout, srv.proc):
+            log = srv.log()
+            srv.cleanup()
+            if "Address already in use" in log or "address already in use" in log:
+                raise PortTaken(log)
+            raise AssertionError("korectl did not start listening on %d:\n%s" % (port, log))
+    return srv
+
+
+def logged_port(text, server=None, host="127.0.0.1"):
+    """The port of the last ``server 'NAME' listening on ...HOST:PORT`` line in
+    ``text`` (a log's text, or a pathlib path to read), or None.  Servers bound to
+    port 0 log the port the kernel chose: read it here instead of racing
+    other processes for a "free" one."""
+    import re
+    if isinstance(text, os.PathLike):
+        try:
+            with open(text, errors="replace") as f:
+                text = f.read()
+        except OSError:
+            return None
+    rx = re.compile(r"server '%s' listening on (?:https?://)?\[?%s\]?:(\d+)"
+                    % (re.escape(server) if server else "[^']+", re.escape(host)))
+    found = rx.findall(text)
+    return int(found[-1]) if found else None
+
+
 def wait_port(host, port, timeout=15.0, proc=None):
     deadline = time.monotonic() + timeout
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -128,6 +183,34 @@ class KoreServer:
     @port.setter
     def port(self, value):
         self._port = value
+
+    def listen_port(self, server="default", host=None, timeout=30.0):
+        """The port server ``server`` of the app listens on, read from the
+        log (``server 'NAME' listening on ...``): an app declaring
+        ``kore.server(NAME, ip=..., port=0)`` gets a port the kernel chose,
+        so no test races another process for a "free" port.  Waits until
+        the server listens (connects to it)."""
+        host = host or self.host
+        deadline = time.monotonic() + timeout
+        while True:
+            text = self.log()
+            if self._logfile:
+                try:
+                    with open(self._logfile, errors="replace") as f:
+                        text += f.read()
+                except OSError:
+                    pass
+            port = logged_port(text, server, host)
+            if port is not None:
+                if not wait_port(host, port, max(1.0, deadline - time.monotonic()),
+                                 self.proc):
+                    raise AssertionError("server '%s' logged port %d but does not "
+                                         "accept:\n%s" % (server, port, self.log()))
+                return port
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                raise AssertionError("korectl did not log server '%s' listening on "
+                                     "%s:\n%s" % (server, host, self.log()))
+            time.sleep(0.02)
 
     _url = None
 

@@ -92,8 +92,14 @@ def probe(loader: Callable[[], object], after_fork: Callable[[], None],
     load that fails half-way in the master would leave it with a broken
     application, which every worker it later forks (a crashed one, TTIN)
     would get.  The child's output is discarded (the real load prints it
-    again); it reports the error text through a pipe.  Returns None when
+    again); it reports its outcome through a pipe: ``+`` when the
+    application loaded, ``-`` and the error text when not.  Returns None when
     the application loads, else the error.
+
+    The outcome is read from the pipe, not from the child's exit status: a
+    SIGCHLD handler that reaps every child (the arbiter's, gevent's once a
+    ``gevent.subprocess`` ran in this process) may collect the child first,
+    and its status is then unknown here.
     """
     r, w = os.pipe()
     pid = _fork()
@@ -112,7 +118,9 @@ def probe(loader: Callable[[], object], after_fork: Callable[[], None],
             except BaseException as exc:
                 code = 1
                 text = str(exc) or type(exc).__name__
-                os.write(w, text.encode("utf-8", "replace")[:8000])
+                os.write(w, b"-" + text.encode("utf-8", "replace")[:8000])
+            else:
+                os.write(w, b"+")
         finally:
             os._exit(code)
     os.close(w)
@@ -140,11 +148,15 @@ def probe(loader: Callable[[], object], after_fork: Callable[[], None],
     finally:
         os.close(r)
     status = _wait(pid)
-    if chunks:
-        return b"".join(chunks).decode("utf-8", "replace")
-    if status != 0:
-        return "the application loader exited with status %s" % status
-    return None
+    data = b"".join(chunks)
+    if data[:1] == b"-":
+        return data[1:].decode("utf-8", "replace") or "the application failed to load"
+    if data == b"+":
+        return None
+    # the child ended before it reported (killed, or exited in a hook)
+    if status is None:
+        return "the application loader ended without reporting (status unknown)"
+    return "the application loader exited with status %s" % status
 
 
 def _kill(pid: int) -> None:

@@ -77,30 +77,53 @@ class Pebble:
     def __init__(self, directory, http_port, tls_port, nonce_reject=0, env=None):
         self.dir = str(directory)
         os.makedirs(self.dir, exist_ok=True)
-        self.ca, cert, key = make_tls_ca(self.dir)
-        self.port = free_port()
-        self.mgmt = free_port()
+        self.ca, self._cert, self._key = make_tls_ca(self.dir)
         self.http_port = http_port
         self.tls_port = tls_port
         self.config = os.path.join(self.dir, "pebble-config.json")
-        with open(self.config, "w") as f:
-            json.dump({"pebble": {
-                "listenAddress": "127.0.0.1:%d" % self.port,
-                "managementListenAddress": "127.0.0.1:%d" % self.mgmt,
-                "certificate": cert, "privateKey": key,
-                "httpPort": http_port, "tlsPort": tls_port,
-                "ocspResponderURL": "", "externalAccountBindingRequired": False}}, f)
-        self.url = "https://127.0.0.1:%d/dir" % self.port
+        self._configure()
         self.env = {"PEBBLE_VA_NOSLEEP": "1",
                     "PEBBLE_WFE_NONCEREJECT": str(nonce_reject),
                     "PEBBLE_AUTHZREUSE": "0"}
         self.env.update(env or {})
-        self.logpath = os.path.join(self.dir, "pebble-%d.log" % self.port)
+        self.logpath = os.path.join(self.dir, "pebble.log")
         self.proc = None
         self._logf = None
         self.root_pem = None
 
-    def start(self):
+    def _configure(self):
+        """Pick pebble's two ports (it cannot bind port 0 and report it)."""
+        self.port = free_port()
+        self.mgmt = free_port()
+        while self.mgmt == self.port:
+            self.mgmt = free_port()
+        with open(self.config, "w") as f:
+            json.dump({"pebble": {
+                "listenAddress": "127.0.0.1:%d" % self.port,
+                "managementListenAddress": "127.0.0.1:%d" % self.mgmt,
+                "certificate": self._cert, "privateKey": self._key,
+                "httpPort": self.http_port, "tlsPort": self.tls_port,
+                "ocspResponderURL": "", "externalAccountBindingRequired": False}}, f)
+        self.url = "https://127.0.0.1:%d/dir" % self.port
+
+    _started = False
+
+    def start(self, attempts=5):
+        for attempt in range(attempts):
+            logged = len(self.log())
+            if self._start():
+                self._started = True
+                return self._fetch_root()
+            new = self.log()[logged:]
+            self.stop()
+            # a port free when picked was bound by another process since:
+            # pick again (before the first start only: clients know the URL)
+            if (self._started or attempt == attempts - 1
+                    or "address already in use" not in new.lower()):
+                raise AssertionError("pebble did not start:\n" + self.log())
+            self._configure()
+
+    def _start(self):
         e = dict(os.environ)
         e.update(self.env)
         self._logf = open(self.logpath, "ab")
@@ -115,9 +138,13 @@ class Pebble:
                 return True
             except OSError:
                 return False
-        if not wait_for(up, timeout=20):
-            self.stop()
-            raise AssertionError("pebble did not start:\n" + self.log())
+        # up() checks pebble's own certificate: another process on the port
+        # does not pass for pebble
+        wait_for(lambda: up() or self.proc.poll() is not None, timeout=20)
+        return self.proc.poll() is None and up()
+
+    def _fetch_root(self):
+        ctx = ssl.create_default_context(cafile=self.ca)
         with urllib.request.urlopen("https://127.0.0.1:%d/roots/0" % self.mgmt,
                                     context=ctx, timeout=5) as r:
             self.root_pem = r.read()

@@ -122,7 +122,11 @@ def test_send_to_closed_peer_raises_socket_eof(run, tmp_path):
 
 
 def test_connect_refused(run):
-    port = _free_port()
+    # a bound socket that never listens holds the port: refused, and no
+    # other process can listen there during the test
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    port = holder.getsockname()[1]
 
     async def main():
         c = kore.socket_wrap(socket.socket())
@@ -130,7 +134,10 @@ def test_connect_refused(run):
             await c.connect("127.0.0.1", port)
         c.close()
         return True
-    assert run(main())
+    try:
+        assert run(main())
+    finally:
+        holder.close()
 
 
 def test_connect_bad_port():
@@ -138,12 +145,6 @@ def test_connect_bad_port():
     with pytest.raises(RuntimeError, match="invalid port"):
         c.connect("127.0.0.1", 70000)
     c.close()
-
-
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.mark.parametrize("family,host", [

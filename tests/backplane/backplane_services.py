@@ -44,10 +44,31 @@ class RedisServer:
             cmd += ["--appendfsync", "always"]
         if self.password:
             cmd += ["--requirepass", self.password]
-        self.log = open(os.path.join(self.dir, "redis-%d.log" % self.port), "ab")
+        logpath = os.path.join(self.dir, "redis-%d.log" % self.port)
+        self.log = open(logpath, "ab")
+        start = os.path.getsize(logpath)
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT)
+
+        def text():
+            with open(logpath, errors="replace") as f:
+                f.seek(start)
+                return f.read()
+        # ready when this redis-server says so (a port that merely accepts
+        # could be another process's)
+        if not wait_for(lambda: "Ready to accept connections" in text()
+                        or self.proc.poll() is not None, 20):
+            raise AssertionError("redis-server did not start:\n" + text())
+        if self.proc.poll() is not None:
+            self.log.close()
+            if "Address already in use" in text() and not self._started_once:
+                self.port = free_port()         # taken since it was picked
+                return self.start()
+            raise AssertionError("redis-server exited:\n" + text())
+        self._started_once = True
         if not wait_port("127.0.0.1", self.port, 10, self.proc):
             raise AssertionError("redis-server did not start")
+
+    _started_once = False
 
     def stop(self, sig=signal.SIGTERM):
         if self.proc and self.proc.poll() is None:
@@ -117,16 +138,39 @@ class Nginx:
 
     def __init__(self, tmp, ports):
         self.dir = str(tmp)
-        self.port = free_port()
         conf = os.path.join(self.dir, "nginx.conf")
         servers = " ".join("server 127.0.0.1:%d;" % p for p in ports)
-        with open(conf, "w") as f:
-            f.write(NGINX_CONF % {"dir": self.dir, "port": self.port, "servers": servers})
-        self.proc = subprocess.Popen(["nginx", "-c", conf, "-p", self.dir],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        if not wait_port("127.0.0.1", self.port, 10, self.proc):
-            raise AssertionError("nginx did not start: " + open(
-                os.path.join(self.dir, "nginx-error.log")).read())
+        errlog = os.path.join(self.dir, "nginx-error.log")
+        for attempt in range(5):
+            # nginx cannot bind port 0 and say which: a port picked now, and
+            # another when it was taken before nginx bound it
+            self.port = free_port()
+            with open(conf, "w") as f:
+                f.write(NGINX_CONF % {"dir": self.dir, "port": self.port, "servers": servers})
+            self.proc = subprocess.Popen(["nginx", "-c", conf, "-p", self.dir],
+                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            if wait_port("127.0.0.1", self.port, 10, self.proc) and self._is_nginx():
+                return
+            self.stop()
+            err = open(errlog).read() if os.path.exists(errlog) else ""
+            if "Address already in use" not in err:
+                raise AssertionError("nginx did not start: " + err)
+            if os.path.exists(errlog):
+                os.unlink(errlog)
+        raise AssertionError("nginx found no free port in 5 attempts")
+
+    def _is_nginx(self):
+        """The process answering on self.port is this nginx (its Server
+        header), not another that took the port."""
+        import http.client
+        try:
+            c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+            c.request("GET", "/")
+            server = c.getresponse().getheader("Server", "")
+            c.close()
+        except OSError:
+            return False
+        return self.proc.poll() is None and server.startswith("nginx")
 
     def stop(self):
         if self.proc.poll() is None:

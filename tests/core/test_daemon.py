@@ -8,7 +8,7 @@ import socket
 import httpx
 import pytest
 
-from kore_testing import free_port, wait_for
+from kore_testing import logged_port, wait_for
 
 APP = """
 import os, kore
@@ -68,12 +68,12 @@ def daemon_paths(tmp_path):
 
 def test_start_status_reload_restart_stop(korectl, daemon_paths):
     app, pidfile, logfile = daemon_paths
-    port = free_port()
-    url = "http://127.0.0.1:%d/" % port
     r = korectl("start", "-p", str(pidfile), "--log-file", str(logfile), "-b",
-                "127.0.0.1:%d" % port, "-w", "2", str(app), env=ENV, timeout=60)
+                "127.0.0.1:0", "-w", "2", str(app), env=ENV, timeout=60)
     assert r.returncode == 0, r.stderr
     pid = int(pidfile.read_text())
+    port = logged_port(logfile)         # the kernel chose it (port 0)
+    url = "http://127.0.0.1:%d/" % port
     assert "serving, master pid %d" % pid in r.stdout
     # start returned once it serves: no waiting for the port
     assert httpx.get(url, timeout=5).text == str(pid)
@@ -81,9 +81,11 @@ def test_start_status_reload_restart_stop(korectl, daemon_paths):
     r = korectl("status", "-p", str(pidfile))
     assert r.returncode == 0 and "running (master pid %d)" % pid in r.stdout
     # a second start stops before binding, non-zero, and leaves it running
+    lines = len(logfile.read_text().splitlines())
     r = korectl("start", "-p", str(pidfile), "--log-file", str(logfile), "-b",
-                "127.0.0.1:%d" % port, str(app), env=ENV, timeout=60)
+                "127.0.0.1:0", str(app), env=ENV, timeout=60)
     assert r.returncode == 1 and "names running process %d" % pid in r.stderr
+    assert logged_port("\n".join(logfile.read_text().splitlines()[lines:])) is None
     assert "cannot open listener" not in r.stderr
     r = korectl("reload", "-p", str(pidfile))
     assert r.returncode == 0
@@ -93,6 +95,8 @@ def test_start_status_reload_restart_stop(korectl, daemon_paths):
     assert not _alive(pid)
     new = int(pidfile.read_text())
     assert new != pid and _alive(new)
+    port = logged_port(logfile)         # the new master's port
+    url = "http://127.0.0.1:%d/" % port
     assert httpx.get(url, timeout=5).text == str(new)
     r = korectl("stop", "-p", str(pidfile), timeout=90)
     assert r.returncode == 0 and "stopped" in r.stdout
@@ -114,13 +118,13 @@ def test_stale_pidfile_status(korectl, tmp_path):
 def test_pidfile_of_running_process_stops_before_binding(korectl, daemon_paths):
     app, pidfile, logfile = daemon_paths
     pidfile.write_text("%d\n" % os.getpid())        # this test process runs
-    port = free_port()
     for cmd in (["run"], ["start"], ["run", "--deployment", "production", "--keep-root"]):
         r = korectl(*cmd, "-p", str(pidfile), "--log-file", str(logfile), "-b",
-                    "127.0.0.1:%d" % port, str(app), env=ENV, timeout=60)
+                    "127.0.0.1:0", str(app), env=ENV, timeout=60)
         assert r.returncode == 1, (cmd, r.stderr)
         assert "names running process %d" % os.getpid() in r.stderr
-        assert not _listening(port)
+        # nothing was bound (a bound server logs its port)
+        assert logged_port(logfile) is None and logged_port(r.stdout + r.stderr) is None
     assert pidfile.read_text().strip() == str(os.getpid())
     pidfile.unlink()
 
@@ -128,7 +132,7 @@ def test_pidfile_of_running_process_stops_before_binding(korectl, daemon_paths):
 def test_start_reports_a_boot_failure_with_its_exit_code(korectl, daemon_paths):
     app, pidfile, logfile = daemon_paths
     r = korectl("start", "-p", str(pidfile), "--log-file", str(logfile), "-b",
-                "127.0.0.1:%d" % free_port(), str(app),
+                "127.0.0.1:0", str(app),
                 env=dict(ENV, FAIL_WORKERSTART="1"), timeout=60)
     assert r.returncode == 4, (r.stdout, r.stderr)
     assert "stopped during start-up (exit code 4)" in r.stderr
@@ -139,16 +143,16 @@ def test_start_reports_a_boot_failure_with_its_exit_code(korectl, daemon_paths):
 @pytest.mark.skipif(os.geteuid() != 0, reason="the root policy needs root")
 def test_root_policy(korectl, daemon_paths):
     app, pidfile, logfile = daemon_paths
-    port = free_port()
-    r = korectl("run", "--deployment", "production", "-b", "127.0.0.1:%d" % port,
+    r = korectl("run", "--deployment", "production", "-b", "127.0.0.1:0",
                 str(app), env=ENV, timeout=60)
     assert r.returncode == 2
     assert "no 'runas'" in r.stderr and "--keep-root" in r.stderr and "-u USER" in r.stderr
-    assert not _listening(port)
+    assert logged_port(r.stdout + r.stderr) is None     # refused before binding
     # development: one warning, then it serves
     r = korectl("start", "-p", str(pidfile), "--log-file", str(logfile), "-b",
-                "127.0.0.1:%d" % port, "-w", "2", str(app), env=ENV, timeout=60)
+                "127.0.0.1:0", "-w", "2", str(app), env=ENV, timeout=60)
     assert r.returncode == 0, r.stderr
+    assert logged_port(logfile) is not None
     assert logfile.read_text().count("running as root without 'runas'") == 1
     r = korectl("stop", "-p", str(pidfile), timeout=90)
     assert r.returncode == 0

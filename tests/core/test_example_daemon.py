@@ -6,19 +6,18 @@ import signal
 
 import httpx
 
-from kore_testing import ROOT, free_port, wait_for
+from kore_testing import ROOT, logged_port, wait_for
 
 APP = os.path.join(ROOT, "examples", "daemon", "app.py")
 
 
 def test_daemon_example(korectl, tmp_path):
     pidfile, logfile = tmp_path / "d.pid", tmp_path / "d.log"
-    port = free_port()
-    url = "http://127.0.0.1:%d" % port
     r = korectl("start", "-p", str(pidfile), "--log-file", str(logfile), "-b",
-                "127.0.0.1:%d" % port, "--timeout", "2", APP,
+                "127.0.0.1:0", "--timeout", "2", APP,
                 env={"KORE_PLUGINS": "http"}, timeout=60)
     assert r.returncode == 0, r.stderr
+    url = "http://127.0.0.1:%d" % logged_port(logfile)    # start returns once it serves
     pid = int(pidfile.read_text())
     pgid = os.getpgid(pid)              # the daemon's own session and group
     try:

@@ -8,7 +8,7 @@ import time
 
 import httpx
 
-from kore_testing import free_port, wait_port
+from kore_testing import wait_for, wait_port
 
 APP = """
 import kore
@@ -34,17 +34,32 @@ koreapp = App()
 """
 
 
+def _gunicorn_port(logpath, proc, timeout=30):
+    """The port gunicorn bound for ``-b 127.0.0.1:0`` (its "Listening at:" line)."""
+    import re
+    found = []
+
+    def listening():
+        m = re.search(r"Listening at: http://127\.0\.0\.1:(\d+)",
+                      logpath.read_text(errors="replace"))
+        if m:
+            found.append(int(m.group(1)))
+        return bool(found) or proc.poll() is not None
+    assert wait_for(listening, timeout) and found, logpath.read_text(errors="replace")
+    return found[0]
+
+
 def test_gunicorn_worker_class_serves_kore_app(tmp_path):
     (tmp_path / "app.py").write_text(APP)
-    port = free_port()
     gunicorn = os.path.join(os.path.dirname(sys.executable), "gunicorn")
     env = dict(os.environ, HOME=str(tmp_path), KORE_PLUGINS="http")
     log = open(tmp_path / "gunicorn.log", "wb")
     proc = subprocess.Popen([gunicorn, "-k", "kore_http.gunicorn.KoreWorker", "-w", "2",
-                             "-b", "127.0.0.1:%d" % port, "--graceful-timeout", "5",
+                             "-b", "127.0.0.1:0", "--graceful-timeout", "5",
                              "app.py"], cwd=str(tmp_path), env=env, stdout=log,
                             stderr=subprocess.STDOUT, start_new_session=True)
     try:
+        port = _gunicorn_port(tmp_path / "gunicorn.log", proc)
         assert wait_port("127.0.0.1", port, 20, proc)
         url = "http://127.0.0.1:%d" % port
         seen = set()
@@ -75,12 +90,11 @@ def test_gunicorn_worker_boot_failure_stops_gunicorn_with_the_reason(tmp_path):
     (tmp_path / "app.py").write_text(APP.replace(
         '        kore.log(kore.LOG_INFO, "kore workerstart under gunicorn")',
         '        raise RuntimeError("no database today")'))
-    port = free_port()
     gunicorn = os.path.join(os.path.dirname(sys.executable), "gunicorn")
     env = dict(os.environ, HOME=str(tmp_path), KORE_PLUGINS="http")
     log = open(tmp_path / "gunicorn.log", "wb")
     proc = subprocess.Popen([gunicorn, "-k", "kore_http.gunicorn.KoreWorker", "-w", "1",
-                             "-b", "127.0.0.1:%d" % port, "app.py"], cwd=str(tmp_path),
+                             "-b", "127.0.0.1:0", "app.py"], cwd=str(tmp_path),
                             env=env, stdout=log, stderr=subprocess.STDOUT,
                             start_new_session=True)
     try:

@@ -140,6 +140,25 @@ def test_reload_probe_reports_the_error_of_a_broken_loader():
     assert reload.probe(lambda: None, lambda: None, timeout=30) is None
 
 
+def test_reload_probe_outcome_does_not_depend_on_reaping_the_child(monkeypatch):
+    """A SIGCHLD handler reaping every child (the arbiter's; gevent's once a
+    gevent.subprocess ran in the process) may collect the probe child first:
+    the outcome comes from the pipe, not the exit status."""
+    def reaped_elsewhere(pid, options):
+        os.waitpid(pid, 0)          # what the other reaper did
+        raise ChildProcessError(10, "No child processes")
+    monkeypatch.setattr(reload, "_waitpid", reaped_elsewhere)
+
+    def broken():
+        raise RuntimeError("configure broke half-way")
+    assert reload.probe(lambda: None, lambda: None, timeout=30) is None
+    assert reload.probe(broken, lambda: None, timeout=30) == "configure broke half-way"
+
+    def dies():
+        os._exit(3)
+    assert "without reporting" in reload.probe(dies, lambda: None, timeout=30)
+
+
 # -- pidfile -------------------------------------------------------------------
 
 def test_pidfile_create_refuse_and_remove(tmp_path):

@@ -66,18 +66,19 @@ def test_runas_unknown_user_is_a_config_error(korectl, tmp_path):
 
 
 def test_production_deployment_daemonizes(korectl, tmp_path):
-    from kore_testing import free_port, wait_port
-    port = free_port()
+    from kore_testing import logged_port, wait_port
     (tmp_path / "app.py").write_text(APP)
     pidfile = tmp_path / "kore.pid"
     logfile = tmp_path / "kore.log"
     r = korectl("run", "--deployment", "production", "--keep-root", "--pid", str(pidfile),
-                "--log-file", str(logfile), "-b", "127.0.0.1:%d" % port, "-w", "1",
+                "--log-file", str(logfile), "-b", "127.0.0.1:0", "-w", "1",
                 str(tmp_path / "app.py"), env={"KORE_PLUGINS": "http"}, timeout=20)
     assert r.returncode == 0          # the foreground process returns at once
     try:
         assert wait_for(lambda: pidfile.exists() and pidfile.read_text().strip())
         pid = int(pidfile.read_text())
+        assert wait_for(lambda: logged_port(logfile), 20), logfile.read_text()
+        port = logged_port(logfile)
         assert wait_port("127.0.0.1", port, 10)
         assert httpx.get("http://127.0.0.1:%d/" % port, timeout=5).status_code == 200
         assert os.getsid(pid) != os.getsid(0)     # its own session: detached
@@ -171,8 +172,7 @@ def test_usr1_reopens_access_log(kore_server, tmp_path):
 
 
 def test_daemonized_is_called_after_daemonising(korectl, tmp_path):
-    from kore_testing import free_port, wait_port
-    port = free_port()
+    from kore_testing import logged_port, wait_port
     marker = tmp_path / "daemonized"
     (tmp_path / "app.py").write_text('''
 import os
@@ -193,14 +193,15 @@ koreapp = App()
 ''' % str(marker))
     pidfile = tmp_path / "kore.pid"
     r = korectl("run", "--deployment", "production", "--pid", str(pidfile),
-                "--log-file", str(tmp_path / "kore.log"), "-b", "127.0.0.1:%d" % port,
+                "--log-file", str(tmp_path / "kore.log"), "-b", "127.0.0.1:0",
                 "-w", "1", "--keep-root", str(tmp_path / "app.py"),
                 env={"KORE_PLUGINS": "http"},
                 timeout=20)
     assert r.returncode == 0
     try:
         assert wait_for(lambda: pidfile.exists() and pidfile.read_text().strip())
-        assert wait_port("127.0.0.1", port, 10)
+        assert wait_for(lambda: logged_port(tmp_path / "kore.log"), 20)
+        assert wait_port("127.0.0.1", logged_port(tmp_path / "kore.log"), 10)
         pid = int(pidfile.read_text())
         assert wait_for(marker.exists)
         mpid, msid = map(int, marker.read_text().split())

@@ -3,17 +3,17 @@
 import socket
 
 
+_HELD = []
+
+
 def closed_port():
-    """A loopback port nothing listens on (bound, then closed)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A loopback port nothing listens on: held by a bound socket that never
+    listens (a connection is refused) for the rest of the test run, so no
+    other process can start listening on it meanwhile."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    _HELD.append(s)
+    return s.getsockname()[1]
 
 
 def wait_port(host, port, timeout, proc=None):

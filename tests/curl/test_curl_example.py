@@ -6,7 +6,7 @@ import urllib.request
 
 import pytest
 
-from curl_helpers import free_port, wait_port
+from kore_testing import started_on, with_free_ports
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -20,9 +20,13 @@ def get(url):
 
 
 def test_example(kore_server):
-    port = free_port()
-    srv = kore_server(APP, workers=1, bind=False, env={"PORT": str(port)})
-    assert wait_port("127.0.0.1", port, 20, srv.proc), srv.log()
+    # the app calls itself on PORT: picked before it starts, picked again if
+    # another process took it meanwhile
+    def start(port):
+        srv = kore_server(APP, workers=1, bind=False, env={"PORT": str(port)})
+        srv.port = port
+        return started_on(srv, (port,))
+    port = with_free_ports(1, start).port
     base = "http://127.0.0.1:%d" % port
     assert get(base + "/httpclient") == (200, b"async done: hello from the upstream\n")
     assert get(base + "/curl") == (200, b"upstream got: uploaded with kore.curl\n")

@@ -6,7 +6,7 @@ import httpx
 import jwt
 import pytest
 
-from kore_testing import KoreServer, free_port, wait_port
+from kore_testing import KoreServer
 
 SECRET = "domain-secret-domain-secret-0001"
 
@@ -33,11 +33,10 @@ kore.gateway_policy("/status", domain="api.test", auth=False)
 
 @pytest.fixture(scope="module")
 def srv(tmp_path_factory):
-    port = free_port()
     s = KoreServer(tmp_path_factory.mktemp("dom"), APP, workers=1, bind=False,
-                   env={"PORT": str(port)})
-    s.port, s.url = port, "http://127.0.0.1:%d" % port
-    assert wait_port("127.0.0.1", port, 20, s.proc), s.log()
+                   env={"PORT": "0"})
+    s.port = s.listen_port("default")
+    s.url = "http://127.0.0.1:%d" % s.port
     yield s
     s.cleanup()
 

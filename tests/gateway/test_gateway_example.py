@@ -6,7 +6,7 @@ import sys
 
 import httpx
 
-from kore_testing import free_port, wait_port
+from kore_testing import started_on, with_free_ports
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 EX = os.path.join(ROOT, "examples", "gateway")
@@ -18,10 +18,15 @@ def make_token(*args):
 
 
 def test_example(kore_server):
-    port = free_port()
-    srv = kore_server(os.path.join(EX, "app.py"), workers=1, bind=False,
-                      env={"PORT": str(port)}, args=["--access-log", "-"])
-    assert wait_port("127.0.0.1", port, 20, srv.proc), srv.log()
+    # the app calls itself through kore.httpclient on PORT: picked before it
+    # starts, picked again if another process took it meanwhile
+    def start(port):
+        srv = kore_server(os.path.join(EX, "app.py"), workers=1, bind=False,
+                          env={"PORT": str(port)}, args=["--access-log", "-"])
+        srv.port = port
+        return started_on(srv, (port,))
+    srv = with_free_ports(1, start)
+    port = srv.port
     base = "http://127.0.0.1:%d" % port
     alice = {"Authorization": "Bearer " + make_token("alice", "user")}
     with httpx.Client(base_url=base, timeout=10) as c:

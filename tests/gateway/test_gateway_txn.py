@@ -7,7 +7,7 @@ import socket
 
 import pytest
 
-from kore_testing import KoreServer, free_port, wait_port
+from kore_testing import KoreServer
 
 APP = """
 import kore, os
@@ -50,12 +50,10 @@ def raw_get(host, port, path, headers=None):
 
 
 def start_v6(tmp_path, workers):
-    port = free_port(socket.AF_INET6, "::1")
     srv = KoreServer(tmp_path, APP, workers=workers, bind=False,
-                     args=["--bind", "[::1]:%d" % port,
-                           "--forwarded-allow-ips", "10.9.9.9"])
-    srv.host, srv.port = "::1", port
-    assert wait_port("::1", port, 20, srv.proc), srv.log()
+                     args=["--bind", "[::1]:0", "--forwarded-allow-ips", "10.9.9.9"])
+    srv.host = "::1"
+    srv.port = srv.listen_port("default", host="::1")
     srv.wait_ready(workers)
     return srv
 

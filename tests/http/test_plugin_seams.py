@@ -14,7 +14,7 @@ import textwrap
 import httpx
 import pytest
 
-from kore_testing import KoreServer, free_port, wait_for
+from kore_testing import KoreServer, wait_for
 
 PLUGIN = r'''
 import kore
@@ -162,18 +162,21 @@ def seam_server(tmp_path_factory):
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
                     "alt.key", "-out", "alt.pem", "-days", "2", "-subj", "/CN=alt.test"],
                    cwd=root, check=True, capture_output=True, timeout=60)
-    port, tls_port, own_port = free_port(), free_port(), free_port()
     app = root / "app.py"
-    app.write_text(textwrap.dedent(APP.format(port=port, tls_port=tls_port,
+    # every server on port 0: the ports the kernel chose are read from the log
+    app.write_text(textwrap.dedent(APP.format(port=0, tls_port=0,
                                               cert=root / "c.pem", key=root / "k.pem")))
-    env = {"PYTHONPATH": str(site), "KORE_SEAM_OWN_BIND": "127.0.0.1:%d" % own_port,
+    env = {"PYTHONPATH": str(site), "KORE_SEAM_OWN_BIND": "127.0.0.1:0",
            "SEAM_PKI": str(root)}
     srv = KoreServer(root, str(app), bind=False, wait=False, env=env,
                      args=("--access-log", str(root / "access.log"),
                            "--access-log-format", "json"))
-    srv.port, srv.tls_port, srv.own_port, srv.root = port, tls_port, own_port, root
-    srv.url = "http://127.0.0.1:%d" % port
     try:
+        srv.port = srv.listen_port("default")
+        srv.tls_port = srv.listen_port("tls")
+        srv.own_port = srv.listen_port("seam-own")
+        srv.root = root
+        srv.url = "http://127.0.0.1:%d" % srv.port
         srv.wait_ready(1)
         yield srv
     finally:

@@ -3,7 +3,7 @@ have a conftest.py of their own)."""
 
 import os
 
-from kore_testing import KoreServer, free_port, wait_port
+from kore_testing import KoreServer
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 APP = os.path.join(HERE, "apps", "h2_app.py")
@@ -15,23 +15,21 @@ def start_h2(tmp_path_factory, pki, args=(), env=None, name="h2"):
     (tmp / "files").mkdir()
     (tmp / "files" / "a.txt").write_text("filedata\n")
     (tmp / "marks").mkdir()
-    tls_port = free_port()
-    port = free_port()
-    e = {"PORT": str(port), "TLS_PORT": str(tls_port), "CERT": str(pki / "c.pem"),
+    # port 0: the ports the kernel chose are read from the log
+    e = {"PORT": "0", "TLS_PORT": "0", "CERT": str(pki / "c.pem"),
          "KEY": str(pki / "k.pem"), "FILES": str(tmp / "files"), "MARKS": str(tmp / "marks"),
          "KORE_HTTP_ACCESS_LOG": str(tmp / "access.log")}
     e.update(env or {})
     srv = KoreServer(tmp, APP, (), workers=1, env=e, args=list(args), bind=False)
-    srv.port = port
-    srv.tls_port = tls_port
+    try:
+        srv.port = port = srv.listen_port("clear")
+        srv.tls_port = tls_port = srv.listen_port("tls")
+        srv.wait_ready(1)
+    except AssertionError:
+        srv.kill()
+        raise
     srv.url = "http://127.0.0.1:%d" % port
     srv.tls_url = "https://127.0.0.1:%d" % tls_port
     srv.marks = tmp / "marks"
     srv.access_log = tmp / "access.log"
-    if not (wait_port("127.0.0.1", port, 20, srv.proc)
-            and wait_port("127.0.0.1", tls_port, 20, srv.proc)):
-        out = srv.log()
-        srv.kill()
-        raise AssertionError("server did not start:\n" + out)
-    srv.wait_ready(1)
     return srv

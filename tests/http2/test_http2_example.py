@@ -7,7 +7,7 @@ import subprocess
 import pytest
 
 from h2client import H2Client
-from kore_testing import ROOT, KoreServer, free_port, wait_port
+from kore_testing import ROOT, KoreServer
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -18,13 +18,11 @@ def test_example_http2(tmp_path):
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
                     str(ex / "key.pem"), "-out", str(ex / "cert.pem"), "-days", "2", "-subj",
                     "/CN=localhost"], check=True, capture_output=True, timeout=60)
-    tls_port, port = free_port(), free_port()
     srv = KoreServer(tmp_path, str(ex / "app.py"), (), workers=1, bind=False,
                      args=["--http2-cleartext", "prior-knowledge"],
-                     env={"H2_TLS_PORT": str(tls_port), "H2_PORT": str(port)})
+                     env={"H2_TLS_PORT": "0", "H2_PORT": "0"})
     try:
-        assert wait_port("127.0.0.1", tls_port, 20, srv.proc), srv.log()
-        assert wait_port("127.0.0.1", port, 20, srv.proc), srv.log()
+        tls_port, port = srv.listen_port("tls"), srv.listen_port("proxy")
 
         def curl(*a):
             return subprocess.run(["curl", "-sk"] + list(a), capture_output=True, text=True,

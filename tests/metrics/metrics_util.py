@@ -11,6 +11,22 @@ SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? (\S+)$')
 LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
 
 
+def metrics_port(srv, timeout=30.0):
+    """The port of a ``--metrics-bind 127.0.0.1:0`` server (logged by the master
+    as ``metrics on http://127.0.0.1:PORT/metrics``)."""
+    from kore_testing import wait_for
+    rx = re.compile(r"metrics on http://127\.0\.0\.1:(\d+)/metrics")
+    found = []
+
+    def logged():
+        m = rx.search(srv.log())
+        if m:
+            found.append(int(m.group(1)))
+        return bool(found) or srv.proc.poll() is not None
+    assert wait_for(logged, timeout) and found, srv.log()
+    return found[0]
+
+
 def scrape(port, client=None):
     c = client or httpx
     r = c.get("http://127.0.0.1:%d/metrics" % port, timeout=10)

@@ -4,21 +4,20 @@ import os
 
 import httpx
 
-from kore_testing import free_port, wait_for, wait_port
-from metrics_util import promtool_check, scrape, total
+from kore_testing import wait_for
+from metrics_util import metrics_port, promtool_check, scrape, total
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 EX = os.path.join(ROOT, "examples", "metrics")
 
 
 def test_example(kore_server, tmp_path):
-    port, mport = free_port(), free_port()
     access = tmp_path / "access.log"
     srv = kore_server(os.path.join(EX, "app.py"), workers=2, bind=False,
-                      env={"PORT": str(port), "MAINTENANCE_FILE": str(tmp_path / "mnt")},
-                      args=["--metrics-bind", "127.0.0.1:%d" % mport,
+                      env={"PORT": "0", "MAINTENANCE_FILE": str(tmp_path / "mnt")},
+                      args=["--metrics-bind", "127.0.0.1:0",
                             "--access-log", str(access), "--access-log-format", "json"])
-    assert wait_port("127.0.0.1", port, 20, srv.proc), srv.log()
+    port, mport = srv.listen_port("default"), metrics_port(srv)
     base = "http://127.0.0.1:%d" % port
     for i in range(10):
         assert httpx.get("%s/item/%d" % (base, i), timeout=10).status_code == 200

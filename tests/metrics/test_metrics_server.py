@@ -10,8 +10,8 @@ import signal
 import httpx
 import pytest
 
-from kore_testing import KoreServer, free_port, wait_for
-from metrics_util import get_close, promtool_check, scrape, total
+from kore_testing import KoreServer, wait_for
+from metrics_util import get_close, metrics_port, promtool_check, scrape, total
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 APP = os.path.join(HERE, "apps", "app.py")
@@ -22,14 +22,13 @@ ITEM = "^/item/[0-9]+$"
 @pytest.fixture(scope="module")
 def srv(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("metrics")
-    mport = free_port()
     flag = tmp / "not-ready"
     s = KoreServer(tmp, APP, workers=2, env={"METRICS_READY_FLAG": str(flag)},
-                   args=["--metrics-bind", "127.0.0.1:%d" % mport,
+                   args=["--metrics-bind", "127.0.0.1:0",
                          "--access-log", str(tmp / "access.json"),
                          "--access-log-format", "json"])
     s.wait_ready(2)
-    s.mport = mport
+    s.mport = metrics_port(s)
     s.flag = flag
     s.access = tmp / "access.json"
     yield s

@@ -12,8 +12,8 @@ import time
 
 import pytest
 
-from kore_testing import KoreServer, free_port, wait_for
-from metrics_util import get_close, promtool_check, scrape, total
+from kore_testing import KoreServer, wait_for
+from metrics_util import get_close, metrics_port, promtool_check, scrape, total
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 APP = os.path.join(HERE, "apps", "app.py")
@@ -21,11 +21,10 @@ REQ = "kore_http_server_requests_total"
 
 
 def _start(tmp, args=(), env=None, workers=2):
-    mport = free_port()
     s = KoreServer(tmp, APP, workers=workers, env=env,
-                   args=["--metrics-bind", "127.0.0.1:%d" % mport] + list(args))
+                   args=["--metrics-bind", "127.0.0.1:0"] + list(args))
     s.wait_ready(workers)
-    s.mport = mport
+    s.mport = metrics_port(s)
     return s
 
 

@@ -127,10 +127,25 @@ class Cluster:
         if self.user and not os.path.exists(self.logfile):
             open(self.logfile, "a").close()
             os.chown(self.logfile, self.uid, self.gid)
-        self._cmd("pg_ctl", "-D", self.data, "-l", self.logfile, "-w", "-t", "60",
-                  "start", timeout=90)
-        self.running = True
-        return self
+        for attempt in range(5):
+            before = self.log()
+            r = self._cmd("pg_ctl", "-D", self.data, "-l", self.logfile, "-w", "-t", "60",
+                          "start", timeout=90, check=False)
+            if r.returncode == 0:
+                self.running = self._started = True
+                return self
+            new = self.log()[len(before):] if self.log().startswith(before) else self.log()
+            # the port was free when picked; another process may have bound
+            # it since: a new one for the first start (a restart keeps its
+            # port, clients know it)
+            if self._started or attempt == 4 or "Address already in use" not in new:
+                raise RuntimeError("pg_ctl start failed (%d):\n%s\n%s\n%s" % (
+                    r.returncode, r.stdout, r.stderr, self.log()))
+            self.port = free_port()
+            with open(os.path.join(self.data, "postgresql.conf"), "a") as f:
+                f.write("port = %d\n" % self.port)     # the last setting wins
+
+    _started = False
 
     def createdb(self):
         self._cmd("createdb", "-h", self.sockdir, "-p", str(self.port), "-U",

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from kore_testing import KoreServer, free_port, wait_port
+from kore_testing import KoreServer, started_on, with_free_ports
 from px_util import get, start_upstream
 
 APP = '''
@@ -35,12 +35,15 @@ def env(tmp_path_factory):
     (static / "long").mkdir(parents=True)
     (static / "a.txt").write_text("static a")
     (static / "long" / "b.txt").write_text("static b")
-    port, fwd, fwd2 = free_port(), free_port(), free_port()
-    spec = ",".join([str(port), str(fwd), str(fwd2), "127.0.0.1:%d" % up.port,
-                     str(static), str(tmp / "cache")])
-    p = KoreServer(tmp, APP, workers=1, bind=False, env={"SPEC": spec})
-    assert wait_port("127.0.0.1", port, 20, p.proc), p.log()
-    assert wait_port("127.0.0.1", fwd2, 20, p.proc), p.log()
+
+    def start(port, fwd, fwd2):
+        spec = ",".join([str(port), str(fwd), str(fwd2), "127.0.0.1:%d" % up.port,
+                         str(static), str(tmp / "cache")])
+        p = KoreServer(tmp, APP, workers=1, bind=False, env={"SPEC": spec})
+        p.ports = (port, fwd, fwd2)
+        return started_on(p, p.ports)
+    p = with_free_ports(3, start)
+    port, fwd, fwd2 = p.ports
     yield {"port": port, "fwd": fwd, "fwd2": fwd2, "proxy": p, "up": up}
     p.cleanup()
     up.cleanup()

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from kore_testing import free_port, wait_for
+from kore_testing import wait_for
 from px_util import get, start_proxy, start_upstream
 
 PROXY_APP = '''
@@ -72,7 +72,13 @@ async def map_(req):
 def env(tmp_path_factory):
     a = start_upstream(tmp_path_factory, "a")
     b = start_upstream(tmp_path_factory, "b")
-    dead1, dead2 = free_port(), free_port()
+    # dead upstreams: ports held by bound sockets that never listen, so a
+    # connection is refused for as long as the module runs (a port merely
+    # free when picked could be taken by another process)
+    holders = [socket.socket() for _ in range(2)]
+    for h in holders:
+        h.bind(("127.0.0.1", 0))
+    dead1, dead2 = (h.getsockname()[1] for h in holders)
     ups = ",".join(["127.0.0.1:%d" % a.port, "127.0.0.1:%d" % b.port,
                     "127.0.0.1:%d" % dead1, "127.0.0.1:%d" % dead2])
     p = start_proxy(tmp_path_factory, PROXY_APP,
@@ -81,6 +87,8 @@ def env(tmp_path_factory):
     yield {"a": a, "b": b, "proxy": p}
     for s in (p, a, b):
         s.cleanup()
+    for h in holders:
+        h.close()
 
 
 def echo(port, path, **kw):

@@ -2,7 +2,7 @@
 
 import os
 
-from kore_testing import KoreServer, free_port, wait_port
+from kore_testing import KoreServer, started_on, with_free_ports
 from px_util import get
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -10,12 +10,16 @@ APP = os.path.join(ROOT, "examples", "proxy", "app.py")
 
 
 def test_example(tmp_path):
-    port, up1, up2 = free_port(), free_port(), free_port()
-    srv = KoreServer(tmp_path, APP, workers=1, bind=False,
-                     env={"PORT": str(port), "UP1": str(up1), "UP2": str(up2)})
+    # the app names its upstreams' ports in its configuration: picked before
+    # it starts, picked again if another process took one meanwhile
+    def start(port, up1, up2):
+        srv = KoreServer(tmp_path, APP, workers=1, bind=False,
+                         env={"PORT": str(port), "UP1": str(up1), "UP2": str(up2)})
+        srv.port = port
+        return started_on(srv, (port, up1, up2))
+    srv = with_free_ports(3, start)
+    port = srv.port
     try:
-        assert wait_port("127.0.0.1", port, 20, srv.proc), srv.log()
-        assert wait_port("127.0.0.1", up2, 20, srv.proc), srv.log()
         assert get(port, "/")[2] == b"the proxy itself\n"
         bodies = [get(port, "/api/hello")[2] for _ in range(30)]
         assert bodies.count(b"one got /hello\n") == 20

@@ -79,6 +79,14 @@ class SinkProc:
         self.dir = str(directory)
         os.makedirs(self.dir, exist_ok=True)
         self.port = port or free_port()
+        self._pick_port = port is None      # ours to pick again if taken
+        self._args(certs, starttls, implicit_tls, auth)
+        self.env = dict(os.environ, **(env or {}))
+        self.proc = None
+        self.start()
+
+    def _args(self, certs, starttls, implicit_tls, auth):
+        self._opts = (certs, starttls, implicit_tls, auth)
         self.args = ["--dir", self.dir, "--port", str(self.port)]
         if certs:
             self.args += ["--cert", certs["cert"], "--key", certs["key"]]
@@ -88,18 +96,26 @@ class SinkProc:
             self.args.append("--implicit-tls")
         if auth:
             self.args += ["--auth", auth]
-        self.env = dict(os.environ, **(env or {}))
-        self.proc = None
-        self.start()
+
+    _started = False
 
     def start(self):
+        logged = len(self.log())
         self.logf = open(os.path.join(self.dir, "sink.log"), "ab")
         self.proc = subprocess.Popen([sys.executable, SINK] + self.args, stdout=subprocess.PIPE,
                                      stderr=self.logf, env=self.env)
         line = self.proc.stdout.readline()
         if line.strip() != b"ready":
             self.stop()
+            if (self._pick_port and not self._started
+                    and "address already in use" in self.log()[logged:].lower()):
+                # free when picked, bound by another process since: pick again
+                # (only before the first start: a restart keeps the port)
+                self.port = free_port()
+                self._args(*self._opts)
+                return self.start()
             raise AssertionError("SMTP sink did not start: %r\n%s" % (line, self.log()))
+        self._started = True
 
     def log(self):
         try:

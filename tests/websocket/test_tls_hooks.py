@@ -13,7 +13,7 @@ import pytest
 import websockets
 from websockets.exceptions import ConnectionClosed
 
-from kore_testing import KoreServer, free_port, wait_for, wait_port
+from kore_testing import KoreServer, wait_for
 from ws_raw import RawWS, frame
 
 APP = os.path.join(os.path.dirname(__file__), "apps", "ws_tls_app.py")
@@ -34,13 +34,11 @@ def srv(tmp_path_factory):
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
                     "key.pem", "-out", "cert.pem", "-days", "2", "-subj", "/CN=localhost"],
                    cwd=d, check=True, capture_output=True, timeout=60)
-    port = free_port()
     s = KoreServer(d, APP, bind=False, wait=False,
-                   env={"PORT": str(port), "CERT": str(d / "cert.pem"),
+                   env={"PORT": "0", "CERT": str(d / "cert.pem"),
                         "KEY": str(d / "key.pem"), "KORE_WEBSOCKET_TIMEOUT": "2"})
-    s.port = port
     try:
-        assert wait_port("127.0.0.1", port, 20, s.proc), s.log()
+        s.port = s.listen_port("default")
         yield s
     finally:
         s.cleanup()

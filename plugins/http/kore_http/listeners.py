@@ -87,8 +87,13 @@ def master_bind(arbiter):
     del LISTENERS[:]
     for srv in _declare.state.servers.values():
         set_catchall(srv)
-        for addr in srv.addresses:
+        for n, addr in enumerate(srv.addresses):
             key = address_key(addr)
+            if addr[0] == "tcp" and not addr[2]:
+                # port 0 names no port: each server's address gets a socket
+                # of its own (one key for every "ip:0" would hand the first
+                # server's socket to the others), kept across reloads
+                key = "%s:%s:%d" % (key, srv.name, n)
             try:
                 sock = arbiter.listen(key, lambda a=addr: open_socket(a))
             except OSError as exc:

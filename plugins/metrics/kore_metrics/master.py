@@ -271,5 +271,8 @@ def serve(master, sock):
                 SCRAPES.pop(client, None)
 
     server = Server(sock, wsgi_app(master), log=None, error_log=None)
-    notice("metrics on http://%s/metrics" % runtime.option("metrics_bind"))
+    # the bound address: a port-0 metrics_bind logs the port the kernel chose
+    name = sock.getsockname()
+    host = "[%s]" % name[0] if sock.family == socket.AF_INET6 else name[0]
+    notice("metrics on http://%s:%d/metrics" % (host, name[1]))
     server.serve_forever()
