@@ -172,7 +172,10 @@ class ShapeCache(dict):
 # -- the common log format ------------------------------------------------------
 
 class CommonFormat:
-    """``addr - - [time] "GET /x HTTP/1.1" 200 153 "referer" "agent" 0.000123``"""
+    """``addr - - [time] "GET /x HTTP/1.1" 200 153 "referer" "agent" 0.000123``
+    then `` name=value`` for each field a plugin adds."""
+
+    extra = True
 
     def __init__(self):
         self.cache = ShapeCache()
@@ -219,7 +222,9 @@ class JsonFormat:
     into the template once per worker; the escaped middle of a line (every
     field but the time and the duration) is cached per request shape, so a
     repeated shape costs one dict look-up instead of eight escapes and a
-    14-field format."""
+    14-field format.  Fields plugins add follow ours (never replacing one)."""
+
+    extra = True
 
     def __init__(self, worker_id=None):
         self.tail = ',"process.pid":%d,"kore.worker.id":%s}' % (
@@ -372,11 +377,9 @@ def compile_format(spec):
     getters = tuple(getters)
 
     def fmt(req, status, duration, now, extra):
-        line = template % tuple([g(req, status, duration, now) for g in getters])
-        if extra:
-            line += "".join(" %s=%s" % (_token(k), _token(v)) for k, v in extra.items())
-        return line
+        return template % tuple([g(req, status, duration, now) for g in getters])
     fmt.template = template
+    fmt.extra = False       # the line is exactly what the user wrote
     return fmt
 
 

@@ -141,8 +141,9 @@ def write(req, status, duration):
             return
     if (OFF.exact or OFF.prefixes or OFF.suffixes) and OFF(req.path):
         return
-    sink.write(CONFIG.fmt(req, status, duration, time(),
-                          extra_fields(req) if S.hook_log_fields else None))
+    fmt = CONFIG.fmt
+    sink.write(fmt(req, status, duration, time(),
+                   extra_fields(req) if S.hook_log_fields and fmt.extra else None))
 
 
 def write_refused(c, status, method, target, version, nbytes):

@@ -53,3 +53,21 @@ def spin(req):
 def logheader(req):
     kore.log(kore.LOG_NOTICE, "client says " + (req.request_header("x-note") or ""))
     req.response(200, b"logged")
+
+
+@kore.route("/hdr", methods=["get"])
+def hdr(req):
+    req.response_header("x-out", "out-value")
+    req.response(200, b"hdr")
+
+
+@kore.route("/grow", methods=["get"])
+def grow(req):
+    # holds ~48 MiB until the worker exits (the --max-worker-rss test)
+    GROWN.append(bytearray(48 * 1048576))
+    for i in range(0, len(GROWN[-1]), 4096):
+        GROWN[-1][i] = 1
+    req.response(200, b"grown")
+
+
+GROWN = []
