@@ -4,6 +4,7 @@ METRICS_READY_FLAG exists)."""
 
 import os
 import time
+import urllib.parse
 
 import kore
 
@@ -62,11 +63,15 @@ def hdr(req):
 
 
 @kore.route("/grow", methods=["get"])
-def grow(req):
-    # holds ~48 MiB until the worker exits (the --max-worker-rss test)
-    GROWN.append(bytearray(48 * 1048576))
-    for i in range(0, len(GROWN[-1]), 4096):
-        GROWN[-1][i] = 1
+async def grow(req):
+    # holds ?mib= MiB until the worker exits, then answers after 3 s (the
+    # --max-worker-rss test: the worker is replaced while this is in flight)
+    mib = int(dict(urllib.parse.parse_qsl(req.query)).get("mib", "64"))
+    block = bytearray(mib * 1048576)
+    for i in range(0, len(block), 4096):
+        block[i] = 1
+    GROWN.append(block)
+    await kore.suspend(3000)
     req.response(200, b"grown")
 
 
