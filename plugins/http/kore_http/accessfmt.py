@@ -238,16 +238,28 @@ class JsonFormat:
         self.cache = ShapeCache()
 
     def __call__(self, req, status, duration, now, extra):
-        key = shape(req, status)
+        # shape() and Clock.iso_ms() inlined: this runs once per request
+        stream = req.stream
+        route = req.route
+        f = req._fields
+        if type(f) is not bytes:
+            f = agent_referer(req)
+        key = (req._meth, req.target, status, req.bytes_sent,
+               route.path if route is not None else None, req.host, stream.http_version,
+               stream.tls, stream.remote_address(), stream.proxied_address, stream.trusted, f)
         mid = self.cache.get(key)
         if mid is None:
             mid = self.cache.put(key, self._mid(req, status))
+        clock = CLOCK
+        ms = int(now * 1000)
+        if ms != clock.ms:
+            clock.iso_ms(now)
         if extra:
             return '{"timestamp":"%s",%s%.6f%s%s' % (
-                CLOCK.iso_ms(now), mid, duration, "".join(
+                clock.iso_ms_text, mid, duration, "".join(
                     ",%s:%s" % (_esc(str(k)), dumps(v, default=str))
                     for k, v in extra.items() if str(k) not in JSON_NAMES), self.tail)
-        return '{"timestamp":"%s",%s%.6f%s' % (CLOCK.iso_ms(now), mid, duration, self.tail)
+        return '{"timestamp":"%s",%s%.6f%s' % (clock.iso_ms_text, mid, duration, self.tail)
 
     def _mid(self, req, status):
         agent, referer = agent_referer(req)

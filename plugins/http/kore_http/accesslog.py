@@ -142,8 +142,12 @@ def write(req, status, duration):
     if (OFF.exact or OFF.prefixes or OFF.suffixes) and OFF(req.path):
         return
     fmt = CONFIG.fmt
-    sink.write(fmt(req, status, duration, time(),
-                   extra_fields(req) if S.hook_log_fields and fmt.extra else None))
+    line = fmt(req, status, duration, time(),
+               extra_fields(req) if S.hook_log_fields and fmt.extra else None)
+    sink.lines.append(line)         # Sink.write inlined (once per request)
+    sink.size += len(line) + 1
+    if sink.size >= sink.limit:
+        sink.flush()
 
 
 def write_refused(c, status, method, target, version, nbytes):
