@@ -40,13 +40,15 @@ class LogOff:
     else exactly; ``/`` is always logged.  Decisions are cached per path
     (at most 1,000 entries)."""
 
-    __slots__ = ("exact", "prefixes", "suffixes", "cache")
+    __slots__ = ("exact", "prefixes", "suffixes", "cache", "active", "only_exact")
 
     def __init__(self):
         self.exact = set()
         self.prefixes = ()
         self.suffixes = ()
         self.cache = {}
+        self.active = False         # any path at all
+        self.only_exact = True      # a set look-up decides (no cache needed)
 
     def add(self, *paths):
         for p in paths:
@@ -61,6 +63,8 @@ class LogOff:
             else:
                 self.exact.add(p)
         self.cache.clear()
+        self.active = bool(self.exact or self.prefixes or self.suffixes)
+        self.only_exact = not (self.prefixes or self.suffixes)
 
     def __call__(self, path):
         hit = self.cache.get(path)
@@ -139,7 +143,8 @@ def write(req, status, duration):
         sink = CONFIG.sink
         if sink is None:
             return
-    if (OFF.exact or OFF.prefixes or OFF.suffixes) and OFF(req.path):
+    off = OFF
+    if off.active and (req.path in off.exact if off.only_exact else off(req.path)):
         return
     fmt = CONFIG.fmt
     line = fmt(req, status, duration, time(),
