@@ -1,13 +1,18 @@
-"""Metrics, health and recycling.
+"""Metrics, health, the status page, recycling and the access log.
 
     korectl run --workers 2 --metrics-bind 127.0.0.1:9100 \
-        --max-requests 1000 --max-requests-jitter 50 \
+        --max-requests 1000 --max-requests-jitter 50 --max-worker-rss 512 \
         --access-log - --access-log-format json examples/metrics/app.py
 
     curl http://127.0.0.1:8888/item/42
     curl http://127.0.0.1:9100/metrics      # totals of both workers
+    curl http://127.0.0.1:9100/status       # status page (HTML; ?format=json)
     curl http://127.0.0.1:8888/healthz       # liveness
     curl http://127.0.0.1:8888/readyz        # readiness (503 while MAINTENANCE exists)
+
+A gunicorn-style access log instead of JSON lines:
+
+    --access-log-format '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s" %(M)s'
 """
 
 import os

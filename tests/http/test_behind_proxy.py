@@ -80,13 +80,13 @@ def test_forwarded_headers_from_a_trusted_peer(servers, proto):
     r = get(srv.port, "/wsgi/", "X-Forwarded-Proto: https", proto=proto)
     assert r.endswith(b"https")
     assert get(srv.port, "/who", proto=proto).endswith(b"http 127.0.0.1")
-    version = "HTTP/1.1" if proto == "h1" else "HTTP/2.0"
+    version = "1.1" if proto == "h1" else "2.0"
     assert wait_for(lambda: logs.exists() and any(
-        "203.0.113.5" in x and json.loads(x)["protocol"] == version
+        "203.0.113.5" in x and json.loads(x)["network.protocol.version"] == version
         for x in logs.read_text().splitlines()))
     rec = [json.loads(x) for x in logs.read_text().splitlines()
-           if "203.0.113.5" in x and json.loads(x)["protocol"] == version][0]
-    assert rec["remote"] == "203.0.113.5" and rec["path"] == "/who"
+           if "203.0.113.5" in x and json.loads(x)["network.protocol.version"] == version][0]
+    assert rec["client.address"] == "203.0.113.5" and rec["url.path"] == "/who"
 
 
 def test_untrusted_peer_is_not_believed(servers):
@@ -126,7 +126,8 @@ def test_refused_requests_are_logged(servers):
     def statuses():
         if not logs.exists():
             return set()
-        return {json.loads(x)["status"] for x in logs.read_text().splitlines()}
+        return {json.loads(x)["http.response.status_code"] for x in logs.read_text().splitlines()}
     assert wait_for(lambda: {400, 501, 431} <= statuses()), logs.read_text()
     recs = [json.loads(x) for x in logs.read_text().splitlines()]
-    assert any(r["status"] == 400 and r["path"] == "/x" and r["method"] == "GET" for r in recs)
+    assert any(r["http.response.status_code"] == 400 and r["url.path"] == "/x"
+               and r["http.request.method"] == "GET" for r in recs)

@@ -216,9 +216,9 @@ def test_access_log_fields_cannot_forge_lines(seam_server):
     assert wait_for(lambda: log.exists() and "/app" in log.read_text())
     lines = log.read_text().splitlines()
     recs = [json.loads(line) for line in lines]      # every line is one object
-    rec = [x for x in recs if x["path"] == "/app"][-1]
+    rec = [x for x in recs if x["url.path"] == "/app"][-1]
     assert rec["seam"] == "yes" and rec["tricky"] == 'a "b"\nc'
-    assert rec["protocol"] == "HTTP/1.1"
+    assert rec["network.protocol.version"] == "1.1"
 
 
 def _tls(port, alpn, name="seam.test"):

@@ -233,8 +233,10 @@ def test_access_log_json_flag(kore_server, tmp_path):
     httpx.get(srv.url + "/native?z=1", headers={"User-Agent": "ua/1"})
     assert wait_for(lambda: log.exists() and log.read_text().strip(), 5)
     rec = json.loads(log.read_text().splitlines()[0])
-    assert rec["path"] == "/native" and rec["query"] == "z=1" and rec["status"] == 200
-    assert rec["agent"] == "ua/1" and rec["method"] == "GET" and rec["duration"] >= 0
+    assert rec["url.path"] == "/native" and rec["url.query"] == "z=1"
+    assert rec["http.response.status_code"] == 200
+    assert rec["user_agent.original"] == "ua/1" and rec["http.request.method"] == "GET"
+    assert rec["http.server.request.duration"] >= 0
 
 
 def test_access_log_common_stdout(kore_server):

@@ -1,5 +1,6 @@
 """examples/metrics runs under korectl as shipped."""
 
+import json
 import os
 
 import httpx
@@ -29,6 +30,10 @@ def test_example(kore_server, tmp_path):
     (tmp_path / "mnt").write_text("")
     assert httpx.get(base + "/readyz", timeout=10).status_code == 503
     assert httpx.get(base + "/healthz", timeout=10).status_code == 200
-    assert wait_for(lambda: access.exists() and access.read_text().count("/item/") == 10, 10)
+    assert wait_for(lambda: access.exists() and access.read_text().count('"url.path":"/item/') == 10, 10)
     log = access.read_text()
     assert "site.css" not in log and "/readyz" not in log
+    rec = json.loads(log.splitlines()[0])
+    assert rec["url.path"].startswith("/item/") and rec["http.response.status_code"] == 200
+    st = httpx.get("http://127.0.0.1:%d/status?format=json" % mport, timeout=10).json()
+    assert st["workers"] == 2 and st["requests"] >= 10 and len(st["worker"]) == 2

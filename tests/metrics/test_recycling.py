@@ -143,3 +143,42 @@ def test_readyz_503_during_a_sigterm_drain(tmp_path):
             x.close()
     finally:
         s.cleanup()
+
+
+def _rss_mib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) // 1024
+    raise AssertionError("no VmRSS for %d" % pid)
+
+
+def test_max_worker_rss_replaces_a_growing_worker_gracefully(tmp_path):
+    limit = 250
+    s = _start(tmp_path, ["--max-worker-rss", str(limit)])
+    try:
+        pids = s.children()
+        assert len(pids) == 2
+        base = max(_rss_mib(p) for p in pids)
+        assert base < limit - 80, "a worker already uses %d MiB" % base
+        result = {}
+
+        def grow():
+            # allocate past the limit, then stay in flight for 3 s
+            result["grow"] = get_close(s.port, "/grow?mib=%d" % (limit - base + 60))
+        t = threading.Thread(target=grow, daemon=True)
+        t.start()
+        assert s.wait_log("is overloading, replacing it: resident memory", 30), s.log()
+        # the other worker keeps serving while the big one drains
+        assert get_close(s.port, "/hello")[0] == 200
+        t.join(30)
+        assert result.get("grow") == (200, b"grown")         # in flight: it finished
+        assert wait_for(lambda: total(scrape(s.mport), "kore_worker_respawns_total",
+                                      reason="max_worker_rss") == 1, 20)
+        assert wait_for(lambda: len(s.children()) == 2
+                        and total(scrape(s.mport), "kore_workers", state="ready") == 2, 20)
+        assert len(set(s.children()) & set(pids)) == 1       # one replaced, one kept
+        assert max(_rss_mib(p) for p in s.children()) < limit
+        assert total(scrape(s.mport), "kore_worker_respawns_total", reason="crash") == 0
+    finally:
+        s.cleanup()

@@ -1,33 +1,37 @@
 """Access logs: ``--access-log FILE`` (``-`` for stdout) and per domain
-``domain.accesslog = "path"``; common log format plus the duration in
-seconds, or JSON lines (``--access-log-format json``).
+``domain.accesslog = "path"``; the common log format plus the duration in
+seconds, JSON lines with OpenTelemetry field names
+(``--access-log-format json``) or a gunicorn format string
+(``--access-log-format '%(h)s "%(r)s" %(s)s'``).  Formatting is in
+``accessfmt``, the buffered files in ``logbuffer``.
 
 Nothing is formatted when no access log is configured.
 """
 
-import json
-import os
-import sys
-import time
+from time import time
 
 from kore import runtime
 
 from . import declare as _declare
+from .accessfmt import Refused, formatter
+from .logbuffer import BUFFERS
 from .settings import SETTINGS as S
 
 
 class Config:
     """Where and how this worker logs (``configure()``)."""
 
-    __slots__ = ("path", "format")
+    __slots__ = ("path", "format", "fmt", "sink", "sinks")
 
     def __init__(self):
         self.path = None
         self.format = "common"
+        self.fmt = None
+        self.sink = None        # the Sink of ``path``
+        self.sinks = {}         # path -> Sink (domains' own files)
 
 
 CONFIG = Config()
-_files = {}
 
 
 class LogOff:
@@ -36,13 +40,15 @@ class LogOff:
     else exactly; ``/`` is always logged.  Decisions are cached per path
     (at most 1,000 entries)."""
 
-    __slots__ = ("exact", "prefixes", "suffixes", "cache")
+    __slots__ = ("exact", "prefixes", "suffixes", "cache", "active", "only_exact")
 
     def __init__(self):
         self.exact = set()
         self.prefixes = ()
         self.suffixes = ()
         self.cache = {}
+        self.active = False         # any path at all
+        self.only_exact = True      # a set look-up decides (no cache needed)
 
     def add(self, *paths):
         for p in paths:
@@ -57,6 +63,8 @@ class LogOff:
             else:
                 self.exact.add(p)
         self.cache.clear()
+        self.active = bool(self.exact or self.prefixes or self.suffixes)
+        self.only_exact = not (self.prefixes or self.suffixes)
 
     def __call__(self, path):
         hit = self.cache.get(path)
@@ -78,9 +86,16 @@ def log_off(*paths):
 
 
 def configure():
-    """Read the options; True when some access log is configured."""
+    """Read the options (in each worker); True when some access log is
+    configured."""
     CONFIG.path = runtime.option("http_access_log") or None
     CONFIG.format = runtime.option("http_access_log_format")
+    w = runtime.worker()
+    CONFIG.fmt = formatter(CONFIG.format, w.id if w is not None else None)
+    BUFFERS.configure(runtime.option("http_access_log_buffer"),
+                      runtime.option("http_access_log_flush"))
+    CONFIG.sinks = {}
+    CONFIG.sink = BUFFERS.sink(CONFIG.path) if CONFIG.path else None
     return bool(CONFIG.path) or any(d.accesslog for d in _declare.state.domains)
 
 
@@ -94,93 +109,57 @@ def extra_fields(req):
     return out
 
 
-def _stream(path):
-    f = _files.get(path)
-    if f is None:
-        if path == "-":
-            f = sys.stdout
-        else:
-            d = os.path.dirname(path)
-            if d:
-                os.makedirs(d, exist_ok=True)
-            f = open(path, "a", buffering=1, encoding="utf-8")
-        _files[path] = f
-    return f
+def _sink(path):
+    s = CONFIG.sinks.get(path)
+    if s is None:
+        s = CONFIG.sinks[path] = BUFFERS.sink(path)
+    return s
+
+
+def flush():
+    """Write every pending line now."""
+    BUFFERS.flush()
+
+
+def stop():
+    """Worker shutdown: write every pending line, close the files."""
+    BUFFERS.stop()
+    CONFIG.sinks = {}
+    CONFIG.sink = None
 
 
 def reopen():
-    for path, f in list(_files.items()):
-        if path != "-":
-            try:
-                f.close()
-            except OSError:
-                pass
-            del _files[path]
+    """SIGUSR1: write what is pending, reopen the files on the next line."""
+    BUFFERS.reopen()
 
 
 def write(req, status, duration):
     """Log a request that got a response (from ``pipeline.finish``)."""
     d = req.domain
-    path = (d.accesslog if d is not None else None) or CONFIG.path
-    if not path or ((OFF.exact or OFF.prefixes or OFF.suffixes) and OFF(req.path)):
+    dpath = d.accesslog if d is not None else None
+    if dpath:
+        sink = _sink(dpath)
+    else:
+        sink = CONFIG.sink
+        if sink is None:
+            return
+    off = OFF
+    if off.active and (req.path in off.exact if off.only_exact else off(req.path)):
         return
-    _emit(path, req.get_proxied_remote_address() or "-", req.host, req._meth, req.target,
-          req.path, req.query, "HTTP/" + req.stream.http_version, status, req.bytes_sent,
-          duration, req.request_header("referer"), req.request_header("user-agent"),
-          extra_fields(req) if S.hook_log_fields else None)
+    fmt = CONFIG.fmt
+    line = fmt(req, status, duration, time(),
+               extra_fields(req) if S.hook_log_fields and fmt.extra else None)
+    sink.lines.append(line)         # Sink.write inlined (once per request)
+    sink.size += len(line) + 1
+    if sink.size >= sink.limit:
+        sink.flush()
 
 
 def write_refused(c, status, method, target, version, nbytes):
     """Log a request refused before routing (400, 413, 414, 431, 501, ...)."""
-    if not CONFIG.path:
+    sink = CONFIG.sink
+    if sink is None:
         return
-    path, _, query = target.partition("?")
-    _emit(CONFIG.path, c.proxied_address or c.remote_address() or "-", "", method,
-          target, path, query, "HTTP/" + version, status, nbytes, 0.0, None, None, None)
-
-
-def _emit(path, addr, host, method, target, upath, query, protocol, status, nbytes,
-          duration, referer, agent, extra):
-    if CONFIG.format == "json":
-        rec = {
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "remote": addr,
-            "host": host,
-            "method": method,
-            "path": upath,
-            "query": query,
-            "protocol": protocol,
-            "status": status,
-            "bytes": nbytes,
-            "duration": round(duration, 6),
-            "referer": referer,
-            "agent": agent,
-            "worker": _worker_id(),
-        }
-        if extra:
-            for k, v in extra.items():
-                rec.setdefault(k, v)
-        line = json.dumps(rec, separators=(",", ":"))
-    else:
-        line = '%s - - [%s] "%s %s %s" %d %d "%s" "%s" %.6f' % (
-            addr, time.strftime("%d/%b/%Y:%H:%M:%S %z"), method, target,
-            protocol, status, nbytes, (referer or "-").replace('"', "%22"),
-            (agent or "-").replace('"', "%22"), duration)
-        if extra:
-            line += "".join(" %s=%s" % (k, _quote(v)) for k, v in extra.items())
-    try:
-        _stream(path).write(line + "\n")
-    except (OSError, ValueError):
-        pass
-
-
-def _worker_id():
-    w = runtime.worker()
-    return w.id if w is not None else None
-
-
-def _quote(value):
-    """A common-format extra field value: no spaces, quotes or newlines."""
-    text = "-" if value is None else str(value)
-    return "".join(ch if 0x20 < ord(ch) < 0x7f and ch != '"' else "%%%02X" % (ord(ch) & 0xff)
-                   for ch in text)
+    req = Refused(c.proxied_address or c.remote_address() or "-", method, target,
+                  version, nbytes)
+    sink.write(CONFIG.fmt(req, status, 0.0, time(), None))

@@ -5,6 +5,11 @@ from kore.config import Option
 OWNER = "kore-plugin-http"
 
 
+def _check_format(value):
+    from .accessfmt import check_format
+    return check_format(value)
+
+
 def options():
     O = Option
 
@@ -18,9 +23,17 @@ def options():
         o("http_access_log", "str", "", "access log file ('-' for stdout); "
           "domains may set their own with domain.accesslog",
           flags=("--access-log", "--access-logfile")),
-        o("http_access_log_format", "choice", "common", "access log format: "
-          "common log format plus duration, or JSON lines",
-          choices=("common", "json"), flags=("--access-log-format",)),
+        o("http_access_log_format", "str", "common", "access log format: "
+          "'common' (common log format plus duration), 'json' (JSON lines, "
+          "OpenTelemetry field names) or a gunicorn format string such as "
+          "'%(h)s %(l)s %(u)s %(t)s \"%(r)s\" %(s)s %(b)s'",
+          normalize=_check_format, flags=("--access-log-format",)),
+        o("http_access_log_buffer", "int", 65536, "bytes of access-log lines a "
+          "worker keeps before writing them (0: write every line at once)",
+          minimum=0, flags=("--access-log-buffer",)),
+        o("http_access_log_flush", "float", 1.0, "seconds after which buffered "
+          "access-log lines are written at the latest", minimum=0.01,
+          flags=("--access-log-flush",)),
         o("http_header_max", "int", 4096, "largest request head in bytes (431 above)",
           minimum=64),
         o("http_header_timeout", "int", 10, "seconds a client gets to send a "

@@ -104,6 +104,8 @@ def kore_worker_busy(worker):
 def kore_worker_shutdown(worker):
     net.shutdown(worker)
     socketify_app.worker_stop()
+    from . import accesslog
+    accesslog.stop()
 
 
 @hookimpl

@@ -1,6 +1,6 @@
 """The master side: the aggregate of the workers' snapshots, worker starts
 and respawns by reason, the CPU critical point and ``--max-worker-rss``, and
-the ``/metrics`` listener.
+the ``/metrics`` listener (which also serves the status page, status.py).
 
 The listener is a small gevent WSGI server run in the master with
 ``arbiter.spawn``: the totals live in the master, so a scrape never depends
@@ -179,6 +179,15 @@ class Master:
 
     def scrape(self):
         t0 = time.monotonic()
+        self.refresh()
+        text = exposition.render(self.agg.families, self.agg.total(self.own))
+        self.own.set(SCRAPE, (), round(time.monotonic() - t0, 6))
+        return text
+
+    def refresh(self):
+        """Ask every ready worker for a fresh snapshot and wait for them
+        (at most 0.3 s)."""
+        t0 = time.monotonic()
         procs = [pid for pid, wp in self.arbiter.procs.items() if wp.ready]
         before = {pid: self.agg.seq.get(pid, 0) for pid in procs}
         if procs:
@@ -194,14 +203,14 @@ class Master:
                 self.fresh.clear()
                 self.fresh.wait(left)
         self.check()
-        text = exposition.render(self.agg.families, self.agg.total(self.own))
-        self.own.set(SCRAPE, (), round(time.monotonic() - t0, 6))
-        return text
 
 
-def wsgi_app(master):
+def wsgi_app(master, status_path="", status_nets=()):
     def app(environ, start_response):
         path = environ.get("PATH_INFO", "")
+        if status_path and path == status_path:
+            from . import status
+            return status.answer(master, environ, start_response, status_nets)
         if path != "/metrics":
             start_response("404 Not Found", [("Content-Type", "text/plain")])
             return [b"not found: /metrics is the only path here\n"]
@@ -270,9 +279,14 @@ def serve(master, sock):
             finally:
                 SCRAPES.pop(client, None)
 
-    server = Server(sock, wsgi_app(master), log=None, error_log=None)
+    from . import status
+    spath = runtime.option("status_path")
+    server = Server(sock, wsgi_app(master, spath, status.options_nets()), log=None,
+                    error_log=None)
     # the bound address: a port-0 metrics_bind logs the port the kernel chose
     name = sock.getsockname()
-    host = "[%s]" % name[0] if sock.family == socket.AF_INET6 else name[0]
-    notice("metrics on http://%s:%d/metrics" % (host, name[1]))
+    where = "%s:%d" % ("[%s]" % name[0] if sock.family == socket.AF_INET6 else name[0], name[1])
+    notice("metrics on http://%s/metrics" % where)
+    if spath:
+        notice("status page on http://%s%s" % (where, spath))
     server.serve_forever()

@@ -36,6 +36,12 @@ def options():
         o("max_requests_jitter", "int", 0, "add 0..N random requests to "
           "max_requests per worker (workers do not all restart at once)",
           minimum=0, flags=("--max-requests-jitter",)),
+        o("status_path", "str", "/status", "path of the status page (HTML; JSON "
+          "with ?format=json) on the --metrics-bind listener ('' = none)",
+          flags=("--status-path",)),
+        o("status_allow", "list", ["127.0.0.0/8", "::1"], "addresses and networks "
+          "allowed to read the status page (others get 403)",
+          flags=("--status-allow",)),
         o("max_worker_rss", "int", 0, "replace a worker gracefully when its "
           "resident memory exceeds this many MiB (0 = never)", minimum=0,
           flags=("--max-worker-rss",)),

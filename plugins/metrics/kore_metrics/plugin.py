@@ -86,6 +86,11 @@ def kore_http_routes(routes):
 def kore_master_bind(arbiter):
     from . import master
     addr = runtime.option("metrics_bind")
+    sp = runtime.option("status_path")
+    if sp and not sp.startswith("/"):
+        raise ConfigError("status_path: '%s' must start with '/' (e.g. /status)" % sp)
+    from . import status
+    status.options_nets()           # a bad status_allow stops start-up here
     if addr:
         _SOCK["metrics"] = arbiter.listen(("kore-plugin-metrics", addr),
                                           lambda: master.bind_socket(addr))

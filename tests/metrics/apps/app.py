@@ -4,6 +4,7 @@ METRICS_READY_FLAG exists)."""
 
 import os
 import time
+import urllib.parse
 
 import kore
 
@@ -53,3 +54,25 @@ def spin(req):
 def logheader(req):
     kore.log(kore.LOG_NOTICE, "client says " + (req.request_header("x-note") or ""))
     req.response(200, b"logged")
+
+
+@kore.route("/hdr", methods=["get"])
+def hdr(req):
+    req.response_header("x-out", "out-value")
+    req.response(200, b"hdr")
+
+
+@kore.route("/grow", methods=["get"])
+async def grow(req):
+    # holds ?mib= MiB until the worker exits, then answers after 3 s (the
+    # --max-worker-rss test: the worker is replaced while this is in flight)
+    mib = int(dict(urllib.parse.parse_qsl(req.query)).get("mib", "64"))
+    block = bytearray(mib * 1048576)
+    for i in range(0, len(block), 4096):
+        block[i] = 1
+    GROWN.append(block)
+    await kore.suspend(3000)
+    req.response(200, b"grown")
+
+
+GROWN = []
