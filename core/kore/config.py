@@ -374,10 +374,11 @@ def kernel_options() -> list[Option]:
           "here: setting it stops start-up)",
           unsupported="kore for Python has no key manager process (the master "
           "holds ACME keys); remove keymgr_runas"),
-        O("seccomp_tracing", "yesno", False, "Kore's seccomp tracing (no seccomp "
-          "filter here yet: setting it stops start-up)",
-          unsupported="kore for Python installs no seccomp filter yet, so there "
-          "is nothing to trace; remove seccomp_tracing"),
+        O("seccomp", "yesno", True, "Linux: workers run under a seccomp filter "
+          "(Kore's sandbox; kore.seccomp); no turns it off"),
+        O("seccomp_tracing", "yesno", False, "Linux: a syscall outside the "
+          "workers' seccomp policy is logged and allowed instead of killing "
+          "the worker (Kore's)"),
         O("pledge", "str", "", "OpenBSD only; ignored elsewhere"),
         O("rand_file", "str", "", "file whose bytes seed OpenSSL's random pool "
           "at start-up; fresh bytes are written back at stop (Kore's)"),
