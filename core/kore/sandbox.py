@@ -156,8 +156,9 @@ def build(app: Any, worker: Any) -> dict:
     application's rules (which replace the defaults of their syscalls)."""
     from .runtime import call_reported
     extra = seccomp()
-    call_reported("kore_worker_seccomp", where="worker seccomp", worker=worker,
-                  seccomp=extra)
+    if _state.pm is not None:
+        call_reported("kore_worker_seccomp", where="worker seccomp", worker=worker,
+                      seccomp=extra)
     if app is not None:
         app.call("seccomp", extra)
     rules = default_rules()

@@ -26,12 +26,14 @@ import struct
 from typing import Any, Dict, Optional, Tuple
 
 import gevent
+from gevent import monkey
 from gevent.socket import wait_read
 
 from . import _state, ipc
 from .log import error, notice, warning
 from .sandbox import MSG_HELD
 
+_poll = monkey.get_original("select", "poll")
 _NOTIF = struct.Struct("=QIIiIQ6Q")          # struct seccomp_notif (80 bytes)
 _RESP = struct.Struct("=QqiI")               # struct seccomp_notif_resp (24 bytes)
 _IOCTL_RECV = 0xC0502100                     # SECCOMP_IOCTL_NOTIF_RECV
@@ -41,17 +43,43 @@ _SYS_PIDFD_GETFD = 438                       # the same number on every architec
 
 
 def syscall_name(arch: int, nr: int) -> str:
+    """libseccomp's name for syscall ``nr``.  Called straight through
+    ctypes: importing pyseccomp in the master would run ``find_library``,
+    whose subprocesses make gevent install a SIGCHLD child watcher that
+    reaps the workers before the arbiter's own waitpid loop sees them."""
+    global _libseccomp
     try:
-        import pyseccomp
-        name = pyseccomp.resolve_syscall(arch, nr)
-        return name.decode() if isinstance(name, bytes) else str(name)
-    except Exception:
+        if _libseccomp is None:
+            lib = ctypes.CDLL("libseccomp.so.2")
+            lib.seccomp_syscall_resolve_num_arch.restype = ctypes.c_void_p
+            lib.seccomp_syscall_resolve_num_arch.argtypes = (ctypes.c_uint32, ctypes.c_int)
+            _libseccomp = lib
+        ptr = _libseccomp.seccomp_syscall_resolve_num_arch(arch, nr)
+        if not ptr:
+            return "unknown"
+        try:
+            return ctypes.string_at(ptr).decode("ascii", "replace")
+        finally:
+            _libc().free(ctypes.c_void_p(ptr))
+    except (OSError, AttributeError):
         return "unknown"
+
+
+_libseccomp: Any = None
+_libc_handle: Any = None
+
+
+def _libc() -> Any:
+    global _libc_handle
+    if _libc_handle is None:
+        _libc_handle = ctypes.CDLL(None, use_errno=True)
+        _libc_handle.free.argtypes = (ctypes.c_void_p,)
+    return _libc_handle
 
 
 def _pidfd_getfd(pid: int, fd: int) -> int:
     nr = _SYS_PIDFD_GETFD
-    libc = ctypes.CDLL(None, use_errno=True)
+    libc = _libc()
     pidfd = os.pidfd_open(pid)
     try:
         got = libc.syscall(nr, pidfd, fd, 0)
@@ -126,7 +154,8 @@ class Supervisor:
         self.violations.clear()
 
     def _serve(self, wp: Any, fd: int) -> None:
-        poller = select.poll()
+        # the real poll(2): gevent's (monkey-patched) one hides POLLHUP
+        poller = _poll()
         poller.register(fd, select.POLLIN)
         while True:
             try:
