@@ -374,6 +374,10 @@ def kernel_options() -> list[Option]:
           "here: setting it stops start-up)",
           unsupported="kore for Python has no key manager process (the master "
           "holds ACME keys); remove keymgr_runas"),
+        O("acme_runas", "str", "", "Kore's acme process user (no such process "
+          "here: setting it stops start-up)",
+          unsupported="kore for Python has no acme process: kore-plugin-acme "
+          "runs in the master and the workers run as runas; remove acme_runas"),
         O("seccomp", "yesno", True, "Linux: workers run under a seccomp filter "
           "(Kore's sandbox; kore.seccomp); no turns it off"),
         O("seccomp_tracing", "yesno", False, "Linux: a syscall outside the "
