@@ -165,7 +165,7 @@ def test_denied_syscall_kills_the_worker_which_is_respawned(sandboxed):
     before = _get(sandboxed, "/").text
     with pytest.raises(httpx.HTTPError):
         _get(sandboxed, "/ptrace")     # the worker dies before answering
-    wait_for(lambda: "restarting it" in sandboxed.log(), timeout=20)
+    assert wait_for(lambda: "restarting it" in sandboxed.log(), timeout=30), sandboxed.log()
     log = sandboxed.log()
     pid = int(before.split("=")[1])
     assert re.search(r"seccomp violation, wrk 1 pid=%d, syscall=\d+:ptrace, killing it"
@@ -230,3 +230,21 @@ def test_app_rules_replace_the_defaults_of_their_syscalls():
     rules = sandbox.build(FakeApp(), worker=None)
     assert rules["socket"] == [(("errno", errno.EPERM), [])]
     assert rules["read"] == "allow" and "ptrace" not in rules
+
+
+def test_sandbox_example_answers_its_docstring_urls(tmp_path):
+    from kore_testing import ROOT
+    app = os.path.join(ROOT, "examples", "sandbox", "app.py")
+    srv = KoreServer(tmp_path, app, cwd=os.path.dirname(app))
+    try:
+        assert srv.wait_log("seccomp filter loaded", timeout=30)
+        assert "runs sandboxed" in _get(srv, "/").text
+        assert _get(srv, "/priority").text == "getpriority denied with EPERM\n"
+        with pytest.raises(httpx.HTTPError):
+            _get(srv, "/forbidden")
+        assert wait_for(lambda: "killed by signal 9 (sandbox violation, syscall=" in srv.log()
+                        and srv.log().count(" ready") >= 2, timeout=30), srv.log()
+        assert _get(srv, "/").status_code == 200
+    finally:
+        srv.stop()
+        srv.cleanup()
