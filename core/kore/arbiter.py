@@ -174,6 +174,7 @@ class Arbiter(ReloadAndSignals):
                % (_kore_version(), os.getpid(), self.num_workers,
                   "" if self.num_workers == 1 else "s"))
         self.generation = 1
+        sandbox.preload()
         for wid in range(1, self.num_workers + 1):
             self._spawn(wid)
         try:

@@ -42,13 +42,47 @@ def supported() -> bool:
     return sys.platform.startswith("linux")
 
 
+_SONAMES = {"c": "libc.so.6", "seccomp": "libseccomp.so.2"}
+
+
 def _lib() -> Any:
+    """pyseccomp, imported without its ``ctypes.util.find_library`` calls:
+    those run ldconfig and a compiler in subprocesses (about 0.4 s per worker
+    start) when the usual sonames load directly."""
+    import ctypes
+    import ctypes.util
+    original = ctypes.util.find_library
+
+    def find(name: str) -> Optional[str]:
+        soname = _SONAMES.get(name)
+        if soname is not None:
+            try:
+                ctypes.CDLL(soname)
+                return soname
+            except OSError:
+                pass
+        return original(name)
+
+    ctypes.util.find_library = find
     try:
         import pyseccomp
     except (ImportError, OSError) as exc:
         raise RuntimeError("seccomp: libseccomp could not be loaded (%s); install "
                            "libseccomp2 and pyseccomp, or set seccomp = no" % exc) from exc
+    finally:
+        ctypes.util.find_library = original
     return pyseccomp
+
+
+def preload() -> None:
+    """In the master before the workers fork: import libseccomp's binding
+    once, so that each worker does not pay for it (a failure is reported by
+    the worker that needs it)."""
+    if supported() and _state.registry.get("seccomp"):
+        try:
+            _lib()
+        except RuntimeError:
+            pass
 
 
 def _resolve(name: str) -> int:
