@@ -225,7 +225,7 @@ def _notify_fd(lib: Any, flt: Any) -> int:
     return lib._libseccomp.seccomp_notify_fd(flt._filter)
 
 
-_state_keep: list = []
+_loaded_filters: list = []
 
 
 def enable(worker: Any, app: Any) -> None:
@@ -242,7 +242,7 @@ def enable(worker: Any, app: Any) -> None:
     except OSError as exc:
         raise RuntimeError("seccomp: the kernel refused the worker's filter (%s); "
                            "set seccomp = no to run without it" % exc) from exc
-    _state_keep.append(flt)                 # libseccomp's context lives on
+    _loaded_filters.append(flt)                 # libseccomp's context lives on
     fd = _notify_fd(lib, flt)
     if fd < 0:
         raise RuntimeError("seccomp: no notification listener (libseccomp %s)" % fd)
