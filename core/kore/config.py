@@ -283,9 +283,16 @@ class Registry:
                 for name, opt in sorted(self.options.items())]
 
 
+# kernel options that carry a plugin's prefix (Kore's names for processes
+# that do not exist here): they do not show that the plugin is installed
+_KERNEL_WITH_PLUGIN_PREFIX = frozenset({"acme_runas"})
+
+
 def unknown_option_message(name: str, options: Iterable[str]) -> str:
     for prefix, package in PLUGIN_OPTION_PREFIXES:
-        if name.startswith(prefix) and not any(o.startswith(prefix) for o in options):
+        if name.startswith(prefix) and not any(
+                o.startswith(prefix) and o not in _KERNEL_WITH_PLUGIN_PREFIX
+                for o in options):
             return ("unknown option '%s': it belongs to %s, which is not "
                     "installed (pip install %s)" % (name, package, package))
     close = difflib.get_close_matches(name, list(options), n=3, cutoff=0.6)
