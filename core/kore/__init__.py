@@ -223,5 +223,11 @@ def sigtrap(signo):
 from .aio import (coroname, corotrace, gather, lock, proc, queue,  # noqa: E402
                   socket_wrap, suspend, task_create, task_id, task_kill, timer)
 
+# Kore's seccomp filter object (koreapp.seccomp(seccomp) receives one);
+# Kore registers the type as kore.pyseccomp too
+from .sandbox import seccomp  # noqa: E402
+
+pyseccomp = seccomp
+
 __all__ = [n for n in dir() if not n.startswith("_")]
 _KERNEL_NAMES = frozenset(__all__)

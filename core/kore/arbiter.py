@@ -19,10 +19,11 @@ from gevent import monkey
 from gevent.event import Event
 from gevent.pool import Group
 
-from . import _state, exitcodes, ipc, proctitle, reload, signals, watchdog
+from . import _state, exitcodes, ipc, proctitle, reload, sandbox, signals, watchdog
 from .log import LOG, error, info, notice, warning
 from .arbiter_control import SIGNAL_HANDLERS, ReloadAndSignals  # noqa: F401 (re-exported)
 from .pidfile import Pidfile
+from .sandbox_master import Supervisor
 from .runtime import call_reported, notify
 from .trace import report
 from .workerproc import run_forked
@@ -71,6 +72,7 @@ class Arbiter(ReloadAndSignals):
         self.generation = 0
         self.services = Group()         # parent-side services of plugins
         self._readers = Group()         # IPC reader greenlets
+        self.sandbox = Supervisor(self._readers.spawn)   # workers' seccomp listeners
         self._signal_watchers: list = []
         self._signals: list[int] = []
         self._wake = Event()
@@ -172,6 +174,7 @@ class Arbiter(ReloadAndSignals):
                % (_kore_version(), os.getpid(), self.num_workers,
                   "" if self.num_workers == 1 else "s"))
         self.generation = 1
+        sandbox.preload()
         for wid in range(1, self.num_workers + 1):
             self._spawn(wid)
         try:
@@ -240,6 +243,7 @@ class Arbiter(ReloadAndSignals):
             wp.heartbeat.close()
         self._readers.kill(block=False)
         self.services.kill(block=False)
+        self.sandbox.drop_inherited()
         _state.arbiter = None
         if self.pidfile is not None:
             self.pidfile.forget()
@@ -273,6 +277,8 @@ class Arbiter(ReloadAndSignals):
                     and len(self.slots) >= self.num_workers:
                 self._report_started("ready")
             self._wake.set()
+        elif kind == sandbox.MSG_LISTENER and wp is not None:
+            self.sandbox.adopt(wp, msg.payload)
         elif kind == ipc.MSG_BOOT_ERROR and wp is not None:
             wp.boot_error = msg.payload.decode("utf-8", "replace")
         elif kind == ipc.MSG_SHUTDOWN:
@@ -315,11 +321,14 @@ class Arbiter(ReloadAndSignals):
             wp.heartbeat.close()
             if self.slots.get(wp.id) is wp:
                 del self.slots[wp.id]
-            self._worker_exited(wp, status)
+            self._worker_exited(wp, status, self.sandbox.forget(pid))
 
-    def _worker_exited(self, wp: WorkerSlot, status: int) -> None:
+    def _worker_exited(self, wp: WorkerSlot, status: int,
+                       violation: Optional[str] = None) -> None:
         if os.WIFSIGNALED(status):
             how = "killed by signal %d" % os.WTERMSIG(status)
+            if violation:
+                how += " (sandbox violation, %s)" % violation
             code = None
         else:
             code = os.WEXITSTATUS(status)
@@ -449,6 +458,7 @@ class Arbiter(ReloadAndSignals):
             except OSError:
                 pass
         self._readers.kill(block=False)
+        self.sandbox.close_all()
         if self.pidfile is not None:
             self.pidfile.remove()
         notice("server stopped" + (" (exit code %d)" % self.exit_code

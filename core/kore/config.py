@@ -283,9 +283,16 @@ class Registry:
                 for name, opt in sorted(self.options.items())]
 
 
+# kernel options that carry a plugin's prefix (Kore's names for processes
+# that do not exist here): they do not show that the plugin is installed
+_KERNEL_WITH_PLUGIN_PREFIX = frozenset({"acme_runas"})
+
+
 def unknown_option_message(name: str, options: Iterable[str]) -> str:
     for prefix, package in PLUGIN_OPTION_PREFIXES:
-        if name.startswith(prefix) and not any(o.startswith(prefix) for o in options):
+        if name.startswith(prefix) and not any(
+                o.startswith(prefix) and o not in _KERNEL_WITH_PLUGIN_PREFIX
+                for o in options):
             return ("unknown option '%s': it belongs to %s, which is not "
                     "installed (pip install %s)" % (name, package, package))
     close = difflib.get_close_matches(name, list(options), n=3, cutoff=0.6)
@@ -374,10 +381,15 @@ def kernel_options() -> list[Option]:
           "here: setting it stops start-up)",
           unsupported="kore for Python has no key manager process (the master "
           "holds ACME keys); remove keymgr_runas"),
-        O("seccomp_tracing", "yesno", False, "Kore's seccomp tracing (no seccomp "
-          "filter here yet: setting it stops start-up)",
-          unsupported="kore for Python installs no seccomp filter yet, so there "
-          "is nothing to trace; remove seccomp_tracing"),
+        O("acme_runas", "str", "", "Kore's acme process user (no such process "
+          "here: setting it stops start-up)",
+          unsupported="kore for Python has no acme process: kore-plugin-acme "
+          "runs in the master and the workers run as runas; remove acme_runas"),
+        O("seccomp", "yesno", True, "Linux: workers run under a seccomp filter "
+          "(Kore's sandbox; kore.seccomp); no turns it off"),
+        O("seccomp_tracing", "yesno", False, "Linux: a syscall outside the "
+          "workers' seccomp policy is logged and allowed instead of killing "
+          "the worker (Kore's)"),
         O("pledge", "str", "", "OpenBSD only; ignored elsewhere"),
         O("rand_file", "str", "", "file whose bytes seed OpenSSL's random pool "
           "at start-up; fresh bytes are written back at stop (Kore's)"),

@@ -233,6 +233,24 @@ def kore_worker_init(worker: Any) -> None:
 
 
 @hookspec
+def kore_worker_seccomp(worker: Any, seccomp: Any) -> None:
+    """Add a plugin's syscall rules to the worker's seccomp filter (Linux).
+
+    Runs in the worker once it booted (after ``kore_worker_serve``), before
+    ``koreapp.seccomp(seccomp)`` and before the filter is loaded; only when
+    the ``seccomp`` option is on.  Call Kore's methods on ``seccomp``
+    (``allow("name")``, ``allow_arg(name, arg, value)``, ``deny(name,
+    errno=...)``, ...); rules for a syscall replace the default policy's
+    rules for it (``docs/sandbox.md``).  An exception fails the worker's
+    boot (exit code 3).
+
+    :param worker: the worker object.
+    :param seccomp: a ``kore.seccomp`` being built.
+    :returns: nothing.
+    """
+
+
+@hookspec
 def kore_worker_serve(worker: Any) -> None:
     """Start serving: install accept watchers on the inherited listeners.
 

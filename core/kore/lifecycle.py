@@ -30,7 +30,7 @@ import pickle
 import time
 from typing import Any, Callable, cast
 
-from . import _state, exitcodes, ipc
+from . import _state, exitcodes, ipc, sandbox
 from .log import LOG, error
 from .runtime import call_reported, notify
 from .trace import report
@@ -139,6 +139,9 @@ class WorkerLifecycle:
         """Deliver one message to this worker; never raises."""
         where = "message '%s'" % msg.kind
         try:
+            if msg.kind == sandbox.MSG_HELD:
+                sandbox.listener_held(cast(bytes, msg.payload))
+                return
             if msg.kind == ipc.MSG_SENDOBJ:
                 obj = pickle.loads(cast(bytes, msg.payload))   # kore.sendobj pickles
                 self.app.call("onmsg", obj)

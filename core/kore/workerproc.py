@@ -3,7 +3,8 @@
 Runs in the child right after fork: re-initialised gevent hub, privileges
 dropped, ``kore_worker_init`` hooks, the tasks and timers the app created at
 import time, ``koreapp.workerstart()``, then ``kore_worker_serve``.  It reports
-ready to the master and serves until a signal stops it:
+ready to the master (after loading its seccomp filter, ``kore.seccomp``)
+and serves until a signal stops it:
 
 * TERM: stop accepting, let in-flight work finish within
   ``graceful_timeout``, then exit 0;
@@ -23,7 +24,7 @@ from typing import Any, Callable, NoReturn, Optional
 import gevent
 from gevent.event import Event
 
-from . import _state, exitcodes, ipc, privdrop, proctitle, signals, watchdog
+from . import _state, exitcodes, ipc, privdrop, proctitle, sandbox, signals, watchdog
 from .lifecycle import BootFailure, WorkerLifecycle
 from .log import LOG, error
 from .trace import report
@@ -87,6 +88,12 @@ class Worker:
             self.lifecycle.boot()
         except BootFailure as exc:
             return self._boot_failed(exc.exit_code, exc.reason)
+        try:
+            sandbox.enable(self, self.app)
+        except Exception as exc:
+            report(where="worker seccomp filter")
+            return self._boot_failed(exitcodes.WORKER_BOOT_ERROR,
+                                     "%s: %s" % (type(exc).__name__, exc))
         if self.heartbeat is not None:
             # a long synchronous workerstart() is not a timeout: the master
             # starts watching at ready, so the slot must be fresh then

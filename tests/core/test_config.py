@@ -144,3 +144,21 @@ def test_accumulating_list_option_adds_on_each_app_assignment():
     reg.set("media", "text/x-c c", "env")      # env and cli still replace
     reg.set("media", "text/x-d d", "env")
     assert reg.get("media") == ["text/x-d d"]
+
+
+def test_kores_process_options_without_a_process_stop_startup(reg):
+    """keymgr_* and acme_runas name processes kore for Python does not have:
+    setting one stops start-up with the reason, never silently ignored."""
+    for name in ("keymgr_root", "keymgr_runas", "acme_runas"):
+        r = Registry()
+        for opt in kernel_options():
+            r.add(opt)
+        r.set(name, "nobody", "app")
+        with pytest.raises(ConfigError) as e:
+            r.check_unsupported()
+        assert name in str(e.value) and "no " in str(e.value), e.value
+    r = Registry()
+    for opt in kernel_options():
+        r.add(opt)
+    r.set("seccomp_tracing", "yes", "app")
+    r.check_unsupported()                 # works now: nothing to refuse

@@ -307,8 +307,7 @@ def test_settings_never_silently_ignored(korectl, kore_server, tmp_path):
     base = ('kore.server("default", ip="127.0.0.1", port="1", tls=False)\n'
             'kore.domain("*").route("/", lambda r: r.response(200, b"ok"))\n')
     for line, needle in (('kore.config.keymgr_root = "/tmp"\n', "keymgr_root"),
-                         ('kore.config.keymgr_runas = "nobody"\n', "keymgr_runas"),
-                         ('kore.config.seccomp_tracing = "yes"\n', "seccomp_tracing")):
+                         ('kore.config.keymgr_runas = "nobody"\n', "keymgr_runas")):
         app = tmp_path / ("a_%s.py" % needle)
         app.write_text("import kore\n" + line + base)
         r = korectl("run", str(app))

@@ -3,9 +3,9 @@
 A request head is validated by one compiled regular expression over the
 received bytes (request line, then ``field-name ":" field-value CRLF`` lines)
 and its fields are then split out of the already validated text.  Both steps
-run in C inside ``re`` and ``bytes``; a plaintext request costs about 1.5 us
-here, less than feeding the same bytes to httptools and collecting its
-callbacks (see docs/http.md, "Parser").
+run in C inside ``re`` and ``bytes``; a 4-field request costs about as much
+as feeding the same bytes to httptools and collecting its callbacks (the
+figures are in docs/http.md, "Parser").
 
 What is rejected (400 unless noted): a request line that is not
 ``token SP target SP HTTP/d.d``; versions other than 1.0/1.1 (505); field
