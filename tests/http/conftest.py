@@ -12,12 +12,6 @@ from kh_util import APPS, start_module_server  # noqa: F401,E402
 from kore_testing import KoreServer  # noqa: E402
 
 
-def pytest_configure(config):
-    config.addinivalue_line(
-        "markers", "http1_only: about HTTP/1.1 itself (framing, pipelining, chunked "
-        "coding, keep-alive, Expect, Upgrade): not run over HTTP/2")
-
-
 @pytest.fixture(scope="module", params=PROTOCOLS)
 def proto(request):
     """The protocol a test runs over: "h1" (HTTP/1.1) or "h2c" (HTTP/2 by prior
