@@ -32,7 +32,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 class FakeSock:
     family = 2
 
-    def __init__(self, data, fd):
+    def __init__(self, data, fd=0):
         self.data = data
         self.fd = fd
         self.sent = 0

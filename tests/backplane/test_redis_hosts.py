@@ -24,20 +24,26 @@ def run(coro, timeout=90):
 class Cluster:
     def __init__(self, tmp, driver="redis", appendonly=False, **redis):
         self.redis = RedisServer(tmp, appendonly=appendonly, **redis)
-        spec = self.redis.url if driver == "redis" else "%s+%s" % (driver, self.redis.url)
-        self.spec = spec
         self.hosts = []
-        for name in ("a", "b"):
-            d = tmp / name
-            d.mkdir()
-            k = KoreServer(d, APP, workers=2, env={"KORE_BACKPLANE": spec})
-            k.wait_ready(2)
-            self.hosts.append(k)
-        self.nginx = Nginx(tmp, [h.port for h in self.hosts])
+        self.nginx = None
+        try:
+            spec = self.redis.url if driver == "redis" else "%s+%s" % (driver, self.redis.url)
+            self.spec = spec
+            for name in ("a", "b"):
+                d = tmp / name
+                d.mkdir()
+                k = KoreServer(d, APP, workers=2, env={"KORE_BACKPLANE": spec})
+                self.hosts.append(k)
+                k.wait_ready(2)
+            self.nginx = Nginx(tmp, [h.port for h in self.hosts])
+        except BaseException:
+            self.close()       # what started before the failure is stopped too
+            raise
         self.url = "ws://127.0.0.1:%d/ws" % self.nginx.port
 
     def close(self):
-        self.nginx.stop()
+        if self.nginx is not None:
+            self.nginx.stop()
         for h in self.hosts:
             h.cleanup()
         self.redis.stop()
