@@ -174,7 +174,8 @@ def test_write_offset_after_send(srv, tmp_path, proto):
     out = tmp_path / "off"
     r = raw(srv.port, proto, "GET", "/offset-send?out=%s" % out)
     assert r.body == b"hello"
-    assert wait_for(out.exists, 5)
+    # the handler writes the file after its response: wait for its content
+    assert wait_for(lambda: out.exists() and out.read_text() != "", 5)
     assert out.read_text() == "0 5"
 
 

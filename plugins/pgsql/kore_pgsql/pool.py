@@ -340,9 +340,13 @@ def run(pool, sql, args, binary=False, retry=True):
                 broken = bool(conn.closed)
                 raise conn.kore_interrupt from None
             broken = bool(conn.closed)
-            if broken and reused and retry and (exc.pgcode in _SESSION_ENDED
-                                                or exc.pgcode is None):
+            ended = broken and (exc.pgcode in _SESSION_ENDED or exc.pgcode is None)
+            if ended and reused and retry:
                 pass  # retried below, after the connection went back
+            elif ended:
+                # the server ended the session (shut down, restarting) and
+                # a retry is not possible: the database is unavailable (503)
+                raise query_error(exc, pool.name, PgsqlUnavailable) from None
             else:
                 raise query_error(exc, pool.name) from None
         else:
@@ -359,10 +363,10 @@ def run(pool, sql, args, binary=False, retry=True):
     return run(pool, sql, args, binary, retry=False)
 
 
-def query_error(exc, db):
+def query_error(exc, db, cls=None):
     diag = exc.diag
     text = (exc.pgerror or str(exc)).strip()
-    return PgsqlError("failed to perform query: %s" % text, sqlstate=exc.pgcode,
+    return (cls or PgsqlError)("failed to perform query: %s" % text, sqlstate=exc.pgcode,
                       message=diag.message_primary or text, detail=diag.message_detail,
                       hint=diag.message_hint, db=db)
 
