@@ -96,16 +96,23 @@ def test_shared_by_workers_per_address(srv):
 def test_both_workers_draw_from_one_count(srv):
     pids = set()
     allowed = 0
-    for _ in range(400):
+    refused_in_a_row = 0
+    # until both workers' leases are spent: the first 429 can come from one
+    # worker while the other still holds part of the count (which worker
+    # accepts a connection is the kernel's choice)
+    for _ in range(1000):
         r = fresh_get(srv, "/big", {"X-Forwarded-For": "10.9.0.1"})
         if r.status_code == 200:
             allowed += 1
             pids.add(r.text)
+            refused_in_a_row = 0
         else:
             assert r.status_code == 429
-            break
+            refused_in_a_row += 1
+            if refused_in_a_row == 40:
+                break
     # both workers answered, and together they admitted no more than the limit
-    # (per-worker counts would admit up to 600 before the first 429)
+    # (per-worker counts would admit up to 600)
     assert len(pids) == 2, pids
     assert 290 <= allowed <= 300, allowed
 

@@ -104,11 +104,13 @@ def cmd_flush(args, load_app):
     if not os.path.isdir(root):
         sys.stderr.write("korectl: smtpda spool %s does not exist\n" % root)
         return 1
+    # what is deferred when the flush is asked for (read first: a running
+    # agent may have sent it all by the time the nudge returns)
+    doc = status.read(root)
     path = os.path.join(root, "flush")
     with open(path, "w"):
         pass
     composer._nudge(root)
-    doc = status.read(root)
     if doc["agent"] is None:
         sys.stdout.write("no agent is running: the %d deferred message(s) are attempted "
                          "when it starts\n" % doc["queue"]["deferred"])
