@@ -216,14 +216,7 @@ class Connection:
                 if self.eof:
                     raise RemoteProtocolError("connection closed mid-body")
                 return NEED_DATA
-            n = self.left
-            if len(buf) <= n:
-                self.buf = b""
-                self.left = n - len(buf)
-                data = buf
-            else:
-                data, self.buf = buf[:n], buf[n:]
-                self.left = 0
+            data = self._take_left(buf)
             if self.left == 0:
                 self.mode = "end"
             return Data(data)
@@ -237,6 +230,18 @@ class Connection:
                 return self._end()
             return NEED_DATA
         return self._chunked()
+
+    def _take_left(self, buf):
+        """Up to ``self.left`` body bytes of ``buf`` (a Content-Length body
+        or the current chunk): taken off the buffer and the count."""
+        n = self.left
+        if len(buf) <= n:
+            self.buf = b""
+            self.left = n - len(buf)
+            return buf
+        self.buf = buf[n:]
+        self.left = 0
+        return buf[:n]
 
     def _junk(self):
         raise RemoteProtocolError("data after the end of the response")
@@ -320,14 +325,7 @@ class Connection:
             if st == 1:
                 if not buf:
                     break
-                n = self.left
-                if len(buf) <= n:
-                    self.buf = b""
-                    self.left = n - len(buf)
-                    data = buf
-                else:
-                    data, self.buf = buf[:n], buf[n:]
-                    self.left = 0
+                data = self._take_left(buf)
                 if self.left == 0:
                     self.chunk_state = 2
                 return Data(data)
