@@ -38,7 +38,7 @@ BIN = os.path.dirname(sys.executable)
 PEERS = os.path.join(BENCH, ".peers", "http1")
 sys.path.insert(0, BENCH)
 
-from benchlib import free_port, stop_group, tree_cpu  # noqa: E402
+from benchlib import free_port, stop_group, tree_cpu, venv_versions  # noqa: E402
 
 SERVERS = ("kore", "uvicorn", "granian-rsgi", "granian-asgi", "socketify", "gunicorn-gevent")
 # The venv each server runs from and the distributions whose versions are printed.
@@ -86,19 +86,7 @@ def command(name, port, workers, mode):
 
 def versions(names):
     """One line per server: the versions of what it runs on."""
-    lines = []
-    for name in names:
-        venv, dists = VENVS[name]
-        py = os.path.join(venv, "bin", "python")
-        if not os.path.exists(py):
-            lines.append("%-16s not installed (%s)" % (name, venv))
-            continue
-        code = ("import importlib.metadata as m, platform; print('python', "
-                "platform.python_version(), ' '.join('%%s %%s' %% (d, m.version(d)) "
-                "for d in %r))" % (dists,))
-        r = subprocess.run([py, "-c", code], capture_output=True, text=True)
-        lines.append("%-16s %s" % (name, (r.stdout or r.stderr).strip().splitlines()[-1]))
-    return lines
+    return venv_versions(VENVS, names)
 
 
 def wait_http(port, path, timeout=60.0):
