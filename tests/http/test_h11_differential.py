@@ -35,7 +35,7 @@ def ours(raw, cuts=()):
         r = parse_request(raw, 0)
         if r is None:
             return ("incomplete",)
-        method, target, http11, fields, nxt = r
+        method, target, http11, fields, nxt, _special = r
         fl = split_fields(fields)
         length, chunked = framing(fl, http11)
         trailers = []

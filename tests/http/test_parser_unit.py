@@ -4,8 +4,8 @@ diagnose over the request corpus and edge cases."""
 import pytest
 
 from kore_http.h1.chunked import ChunkedDecoder
-from kore_http.parser import (HttpError, METHODS, SPECIAL_RE, diagnose, framing,
-                              parse_request, split_fields)
+from kore_http.parser import (HttpError, METHODS, diagnose, framing, parse_request,
+                              special_fields, split_fields)
 from test_corpus import CORPUS
 
 H = b"Host: x\r\n"
@@ -22,7 +22,8 @@ def outcome(raw):
     try:
         r = parse_request(raw, 0)
         assert r is not None, "incomplete"
-        method, target, http11, fields, nxt = r
+        method, target, http11, fields, nxt, special = r
+        assert special == special_fields(fields)
         length, chunked = framing(split_fields(fields), http11)
         if chunked:
             dec = ChunkedDecoder(1 << 20, 4096)
@@ -48,8 +49,9 @@ def test_corpus_in_process(request, raw, status):
 
 def test_parse_result():
     raw = b"POST /a?b=1 HTTP/1.1\r\nHost: x\r\nX-A:  v  \r\nContent-Length: 3\r\n\r\nabcGET"
-    method, target, http11, fields, nxt = parse_request(raw, 0)
+    method, target, http11, fields, nxt, special = parse_request(raw, 0)
     assert (method, target, http11) == ("POST", "/a?b=1", True)
+    assert special == [(b"Host", b"x"), (b"Content-Length", b"3")]
     assert fields == b"Host: x\r\nX-A:  v  \r\nContent-Length: 3\r\n"
     assert raw[nxt:] == b"abcGET"
     assert split_fields(fields) == [("host", "x"), ("x-a", "v"), ("content-length", "3")]
@@ -75,8 +77,9 @@ def test_incomplete_head_is_none():
 def test_lf_only_and_mixed():
     for raw in (b"GET / HTTP/1.1\nHost: x\n\nrest", b"GET / HTTP/1.1\r\nHost: x\n\r\nrest",
                 b"GET / HTTP/1.1\nHost: x\r\n\nrest"):
-        method, target, http11, fields, nxt = parse_request(raw, 0)
+        method, target, http11, fields, nxt, special = parse_request(raw, 0)
         assert split_fields(fields) == [("host", "x")]
+        assert special == [(b"Host", b"x")]
         assert raw[nxt:] == b"rest"
 
 
@@ -156,6 +159,31 @@ def test_framing_refused(fields, http11, status):
 def test_special_fields_found_in_one_pass():
     fields = (b"Host: a\r\nX-Host: b\r\ncontent-LENGTH:  5 \r\nConnection: close\r\n"
               b"Expect: 100-continue\r\nTransfer-Encoding: chunked\r\n")
-    got = [(n.lower(), v) for n, v in SPECIAL_RE.findall(fields)]
-    assert got == [(b"host", b"a"), (b"content-length", b"5 "), (b"connection", b"close"),
-                   (b"expect", b"100-continue"), (b"transfer-encoding", b"chunked")]
+    want = [(b"host", b"a"), (b"content-length", b"5 "), (b"connection", b"close"),
+            (b"expect", b"100-continue"), (b"transfer-encoding", b"chunked")]
+    got = [(n.lower(), v) for n, v in special_fields(fields)]
+    assert got == want
+    # parse_request finds the same ones in its buffer, at any offset and
+    # with bare LF line endings (the slow path)
+    for raw in (b"GET / HTTP/1.1\r\n" + fields + b"\r\n",
+                b"GET /0 HTTP/1.1\r\nHost: z\r\n\r\nGET / HTTP/1.1\r\n" + fields + b"\r\n",
+                b"GET / HTTP/1.1\n" + fields.replace(b"\r\n", b"\n") + b"\n"):
+        pos = raw.index(b"GET / ")
+        r = parse_request(raw, pos)
+        assert [(n.lower(), v) for n, v in r[5]] == want
+    # a name must start its line: X-Host is not Host, nor is a value's "host:"
+    assert special_fields(b"X-Host: a\r\nX-A: host: b\r\n") == []
+
+
+def test_raw_field_matches_split_fields():
+    from kore_http.parser import raw_field
+    blocks = [b"", b"Host: x\r\n",
+              b"Host: a\r\nX-Authorization: no\r\nAuthorization:  Bearer t.k.n \t\r\n"
+              b"authorization: second\r\nCookie: a=1\r\nEmpty:\r\n",
+              b"Host: a\r\nX-A: authorization: in a value\r\n"]
+    names = ["host", "authorization", "cookie", "empty", "x-a", "missing", "x-authorization",
+             "caf\u00e9"]
+    for block in blocks:
+        for name in names:
+            want = next((v for n, v in split_fields(block) if n == name), None)
+            assert raw_field(block, name) == want, (block, name)

@@ -44,8 +44,18 @@ class HttpError(Exception):
 
 
 # the framing and routing fields the server itself needs, found in one pass
-SPECIAL_RE = re.compile(rb"^(host|content-length|transfer-encoding|connection|expect):"
-                        rb"[ \t]*([^\r]*)\r\n", re.I | re.M)
+# over a validated head: each name follows the LF that ends the line before
+# it.  A pattern that starts with a literal lets ``re`` jump from one LF to
+# the next; ``^`` with re.M made it try every byte (a 200-byte Authorization
+# header cost 3 us more per request, about 3 times what it costs now).
+SPECIAL_RE = re.compile(rb"\n(host|content-length|transfer-encoding|connection|expect):"
+                        rb"[ \t]*([^\r]*)\r", re.I)
+
+
+def special_fields(fields):
+    """``[(name, value)]`` (bytes, name as sent) of the framing and routing
+    fields of a validated field block (CRLF-terminated lines)."""
+    return SPECIAL_RE.findall(b"\n" + fields)
 
 _METHOD_STR = {m.encode(): m for m in METHODS}
 
@@ -54,9 +64,10 @@ def parse_request(buf, pos):
     """Parse the request head starting at ``buf[pos]``.
 
     Returns None while the head is incomplete, else ``(method, target,
-    http11, fields, next)``: method and target as str, http11 a bool,
-    fields the validated field block (bytes, CRLF-terminated lines) and
-    next the index of the first byte after the head.  Raises HttpError.
+    http11, fields, next, special)``: method and target as str, http11 a
+    bool, fields the validated field block (bytes, CRLF-terminated lines),
+    next the index of the first byte after the head and special the
+    framing and routing fields (``special_fields``).  Raises HttpError.
     """
     end = buf.find(b"\r\n\r\n", pos)
     if end >= 0:
@@ -67,7 +78,9 @@ def parse_request(buf, pos):
                 meth = _METHOD_STR.get(method)
                 if meth is None:
                     raise HttpError(501, "method not implemented")
-                return meth, target.decode("ascii"), minor == b"1", fields, end + 4
+                # from the request line's LF, in the buffer (no copy)
+                return (meth, target.decode("ascii"), minor == b"1", fields, end + 4,
+                        SPECIAL_RE.findall(buf, m.start(5) - 1, end + 2))
             raise HttpError(505, "unsupported HTTP version")
     return _parse_slow(buf, pos)
 
@@ -89,7 +102,8 @@ def _parse_slow(buf, pos):
     meth = _METHOD_STR.get(method)
     if meth is None:
         raise HttpError(501, "method not implemented")
-    return meth, target.decode("ascii"), minor == b"1", fields, nxt
+    return (meth, target.decode("ascii"), minor == b"1", fields, nxt,
+            SPECIAL_RE.findall(norm, m.start(5) - 1))
 
 
 def split_fields(fields):
@@ -101,6 +115,30 @@ def split_fields(fields):
         name, _, value = line.partition(":")
         out.append((name.lower(), value.strip(" \t")))
     return out
+
+
+_FIELD_RES = {}
+
+
+def raw_field(fields, name):
+    """The first value of field ``name`` (lower-case str) in a validated
+    field block (bytes), OWS stripped, or None: one search of the bytes,
+    cheaper than ``split_fields`` when one field is wanted (a gateway's
+    Authorization header)."""
+    r = _FIELD_RES.get(name)
+    if r is None:
+        try:
+            raw = name.encode("ascii")
+        except UnicodeEncodeError:
+            return None             # field names are tokens: ASCII only
+        if len(_FIELD_RES) >= 512:
+            _FIELD_RES.clear()
+        r = _FIELD_RES[name] = re.compile(rb"\n" + re.escape(raw) + rb":[ \t]*([^\r]*)\r",
+                                          re.I)
+    m = r.search(b"\n" + fields)
+    if m is None:
+        return None
+    return m.group(1).rstrip(b" \t").decode("latin-1")
 
 
 def diagnose(head):

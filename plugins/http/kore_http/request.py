@@ -25,7 +25,7 @@ from kore.trace import report
 from . import declare as _declare
 from . import forms
 from .forwarded import client_scheme
-from .parser import split_fields
+from .parser import raw_field, split_fields
 from .settings import SETTINGS as S
 from .status import error_page
 from .response import (DONE, NOT_SENT, STREAMING, ResponseVerbs, _GOOD_NAMES,
@@ -206,7 +206,14 @@ class HttpRequest(ResponseVerbs):
     def request_header(self, name):
         """The first value of header ``name`` (case-insensitive), or None."""
         name = name.lower()
-        for n, v in self._headers_list():
+        hl = self._hlist
+        if hl is None:
+            f = self._fields
+            if type(f) is bytes:
+                # not split yet: one search of the raw block
+                return raw_field(f, name)
+            hl = self._headers_list()
+        for n, v in hl:
             if n == name:
                 return v
         return None

@@ -18,7 +18,7 @@ from gevent import getcurrent
 from kore.trace import report
 
 from ..net import CONNS, Expired, FRESH_GRACE
-from ..parser import HttpError, SPECIAL_RE, framing, parse_request, split_fields
+from ..parser import HttpError, framing, parse_request, split_fields
 from ..pipeline import LOAD, handle
 from ..request import HttpRequest
 from ..settings import SETTINGS as S
@@ -120,7 +120,7 @@ def loop(c, buf):
             if buf is None:
                 return
             continue
-        method, target, http11, fields, nxt = r
+        method, target, http11, fields, nxt, special = r
         if nxt - pos > S.header_max:
             send_error(c, 431, method=method, target=target)
             return
@@ -130,7 +130,7 @@ def loop(c, buf):
             return
         c.buf = buf
         c.pos = pos
-        if not request(c, method, target, http11, fields):
+        if not request(c, method, target, http11, fields, special):
             return
         buf = c.buf
         pos = c.pos
@@ -226,15 +226,16 @@ def _refuse(c, status, method, target, http11):
     return False
 
 
-def request(c, method, target, http11, fields):
-    """Check the framing of a parsed head, then run the request; False when
+def request(c, method, target, http11, fields, special):
+    """Check the framing of a parsed head (``special``: its framing and
+    routing fields, from parse_request), then run the request; False when
     the connection must close (an error response was sent)."""
     host = None
     length = 0
     chunked = False
     keepalive = http11
     expect = False
-    for name, value in SPECIAL_RE.findall(fields):
+    for name, value in special:
         n = name.lower()
         if n == b"host":
             if host is not None:
