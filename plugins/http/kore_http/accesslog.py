@@ -100,8 +100,12 @@ def configure():
 
 
 def extra_fields(req):
-    """Fields plugins add (``kore_http_access_log_fields``), merged."""
-    out = {}
+    """Fields the transport (``Stream.log_fields``) and plugins
+    (``kore_http_access_log_fields``) add, merged; None when there are none."""
+    own = req.stream.log_fields
+    if not S.hook_log_fields:
+        return own
+    out = dict(own) if own else {}
     for fields in runtime.notify("kore_http_access_log_fields",
                                  where="kore_http_access_log_fields hook", req=req):
         if fields:
@@ -136,7 +140,7 @@ def reopen():
 def write(req, status, duration):
     """Log a request that got a response (from ``pipeline.finish``)."""
     d = req.domain
-    dpath = d.accesslog if d is not None else None
+    dpath = d._accesslog if d is not None else None      # the property, without a call
     if dpath:
         sink = _sink(dpath)
     else:
@@ -147,8 +151,12 @@ def write(req, status, duration):
     if off.active and (req.path in off.exact if off.only_exact else off(req.path)):
         return
     fmt = CONFIG.fmt
-    line = fmt(req, status, duration, time(),
-               extra_fields(req) if S.hook_log_fields and fmt.extra else None)
+    if fmt.extra:
+        # extra_fields() inlined for the usual case: no plugin adds fields
+        extra = extra_fields(req) if S.hook_log_fields else req.stream.log_fields
+    else:
+        extra = None
+    line = fmt(req, status, duration, time(), extra)
     sink.lines.append(line)         # Sink.write inlined (once per request)
     sink.size += len(line) + 1
     if sink.size >= sink.limit:

@@ -28,6 +28,10 @@ class Stream:
     ``closed``        the handler disconnected the client
     ``paused``        True between pause() and resume()
     ``fd``, ``family`` the socket's descriptor and address family
+    ``log_fields``    a dict of fields the transport adds to the access log
+                      line (HTTP/2's stream id), or None; cheaper than the
+                      ``kore_http_access_log_fields`` hook, which every
+                      request of every transport would pay
     """
 
     __slots__ = ()
@@ -43,6 +47,7 @@ class Stream:
     paused = False
     fd = -1
     family = 0
+    log_fields = None
 
     # -- responses ---------------------------------------------------------
 

@@ -110,11 +110,3 @@ def _as_http11(data):
 def kore_http_request_attributes():
     from .hints import hint_promise
     return {"hint_promise": hint_promise}
-
-
-@hookimpl
-def kore_http_access_log_fields(req):
-    sid = getattr(req.stream, "sid", None)
-    if sid is not None:
-        return {"stream": sid}
-    return None

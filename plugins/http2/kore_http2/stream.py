@@ -61,6 +61,11 @@ class H2Stream(Stream):
 
     http_version = "2.0"
 
+    @property
+    def log_fields(self):
+        """The access log's ``stream`` field (see kore_http.stream.Stream)."""
+        return {"stream": self.sid}
+
     def __init__(self, conn, sid):
         self.conn = conn
         self.sid = sid
