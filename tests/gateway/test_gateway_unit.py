@@ -488,3 +488,67 @@ def test_handle_wrapper_only_while_the_gateway_is_enabled(monkeypatch):
     assert len(pm.hook.kore_http_handle.get_hookimpls()) == 1
     plugin.kore_app_reset()                       # a reload without the gateway
     assert pm.get_plugin(plugin.HandleWrapper.NAME) is None
+
+
+class FakeTokenReq:
+    def __init__(self, token):
+        self.headers = {"authorization": "Bearer " + token}
+
+    def request_header(self, name):
+        return self.headers.get(name)
+
+
+def test_a_known_token_takes_the_short_path_with_the_same_outcome():
+    from kore_gateway import gate
+    v = verifier(leeway=0)
+    g = config.GATEWAY
+    tok = jwt.encode({"sub": "a", "roles": ["user"], "exp": int(time.time()) + 60}, SECRET)
+    pol = policy.Policy(auth=True).plan()
+    assert pol.mode == 1
+    first = FakeTokenReq(tok)
+    assert not gate.admit_known(first, g, pol, v)        # never seen: the full path
+    assert gate.authenticate(first, g, v)
+    again = FakeTokenReq(tok)
+    assert gate.admit_known(again, g, pol, v)
+    st = again.__dict__["_gw"]
+    assert (st.username, st.roles, st.token, st.claim["sub"]) == ("a", ("user",), tok, "a")
+    assert v.decodes == 1
+    # a role the token lacks goes down the full path (which answers 403)
+    assert not gate.admit_known(FakeTokenReq(tok), g,
+                                policy.Policy(auth=True, roles=("admin",)).plan(), v)
+    assert gate.admit_known(FakeTokenReq(tok), g,
+                            policy.Policy(auth=True, roles=("user", "x")).plan(), v)
+    # no bearer token, another scheme: the full path
+    other = FakeTokenReq(tok)
+    other.headers["authorization"] = "Basic " + tok
+    assert not gate.admit_known(other, g, pol, v)
+    # expiry is checked against the clock on the short path too
+    st, exp, nbf, stored = v.states[tok]
+    v.states[tok] = (st, time.time() - 1, nbf, stored)
+    assert not gate.admit_known(FakeTokenReq(tok), g, pol, v)
+    assert tok not in v.states
+    # a source list or a rate limit always takes the full path
+    assert policy.Policy(auth=True, source=policy.parse_sources("127.0.0.1", "t")).plan().mode == 2
+    assert policy.Policy(auth=False).plan().mode == 0
+
+
+def test_the_short_path_is_off_with_an_authorizer_or_without_a_cache():
+    from kore_gateway import gate
+
+    class Authz:
+        def handle_claim(self, handler, request):
+            handler.continue_request(request, "from-authorizer", ["r"])
+
+    tok = jwt.encode({"sub": "a", "exp": int(time.time()) + 60}, SECRET)
+    pol = policy.Policy(auth=True).plan()
+    v = verifier()
+    config.set_authorizer(Authz())
+    g = config.GATEWAY
+    req = FakeTokenReq(tok)
+    assert gate.authenticate(req, g, v) and req.__dict__["_gw"].username == "from-authorizer"
+    assert not v.states and not gate.admit_known(FakeTokenReq(tok), g, pol, v)
+    config.reset()
+    v = verifier(token_cache=0)
+    g = config.GATEWAY
+    assert gate.authenticate(FakeTokenReq(tok), g, v)
+    assert not v.states and not gate.admit_known(FakeTokenReq(tok), g, pol, v)

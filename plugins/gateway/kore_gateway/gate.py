@@ -169,6 +169,25 @@ def authenticate(req, g, verifier):
         return False
     st.username = user
     st.roles = roles
+    if auth is None and verifier is not None and st.claim is not None:
+        verifier.remember(token, st)
+    return True
+
+
+def admit_known(req, g, policy, verifier):
+    """The common case, cheaply: a policy of ``mode`` 1 (a token and maybe
+    roles), no Authorizer, and a bearer token the verifier verified before
+    (``Verifier.known``, which still checks exp/nbf against the clock).
+    True when admitted; False sends the request down ``admit``."""
+    if verifier is None or g.authorizer is not None:
+        return False
+    value = req.request_header("authorization")
+    if value is None or value[:7].lower() != "bearer ":
+        return False
+    st = verifier.known(value[7:].strip())
+    if st is None or (policy.need and policy.need.isdisjoint(st.roles)):
+        return False
+    req.__dict__["_gw"] = st
     return True
 
 

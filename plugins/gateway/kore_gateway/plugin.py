@@ -19,7 +19,7 @@
 from kore import hookimpl, runtime
 
 from . import config, policy, txn
-from .gate import admit
+from .gate import admit, admit_known
 from .ratelimit import MSG_GRANT, MSG_TAKE, Limiter, MasterCounts
 from .tokens import Verifier
 
@@ -95,8 +95,11 @@ class HandleWrapper:
         try:
             g = config.GATEWAY
             pol = policy.REGISTRY.policy_for(target, req.domain, g.app_policy)
-            if pol.active:
-                admit(req, g, pol, PROC.get_verifier(g), PROC.limiter)
+            mode = pol.mode
+            if mode:
+                v = PROC.get_verifier(g)
+                if mode != 1 or not admit_known(req, g, pol, v):
+                    admit(req, g, pol, v, PROC.limiter)
             return (yield)
         finally:
             txn.CURRENT.reset(reset)

@@ -136,7 +136,7 @@ def _roles(roles, role, where):
 
 
 class Policy:
-    __slots__ = ("auth", "roles", "source", "rate", "scope")
+    __slots__ = ("auth", "roles", "source", "rate", "scope", "mode", "need")
 
     def __init__(self, auth=None, roles=None, source=None, rate=None, scope="app"):
         self.auth = auth
@@ -144,6 +144,22 @@ class Policy:
         self.source = source
         self.rate = rate
         self.scope = scope           # names the rate-limit counter
+        self.mode = None             # set by Registry.policy_for (see plan())
+        self.need = frozenset()
+
+    def plan(self):
+        """What a request under this (effective) policy goes through:
+        ``mode`` 0 nothing, 1 a bearer token and maybe roles only (a token
+        the verifier already knows is admitted without the full path), 2
+        the full path (source, rate limit); ``need``: the roles as a set."""
+        if not self.active:
+            self.mode = 0
+        elif self.source is None and not (self.rate is not None and self.rate.limit):
+            self.mode = 1
+        else:
+            self.mode = 2
+        self.need = frozenset(self.roles or ())
+        return self
 
     @classmethod
     def make(cls, where, auth=None, roles=None, role=None, source=None, rate_limit=None,
@@ -238,7 +254,9 @@ class Registry:
         attrs = _mount_attributes(target)
         if attrs is not None:
             pol = attrs.over(pol)
-        self._cache[key] = (target, domain, pol)
+        if pol is app_policy:
+            pol = pol.over(Policy())        # a copy: plan() writes to it
+        self._cache[key] = (target, domain, pol.plan())
         return pol
 
     def check_targets(self, domains):

@@ -50,6 +50,7 @@ class Verifier:
             opts["verify_aud"] = False
         self.options = opts
         self.cache = {}
+        self.states = {}          # token -> (GatewayState, exp, nbf, stored): known()
         self.cache_size = g.cache_size
         self.cache_ttl = max(1.0, min(g.jwks_ttl or 300.0, 300.0))
         self.decodes = 0          # full verifications (the microbenchmark reads it)
@@ -87,6 +88,36 @@ class Verifier:
                                  nbf if isinstance(nbf, (int, float)) else None,
                                  time.time(), user, roles)
         return claims, user, roles
+
+    def known(self, token):
+        """The request state (``GatewayState``) remembered for a token that
+        was verified and admitted before, while it is still valid and
+        cached; None otherwise (the full path then decides)."""
+        hit = self.states.get(token)
+        if hit is None:
+            return None
+        st, expires, not_before, stored = hit
+        now = time.time()
+        leeway = self.g.leeway
+        if now - stored > self.cache_ttl or (expires is not None and now > expires + leeway) \
+                or (not_before is not None and now < not_before - leeway):
+            self.states.pop(token, None)
+            return None
+        return st
+
+    def remember(self, token, st):
+        """Keep ``st`` (username and roles from the claims alone, no
+        Authorizer) for ``known``; a request never changes it."""
+        if not self.cache_size:
+            return
+        hit = self.cache.get(token)
+        if hit is None:
+            return
+        if len(self.states) >= self.cache_size:
+            for k in list(self.states)[:max(1, self.cache_size // 2)]:
+                del self.states[k]
+        claims, expires, not_before, stored, _user, _roles = hit
+        self.states[token] = (st, expires, not_before, stored)
 
     def _decode(self, token):
         self.decodes += 1
