@@ -8,14 +8,19 @@ Starts one ``korectl run`` worker serving:
 * ``/sync``: a plain handler answering at once;
 * ``/async``: the same answer after ``await kore.suspend(0)`` (the coroutine
   is driven and really suspends: the greenlet yields to the hub once);
+* ``/async-plain``: an ``async def`` handler that awaits nothing (what an
+  async handler costs when nothing blocks);
 * ``/hold``: awaits a queue nobody pushes to, so the handler stays suspended.
 
-Part 1 alternates ``wrk`` rounds on /sync and /async (keep-alive, same
-connection count) and compares the best round of each, and the worker's CPU
-time per request (from /proc; steadier than req/s on a shared machine).  Part 2 opens
-``--held`` connections each suspended in /hold, reads the worker's RSS, then
-closes them all and times how long the worker takes to cancel every handler
-(the client disconnect cancels it).  Needs ``wrk`` on the PATH for part 1.
+Part 1 alternates ``wrk`` rounds on /sync, /async-plain and /async
+(keep-alive, same connection count) and compares the median of each, and
+the worker's CPU time per request (from /proc; steadier than req/s on a
+shared machine).  Part 2 opens ``--idle`` keep-alive connections that each
+made one request and then stay open doing nothing, and reads the worker's
+RSS.  Part 3 opens ``--held`` connections each suspended in /hold, reads the
+worker's RSS, then closes them all and times how long the worker takes to
+cancel every handler (the client disconnect cancels it).  Needs ``wrk`` on
+the PATH for part 1.
 """
 
 import argparse
@@ -25,6 +30,7 @@ import re
 import resource
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -43,6 +49,8 @@ import kore
 
 # Kore's default is 1000 requests in flight per worker (503 beyond).
 kore.config.http_request_limit = int(os.environ["BENCH_REQUEST_LIMIT"])
+# idle keep-alive connections must stay open while they are counted
+kore.config.http_keepalive_time = 300
 
 never = kore.queue()
 state = {"held": 0, "cancelled": 0}
@@ -54,6 +62,10 @@ def sync(req):
 @kore.route("/async", methods=["get"])
 async def async_(req):
     await kore.suspend(0)
+    req.response(200, b"hello")
+
+@kore.route("/async-plain", methods=["get"])
+async def async_plain(req):
     req.response(200, b"hello")
 
 @kore.route("/hold", methods=["get"])
@@ -130,20 +142,56 @@ def hold(port, n, batch=250):
     return socks
 
 
+def idle(port, n, batch=250):
+    """n connections that each made one request (answered) and stay open."""
+    socks = []
+    req = b"GET /sync HTTP/1.1\r\nHost: bench\r\n\r\n"
+    while len(socks) < n:
+        new = []
+        for _ in range(min(batch, n - len(socks))):
+            s = socket.create_connection(("127.0.0.1", port), timeout=30)
+            s.sendall(req)
+            new.append(s)
+        for s in new:
+            data = b""
+            while not data.endswith(b"hello"):
+                chunk = s.recv(4096)
+                if not chunk:
+                    raise RuntimeError("the server closed an idle connection")
+                data += chunk
+        socks.extend(new)
+    return socks
+
+
+def settled_rss(pid, timeout=10.0):
+    """The RSS once it stopped growing (two reads 0.2 s apart within 0.1 MB)."""
+    last = rss_mb(pid)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        time.sleep(0.2)
+        now = rss_mb(pid)
+        if abs(now - last) < 0.1:
+            return now
+        last = now
+    return last
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seconds", type=int, default=5)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--connections", type=int, default=50)
     ap.add_argument("--held", type=int, default=10000)
+    ap.add_argument("--idle", type=int, default=10000)
     args = ap.parse_args()
 
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    want = min(hard, args.held * 2 + 1000) if hard != resource.RLIM_INFINITY else args.held * 2 + 1000
+    most = max(args.held, args.idle)
+    want = min(hard, most * 2 + 1000) if hard != resource.RLIM_INFINITY else most * 2 + 1000
     if soft < want:
         resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
-    if want < args.held + 500:
-        sys.exit("open file limit %d is too low for --held %d" % (want, args.held))
+    if want < most + 500:
+        sys.exit("open file limit %d is too low for --held/--idle %d" % (want, most))
 
     tmp = tempfile.mkdtemp(prefix="kore-bench-async-")
     app = os.path.join(tmp, "app.py")
@@ -153,7 +201,7 @@ def main():
     log = open(os.path.join(tmp, "korectl.log"), "wb")
     srv = subprocess.Popen([KORECTL, "run", "--bind", "127.0.0.1:%d" % port,
                             "--workers", "1", "--log-level", "warning",
-                            "--worker-connections", str(args.held + 1000), app],
+                            "--worker-connections", str(most + 1000), app],
                            stdout=log, stderr=subprocess.STDOUT, cwd=tmp,
                            env=dict(os.environ, BENCH_REQUEST_LIMIT=str(args.held + 100)),
                            start_new_session=True)
@@ -165,12 +213,13 @@ def main():
               % (wpid, sys.version.split()[0]))
 
         if shutil.which("wrk"):
-            wrk(port, "/sync", 1, args.connections)    # warm-up
-            wrk(port, "/async", 1, args.connections)
-            res = {"/sync": [], "/async": []}
-            cpu = {"/sync": [], "/async": []}
+            paths = ("/sync", "/async-plain", "/async")
+            for path in paths:
+                wrk(port, path, 1, args.connections)    # warm-up
+            res = {p: [] for p in paths}
+            cpu = {p: [] for p in paths}
             for r in range(args.rounds):
-                for path in ("/sync", "/async"):
+                for path in paths:
                     c0 = cpu_seconds(wpid)
                     rps, n = wrk(port, path, args.seconds, args.connections)
                     us = (cpu_seconds(wpid) - c0) / n * 1e6
@@ -178,25 +227,33 @@ def main():
                     cpu[path].append(us)
                     print("  round %d %-7s %9.0f req/s %7.1f us worker CPU per request"
                           % (r + 1, path, rps, us))
-            best_s, best_a = max(res["/sync"]), max(res["/async"])
-            print("best round: sync %.0f req/s, async %.0f req/s, async/sync = %.3f"
-                  % (best_s, best_a, best_a / best_s))
-            ratios = sorted(a / b for a, b in zip(res["/async"], res["/sync"]))
-            print("median of the per-round async/sync req/s ratios: %.3f"
-                  % ratios[len(ratios) // 2])
-            med_s = sorted(cpu["/sync"])[len(cpu["/sync"]) // 2]
-            med_a = sorted(cpu["/async"])[len(cpu["/async"]) // 2]
-            print("median worker CPU per request: sync %.1f us, async %.1f us: "
-                  "async/sync throughput at equal CPU = %.3f" % (med_s, med_a, med_s / med_a))
+            med = {p: statistics.median(res[p]) for p in paths}
+            mcpu = {p: statistics.median(cpu[p]) for p in paths}
+            for p in paths:
+                print("%-12s median %9.0f req/s (%.0f-%.0f)  %6.1f us worker CPU per request"
+                      "  req/s vs sync %.3f  CPU vs sync %.3f"
+                      % (p, med[p], min(res[p]), max(res[p]), mcpu[p], med[p] / med["/sync"],
+                         mcpu[p] / mcpu["/sync"]))
         else:
             print("wrk not found: part 1 skipped")
+
+        if args.idle:
+            base = rss_mb(wpid)
+            t0 = time.monotonic()
+            socks = idle(port, args.idle)
+            t_open = time.monotonic() - t0
+            full = settled_rss(wpid)
+            print("%d idle keep-alive connections: worker RSS %.1f MB (before %.1f MB, "
+                  "+%.1f KB per connection); opened in %.1f s"
+                  % (len(socks), full, base, (full - base) * 1024 / len(socks), t_open))
+            for s in socks:
+                s.close()
 
         base = rss_mb(wpid)
         t0 = time.monotonic()
         socks = hold(port, args.held)
         t_open = time.monotonic() - t0
-        time.sleep(0.5)
-        full = rss_mb(wpid)
+        full = settled_rss(wpid)
         print("%d suspended handlers: worker RSS %.1f MB (idle %.1f MB, +%.1f KB "
               "per handler); opened in %.1f s"
               % (len(socks), full, base, (full - base) * 1024 / len(socks), t_open))
