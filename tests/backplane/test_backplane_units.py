@@ -13,7 +13,7 @@ from kore_redis.common import RedisDriver, _safe, check_url
 from kore_redis.pubsub_driver import RedisBackplane
 from kore_redis.streams_driver import RedisStreamsBackplane
 from kore_websocket import backplane
-from kore_websocket.backplane import INSTANCE_ID, FileLocks, LocalBackplane
+from kore_websocket.backplane import INSTANCE_ID, Backplane, FileLocks, LocalBackplane
 from kore_websocket.service import Settings
 from kore_websocket.spec import parse
 
@@ -195,3 +195,21 @@ def test_a_third_party_driver_through_the_entry_point_group(tmp_path, monkeypatc
     assert "nats" in backplane.installed()
     bp = backplane.create("nats://127.0.0.1:4222", Sink(), Settings())
     assert bp.name == "nats" and bp.url == "nats://127.0.0.1:4222"
+
+
+def test_a_degraded_backplane_is_degraded_in_readyz(monkeypatch):
+    from kore_websocket import plugin
+
+    class Down(Backplane):
+        name = "redis"
+
+        def status(self):
+            return {"driver": "redis", "state": "degraded",
+                    "last_error": "reader: Connection refused"}
+    monkeypatch.setattr(backplane, "_CURRENT", [])
+    assert plugin.kore_ready_degraded() is None             # no backplane yet
+    monkeypatch.setattr(backplane, "_CURRENT", [LocalBackplane(Sink(), Settings())])
+    assert plugin.kore_ready_degraded() is None
+    monkeypatch.setattr(backplane, "_CURRENT", [Down(Sink())])
+    assert plugin.kore_ready_degraded() == \
+        "backplane redis degraded: reader: Connection refused"

@@ -83,6 +83,18 @@ def kore_namespace():
 
 
 @hookimpl
+def kore_ready_degraded():
+    # /readyz (kore-plugin-metrics): a backplane that lost its connection is
+    # degraded, not failed: this server still serves and delivers among its
+    # own workers while it reconnects.
+    st = backplane.health()
+    if st.get("state") == "degraded":
+        why = st.get("last_error") or "not connected yet"
+        return "backplane %s degraded: %s" % (st.get("driver"), why)
+    return None
+
+
+@hookimpl
 def kore_worker_init(worker):
     SERVICE.start()
 
