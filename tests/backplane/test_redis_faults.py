@@ -116,9 +116,11 @@ def outage(c, streams):
 
 
 def test_redis_restart_pubsub_reconnects_counts_drops(tmp_path):
-    c = Cluster(tmp_path)
+    c = Cluster(tmp_path, metrics=True)
     try:
         got, same, other, reconnect, st, stp = outage(c, streams=False)
+        # what status() says, exported by every host's /metrics
+        m = [c.metrics(h) for h in c.hosts]
     finally:
         c.close()
     assert reconnect < 2.0
@@ -130,6 +132,11 @@ def test_redis_restart_pubsub_reconnects_counts_drops(tmp_path):
         assert len(got[p]) == 200
     assert stp["dropped"] >= 100          # the publisher counted what it could not send
     assert st["reconnects"] >= 1
+    for host in m:
+        assert host[("kore_backplane_connected", "redis")] == 2     # both workers again
+        assert host[("kore_backplane_reconnects_total", "redis")] >= 2
+        assert ("kore_backplane_queued", "redis") in host
+    assert sum(h[("kore_backplane_dropped_total", "redis")] for h in m) >= 100
 
 
 def test_redis_restart_streams_delivers_the_outage_once(tmp_path):

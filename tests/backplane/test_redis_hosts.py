@@ -26,9 +26,11 @@ class Cluster:
     instance is given the backplane another way: ``a`` with the
     ``--backplane`` flag, ``b`` from application code (``kore.config``);
     ``KORE_BACKPLANE`` is what the other tests of the folder use.  With
-    ``relay`` the instances reach Redis through a ``HalfOpenRelay``."""
+    ``relay`` the instances reach Redis through a ``HalfOpenRelay``; with
+    ``metrics`` each serves ``/metrics`` (``metrics(host)``)."""
 
-    def __init__(self, tmp, driver="redis", appendonly=False, relay=False, **redis):
+    def __init__(self, tmp, driver="redis", appendonly=False, relay=False, metrics=False,
+                 **redis):
         self.redis = RedisServer(tmp, appendonly=appendonly, **redis)
         self.driver = driver
         self.hosts = []
@@ -41,11 +43,12 @@ class Cluster:
                 url = url.replace(":%d/" % self.redis.port, ":%d/" % self.relay.port)
             spec = url if driver == "redis" else "%s+%s" % (driver, url)
             self.spec = spec
-            for name, how in (("a", {"args": ["--backplane", spec]}),
-                              ("b", {"env": {"T_BACKPLANE": spec}})):
+            extra = ["--metrics-bind", "127.0.0.1:0"] if metrics else []
+            for name, args, env in (("a", ["--backplane", spec], {}),
+                                    ("b", [], {"T_BACKPLANE": spec})):
                 d = tmp / name
                 d.mkdir()
-                k = KoreServer(d, APP, workers=2, **how)
+                k = KoreServer(d, APP, workers=2, args=args + extra, env=env)
                 self.hosts.append(k)
                 k.wait_ready(2)
             self.nginx = Nginx(tmp, [h.port for h in self.hosts])
@@ -53,6 +56,17 @@ class Cluster:
             self.close()       # what started before the failure is stopped too
             raise
         self.url = "ws://127.0.0.1:%d/ws" % self.nginx.port
+
+    def metrics(self, host):
+        """{(name, driver label): value} of the kore_backplane_* samples
+        of ``host``'s master (its workers' sum)."""
+        import re
+        import httpx
+        m = re.search(r"metrics on http://127\.0\.0\.1:(\d+)/metrics", host.log())
+        assert m, host.log()
+        text = httpx.get("http://127.0.0.1:%s/metrics" % m.group(1), timeout=10).text
+        return {(n, d): float(v) for n, d, v in re.findall(
+            r'^(kore_backplane_\w+)\{driver="([^"]*)"\} (\S+)$', text, re.M)}
 
     def close(self):
         if self.nginx is not None:
