@@ -4,8 +4,10 @@ stopped by pid."""
 
 import os
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -92,6 +94,82 @@ class RedisServer:
             cmd += ["--no-auth-warning", "-a", self.password]
         return subprocess.run(cmd + list(args), capture_output=True, text=True,
                               timeout=10).stdout
+
+
+class HalfOpenRelay:
+    """A TCP relay in front of redis-server that never passes the server's
+    side of a close on: when redis-server drops a connection (``CLIENT
+    KILL``), the client's socket stays open and what the client sends goes
+    nowhere, as with a NAT or firewall that forgot the flow.  Only a health
+    check (a PING that gets no answer) can find such a connection; a closed
+    socket would be seen at once."""
+
+    def __init__(self, target_port):
+        self.target = target_port
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.lock = threading.Lock()
+        self.socks = set()
+        self.accepted = 0
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def _accept(self):
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return          # closed by stop()
+            try:
+                server = socket.create_connection(("127.0.0.1", self.target), timeout=5)
+                server.settimeout(None)
+            except OSError:
+                client.close()
+                continue
+            with self.lock:
+                self.socks |= {client, server}
+                self.accepted += 1
+            for src, dst, from_client in ((client, server, True), (server, client, False)):
+                threading.Thread(target=self._pipe, args=(src, dst, from_client),
+                                 daemon=True).start()
+
+    def _pipe(self, src, dst, from_client):
+        while True:
+            try:
+                data = src.recv(65536)
+            except OSError:
+                data = b""
+            if not data:
+                break
+            try:
+                dst.sendall(data)
+            except OSError:
+                pass            # the server's side is gone: swallowed
+        if from_client:         # the client closed: both sides go
+            self._close(src)
+            self._close(dst)
+        # the server closed: the client's side stays open (half-open)
+
+    def _close(self, s):
+        with self.lock:
+            self.socks.discard(s)
+        try:
+            s.shutdown(socket.SHUT_RDWR)    # wakes a thread blocked in recv
+        except OSError:
+            pass
+        s.close()
+
+    def stop(self):
+        try:
+            self.listener.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.listener.close()
+        with self.lock:
+            socks = list(self.socks)
+        for s in socks:
+            self._close(s)
+        self.thread.join(5)
 
 
 def make_cert(tmp):
@@ -182,4 +260,4 @@ class Nginx:
                 self.proc.wait(5)
 
 
-__all__ = ["RedisServer", "Nginx", "wait_for", "time"]
+__all__ = ["HalfOpenRelay", "RedisServer", "Nginx", "wait_for", "time"]

@@ -13,7 +13,7 @@ from kore_redis.common import RedisDriver, _safe, check_url
 from kore_redis.pubsub_driver import RedisBackplane
 from kore_redis.streams_driver import RedisStreamsBackplane
 from kore_websocket import backplane
-from kore_websocket.backplane import INSTANCE_ID, FileLocks, LocalBackplane
+from kore_websocket.backplane import INSTANCE_ID, Backplane, FileLocks, LocalBackplane
 from kore_websocket.service import Settings
 from kore_websocket.spec import parse
 
@@ -195,3 +195,50 @@ def test_a_third_party_driver_through_the_entry_point_group(tmp_path, monkeypatc
     assert "nats" in backplane.installed()
     bp = backplane.create("nats://127.0.0.1:4222", Sink(), Settings())
     assert bp.name == "nats" and bp.url == "nats://127.0.0.1:4222"
+
+
+def test_a_degraded_backplane_is_degraded_in_readyz(monkeypatch):
+    from kore_websocket import plugin
+
+    class Down(Backplane):
+        name = "redis"
+
+        def status(self):
+            return {"driver": "redis", "state": "degraded",
+                    "last_error": "reader: Connection refused"}
+    monkeypatch.setattr(backplane, "_CURRENT", [])
+    assert plugin.kore_ready_degraded() is None             # no backplane yet
+    monkeypatch.setattr(backplane, "_CURRENT", [LocalBackplane(Sink(), Settings())])
+    assert plugin.kore_ready_degraded() is None
+    monkeypatch.setattr(backplane, "_CURRENT", [Down(Sink())])
+    assert plugin.kore_ready_degraded() == \
+        "backplane redis degraded: reader: Connection refused"
+
+
+def test_cron_claim_without_redis_runs_nowhere_and_local_runs_here(monkeypatch):
+    """kore_cron_claim (kore-plugin-redis, in the master): a Redis backplane
+    that cannot be reached skips the tick (False: never twice); the local
+    backplane leaves it to this host (None)."""
+    import datetime
+    import socket
+    from kore import runtime
+    from kore_redis import plugin as redis_plugin
+
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    closed = s.getsockname()[1]         # bound, never listening: refused
+    options = {"backplane": "redis://127.0.0.1:%d/0" % closed, "backplane_prefix": "kore"}
+    monkeypatch.setattr(runtime, "option", lambda name: options[name])
+
+    class Job:
+        name = "tick"
+    when = datetime.datetime(2026, 5, 4, 9, 0, tzinfo=datetime.timezone.utc)
+    try:
+        redis_plugin.kore_app_reset()
+        assert redis_plugin.kore_cron_claim(Job(), when) is False
+        options["backplane"] = "local"
+        redis_plugin.kore_app_reset()
+        assert redis_plugin.kore_cron_claim(Job(), when) is None
+    finally:
+        redis_plugin.kore_app_reset()
+        s.close()

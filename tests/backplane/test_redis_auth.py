@@ -4,6 +4,7 @@ leaves the backplane degraded, saying why, while local delivery goes on."""
 import asyncio
 import json
 
+import httpx
 import pytest
 import websockets
 
@@ -52,6 +53,10 @@ def test_wrong_password_is_degraded_not_failed(tmp_path):
                 await asyncio.sleep(0.05)
             assert st["state"] == "degraded" and not st["connected"]
             assert "password" in st["last_error"].lower() or "auth" in st["last_error"].lower()
+            # /readyz: degraded, not failed (the load balancer keeps the host)
+            r = httpx.get(k.url + "/readyz", timeout=10)
+            assert r.status_code == 200 and r.json()["status"] == "warn", r.text
+            assert r.json()["output"].startswith("backplane redis degraded: ")
             # one server's workers still reach each other (the local relay)
             b = await websockets.connect("ws://127.0.0.1:%d/ws" % k.port)
             await b.send("bcast-global:L")

@@ -11,7 +11,7 @@ import pytest
 import websockets
 
 from kore_testing import KoreServer
-from backplane_services import Nginx, RedisServer, wait_for
+from backplane_services import HalfOpenRelay, Nginx, RedisServer, wait_for
 
 APP = os.path.join(os.path.dirname(__file__), "apps", "bp_app.py")
 pytestmark = pytest.mark.timeout(120)
@@ -22,17 +22,33 @@ def run(coro, timeout=90):
 
 
 class Cluster:
-    def __init__(self, tmp, driver="redis", appendonly=False, **redis):
+    """One redis-server, two instances of 2 workers, nginx in front.  Each
+    instance is given the backplane another way: ``a`` with the
+    ``--backplane`` flag, ``b`` from application code (``kore.config``);
+    ``KORE_BACKPLANE`` is what the other tests of the folder use.  With
+    ``relay`` the instances reach Redis through a ``HalfOpenRelay``; with
+    ``metrics`` each serves ``/metrics`` (``metrics(host)``)."""
+
+    def __init__(self, tmp, driver="redis", appendonly=False, relay=False, metrics=False,
+                 **redis):
         self.redis = RedisServer(tmp, appendonly=appendonly, **redis)
+        self.driver = driver
         self.hosts = []
         self.nginx = None
+        self.relay = None
         try:
-            spec = self.redis.url if driver == "redis" else "%s+%s" % (driver, self.redis.url)
+            url = self.redis.url
+            if relay:
+                self.relay = HalfOpenRelay(self.redis.port)
+                url = url.replace(":%d/" % self.redis.port, ":%d/" % self.relay.port)
+            spec = url if driver == "redis" else "%s+%s" % (driver, url)
             self.spec = spec
-            for name in ("a", "b"):
+            extra = ["--metrics-bind", "127.0.0.1:0"] if metrics else []
+            for name, args, env in (("a", ["--backplane", spec], {}),
+                                    ("b", [], {"T_BACKPLANE": spec})):
                 d = tmp / name
                 d.mkdir()
-                k = KoreServer(d, APP, workers=2, env={"KORE_BACKPLANE": spec})
+                k = KoreServer(d, APP, workers=2, args=args + extra, env=env)
                 self.hosts.append(k)
                 k.wait_ready(2)
             self.nginx = Nginx(tmp, [h.port for h in self.hosts])
@@ -41,11 +57,24 @@ class Cluster:
             raise
         self.url = "ws://127.0.0.1:%d/ws" % self.nginx.port
 
+    def metrics(self, host):
+        """{(name, driver label): value} of the kore_backplane_* samples
+        of ``host``'s master (its workers' sum)."""
+        import re
+        import httpx
+        m = re.search(r"metrics on http://127\.0\.0\.1:(\d+)/metrics", host.log())
+        assert m, host.log()
+        text = httpx.get("http://127.0.0.1:%s/metrics" % m.group(1), timeout=10).text
+        return {(n, d): float(v) for n, d, v in re.findall(
+            r'^(kore_backplane_\w+)\{driver="([^"]*)"\} (\S+)$', text, re.M)}
+
     def close(self):
         if self.nginx is not None:
             self.nginx.stop()
         for h in self.hosts:
             h.cleanup()
+        if self.relay is not None:
+            self.relay.stop()
         self.redis.stop()
 
 
@@ -128,13 +157,22 @@ async def close_all(by):
             await ws.close()
 
 
-def test_global_broadcast_every_other_client_on_both_hosts_once(cluster):
+def broadcast_once(c):
+    """A GLOBAL broadcast from a client of each host: every other client of
+    both hosts (2 per worker) gets it once, the sender never."""
     async def go():
-        by = await connect_everywhere(cluster.url, per_place=2)
+        by = await connect_everywhere(c.url, per_place=2)
         everyone = [ws for v in by.values() for ws in v]
         for ws in everyone:
-            await wait_connected(ws)
-        for sender in (everyone[0], everyone[-1]):
+            st = await wait_connected(ws)
+            # the flag (host a) and kore.config (host b) both chose the driver
+            assert st["driver"] == c.driver and st["instance"] == (
+                await ask(ws, "where:")).split()[0]
+        senders = {}
+        for (instance, _worker), v in by.items():
+            senders.setdefault(instance, v[0])      # one client of each host
+        assert len(senders) == 2
+        for sender in senders.values():
             await sender.send("bcast-global:G")
             for ws in everyone:
                 if ws is not sender:
@@ -142,6 +180,10 @@ def test_global_broadcast_every_other_client_on_both_hosts_once(cluster):
             assert await drain(sender, 0.3) == []
         await close_all(by)
     run(go())
+
+
+def test_global_broadcast_every_other_client_on_both_hosts_once(cluster):
+    broadcast_once(cluster)
 
 
 def test_publish_every_subscriber_on_both_hosts_once_and_counts(cluster):
@@ -207,16 +249,68 @@ def test_message_size_limit(cluster):
 
 
 def test_a_bad_url_stops_start_up_naming_the_option(tmp_path):
-    k = KoreServer(tmp_path, APP, workers=1, env={"KORE_BACKPLANE": "redis://:x@[bad"},
+    k = KoreServer(tmp_path, APP, workers=1, args=["--backplane", "redis://:x@[bad"],
                    wait=False)
-    assert k.proc.wait(30) != 0
+    assert k.proc.wait(30) == 2
     assert "option 'backplane'" in k.log()
     k2 = KoreServer(tmp_path, APP, workers=1, env={"KORE_BACKPLANE": "nats://127.0.0.1:1"},
                     wait=False)
-    assert k2.proc.wait(30) != 0
+    assert k2.proc.wait(30) == 2
     log = k2.log()
     assert "unknown websocket backplane driver 'nats'" in log
     assert "local" in log and "redis-streams" in log
+
+
+NATS_DRIVER = """
+from kore import ConfigError
+from kore_websocket.backplane import LocalBackplane
+
+
+class NatsBackplane(LocalBackplane):
+    name = "nats"
+
+    @staticmethod
+    def check_url(url):
+        if not url or not url.startswith("nats://"):
+            raise ConfigError("option 'backplane': the nats driver needs nats://host:port")
+
+    def status(self):
+        return {"driver": self.name, "state": "ok", "url": self.url}
+"""
+
+
+def test_a_third_party_driver_is_found_through_the_entry_point_group(tmp_path):
+    """A distribution that only declares an entry point in
+    kore.websocket.backplane (as docs/writing-plugins.md shows) is loaded
+    by korectl: by the URL's scheme, its check_url run at start-up."""
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "kore_backplane_nats.py").write_text(NATS_DRIVER)
+    info = site / "kore_backplane_nats-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: kore-backplane-nats\n"
+                                   "Version: 0.1\n")
+    (info / "entry_points.txt").write_text(
+        "[kore.websocket.backplane]\nnats = kore_backplane_nats:NatsBackplane\n")
+    env = {"PYTHONPATH": os.pathsep.join(
+        [str(site)] + ([os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else []))}
+    bad = KoreServer(tmp_path, APP, workers=1, args=["--backplane", "nats"], env=env,
+                     wait=False)
+    assert bad.proc.wait(30) == 2
+    assert "the nats driver needs nats://host:port" in bad.log()
+    k = KoreServer(tmp_path, APP, workers=1, args=["--backplane", "nats://127.0.0.1:4222"],
+                   env=env)
+    try:
+        k.wait_ready(1)
+
+        async def go():
+            ws = await websockets.connect("ws://127.0.0.1:%d/ws" % k.port)
+            st = json.loads(await ask(ws, "status:"))
+            await ws.close()
+            return st
+        assert run(go()) == {"driver": "nats", "state": "ok", "url": "nats://127.0.0.1:4222"}
+    finally:
+        k.cleanup()
 
 
 def test_lock_across_hosts_one_holder(cluster):

@@ -106,3 +106,34 @@ def test_critical_point_checks_arguments():
         recycle.set_worker_critical_point(cpu_percent="lots")
     recycle.reset()
     assert recycle.CRITICAL is None
+
+
+class _Req:
+    def __init__(self):
+        self.headers = {}
+
+    def response_header(self, name, value):
+        self.headers[name] = value
+
+    def response(self, status, body):
+        self.status, self.body = status, body
+
+
+def test_readyz_warns_for_what_is_degraded_and_fails_first(monkeypatch):
+    import json
+    from kore_metrics import health
+    why, warn = [], []
+    monkeypatch.setattr(health, "reasons", lambda: list(why))
+    monkeypatch.setattr(health, "degraded", lambda: list(warn))
+
+    def answer():
+        req = _Req()
+        health.readyz(req)
+        assert req.headers["content-type"] == "application/health+json"
+        return req.status, json.loads(req.body)
+    assert answer() == (200, {"status": "pass"})
+    warn[:] = ["backplane redis degraded: reader: gone", "other: slow"]
+    assert answer() == (200, {"status": "warn", "output":
+                              "backplane redis degraded: reader: gone; other: slow"})
+    why[:] = ["draining"]           # not ready wins over degraded
+    assert answer() == (503, {"status": "fail", "output": "draining"})

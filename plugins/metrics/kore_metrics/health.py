@@ -6,7 +6,9 @@ worker before the application's routes.
 * ``/readyz``: 503 before every worker reported ready, while this worker
   drains (SIGTERM), and when a ``kore_ready_check`` hook or a check the
   application registered with ``kore.ready_check(fn)`` says not ready;
-  200 otherwise.  ``?verbose`` lists the checks (as Kubernetes does).
+  200 otherwise: ``{"status": "pass"}``, or ``{"status": "warn", "output":
+  ...}`` when a ``kore_ready_degraded`` hook says something works only in
+  part (a backplane disconnected: the worker still serves).
 """
 
 import json
@@ -70,9 +72,22 @@ def _run(fn, name):
     return [str(res) if res is not False else "%s: not ready" % name]
 
 
+def degraded():
+    """What works only in part in this worker (empty when nothing)."""
+    out = []
+    for res in runtime.notify("kore_ready_degraded", where="kore_ready_degraded hook"):
+        if res:
+            out.append(str(res))
+    return out
+
+
 def readyz(req):
     why = reasons()
-    doc = {"status": "fail" if why else "pass"}
     if why:
-        doc["output"] = "; ".join(why)
-    _answer(req, 503 if why else 200, doc)
+        _answer(req, 503, {"status": "fail", "output": "; ".join(why)})
+        return
+    warn = degraded()
+    if warn:
+        _answer(req, 200, {"status": "warn", "output": "; ".join(warn)})
+    else:
+        _answer(req, 200, {"status": "pass"})

@@ -34,3 +34,20 @@ def kore_ready_check():
 
     :returns: None, True or a reason (str).
     """
+
+
+@hookspec
+def kore_ready_degraded():
+    """What works only in part in this worker (``/readyz``).
+
+    Runs in the worker on each ``/readyz`` request that no readiness check
+    failed.  Return None when nothing is degraded, or a short string saying
+    what is and why ("backplane redis degraded: reader: Connection
+    refused"): ``/readyz`` then still answers 200, since the worker serves
+    and taking it out of the load balancer would not help, but with
+    ``"status": "warn"`` and the reasons in ``"output"`` (the health+json
+    draft's "healthy, with some concerns").  kore-plugin-websocket says so
+    while a networked backplane is disconnected.
+
+    :returns: None or a reason (str).
+    """

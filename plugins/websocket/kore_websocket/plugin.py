@@ -83,6 +83,42 @@ def kore_namespace():
 
 
 @hookimpl
+def kore_ready_degraded():
+    # /readyz (kore-plugin-metrics): a backplane that lost its connection is
+    # degraded, not failed: this server still serves and delivers among its
+    # own workers while it reconnects.
+    st = backplane.health()
+    if st.get("state") == "degraded":
+        why = st.get("last_error") or "not connected yet"
+        return "backplane %s degraded: %s" % (st.get("driver"), why)
+    return None
+
+
+@hookimpl
+def kore_metrics_collect(samples):
+    # kore-plugin-metrics: the backplane's status() as metrics of this worker
+    # (counters cumulative per worker, gauges summed over the live workers)
+    bp = backplane.current()
+    if bp is None or type(bp) in (backplane.Backplane, backplane.LocalBackplane):
+        return          # one host: nothing that can be lost or disconnected
+    st = bp.status()
+    labels = (("driver", str(st.get("driver", bp.name))),)
+    samples.family("kore_backplane_connected", "gauge", "workers whose websocket "
+                   "backplane reaches the other hosts (a degraded one: 0)")
+    samples.set("kore_backplane_connected", labels, 0 if st.get("state") == "degraded" else 1)
+    for key, name, kind, text in (
+            ("dropped", "kore_backplane_dropped_total", "counter",
+             "messages the backplane lost: not sent, or missing from another worker"),
+            ("reconnects", "kore_backplane_reconnects_total", "counter",
+             "backplane connections lost or failed to open"),
+            ("queued", "kore_backplane_queued", "gauge",
+             "messages waiting to be sent through the backplane")):
+        if isinstance(st.get(key), int):
+            samples.family(name, kind, text)
+            samples.set(name, labels, st[key])
+
+
+@hookimpl
 def kore_worker_init(worker):
     SERVICE.start()
 

@@ -1,9 +1,13 @@
 """The application the backplane tests talk to: text commands over /ws."""
 
 import json
+import os
 
 import kore
 from kore_websocket import backplane
+
+if os.environ.get("T_BACKPLANE"):       # the option from application code
+    kore.config.backplane = os.environ["T_BACKPLANE"]
 
 
 def onconnect(c):
