@@ -142,12 +142,22 @@ class SinkProc:
             json.dump(kw, f)
         os.replace(tmp, os.path.join(self.dir, "control.json"))
 
-    def events(self):
+    def timed_events(self):
+        """``[(unix time, "data <message-id>" | "accepted <message-id>" |
+        "auth <login>")]`` in the order the sink saw them."""
         try:
             with open(os.path.join(self.dir, "events.log")) as f:
-                return f.read().splitlines()
+                lines = f.read().splitlines()
         except FileNotFoundError:
             return []
+        out = []
+        for line in lines:
+            t, _, text = line.partition(" ")
+            out.append((float(t), text))
+        return out
+
+    def events(self):
+        return [text for _, text in self.timed_events()]
 
     def messages(self):
         """``[(envelope dict, email.message.Message, raw bytes)]`` in arrival order."""
