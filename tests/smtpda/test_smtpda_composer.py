@@ -270,3 +270,30 @@ def test_add_content_charset(declared):
         c.add_content("✓", "text/plain", "iso-8859-1")
     with pytest.raises(LookupError):
         c.add_content("x", "text/plain", "no-such-charset")
+
+
+def test_skitai_signatures():
+    """The names and defaults a Skitai application calls (kore.email and
+    kore.enable_smtpda are these functions: kore_namespace)."""
+    import inspect
+
+    from kore_smtpda import plugin
+    assert plugin.kore_namespace()["enable_smtpda"] is settings.enable_smtpda
+
+    def sig(f):
+        return [(p.name, p.default) for p in inspect.signature(f).parameters.values()]
+    E = inspect.Parameter.empty
+    assert sig(plugin.email) == [("subject", E), ("snd", E), ("rcpt", E)]
+    assert sig(Composer.set_smtp) == [("self", E), ("server", E), ("user", None),
+                                      ("password", None), ("ssl", False)]
+    assert sig(Composer.add_content)[:2] == [("self", E), ("data", E)]
+    assert [n for n, _ in sig(Composer.add_content)] == ["self", "data", "mimetype", "charset"]
+    assert sig(Composer.add_content)[3] == ("charset", "utf8")
+    assert sig(Composer.add_attachment) == [("self", E), ("filename", E), ("name", None),
+                                            ("cid", None)]
+    assert sig(Composer.set_header) == [("self", E), ("name", E), ("value", E)]
+    assert sig(Composer.send) == [("self", E)]
+    # None = "leave the option as configured": unset, max_retry is 10 and
+    # keep_days 3 (test_option_defaults_are_skitai_and_postfix)
+    assert [n for n, _ in sig(settings.enable_smtpda)] == ["server", "user", "password", "ssl",
+                                                       "max_retry", "keep_days"]
