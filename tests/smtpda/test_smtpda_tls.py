@@ -2,6 +2,7 @@
 
 import json
 import os
+import stat
 
 import pytest
 
@@ -52,8 +53,15 @@ def test_starttls_and_auth_and_implicit_tls(mail_server, sinks, certs, wrong_nam
     assert wrong.messages() == [] and "data %s" % d not in wrong.events()
     for name in ("incoming", "undeliverable"):
         assert spool_files(ms.spool, name) == []
-    for dirpath, _, files in os.walk(ms.spool):
+    for dirpath, dirs, files in os.walk(ms.spool):
+        assert all(stat.S_IMODE(os.stat(os.path.join(dirpath, d)).st_mode) == 0o700
+                   for d in dirs), dirpath
         for f in files:
+            try:
+                mode = stat.S_IMODE(os.stat(os.path.join(dirpath, f)).st_mode)
+            except FileNotFoundError:
+                continue
+            assert mode == 0o600, (f, oct(mode))     # messages, status, lock, socket
             if f.endswith(".sock"):
                 continue
             try:

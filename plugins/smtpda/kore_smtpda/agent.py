@@ -62,7 +62,7 @@ class Agent:
 
     def lock(self):
         path = os.path.join(self.root, "agent.lock")
-        self.lockf = open(path, "a+")
+        self.lockf = os.fdopen(os.open(path, os.O_RDWR | os.O_CREAT, spool.FILE_MODE), "a+")
         waited = False
         while not self.stopping:
             try:

@@ -50,9 +50,9 @@ class Status:
         doc = {"pid": os.getpid(), "started": self.started, "updated": time.time(),
                "counters": self.counters, "gauges": self.gauges}
         tmp = self.path + ".tmp"
-        with open(tmp, "w") as f:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, spool.FILE_MODE)
+        with os.fdopen(fd, "w") as f:
             json.dump(doc, f)
-        os.chmod(tmp, 0o600)
         os.replace(tmp, self.path)
         self.dirty = False
 
