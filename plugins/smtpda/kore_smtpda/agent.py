@@ -337,11 +337,14 @@ class Agent:
             sess = delivery.Session(server, self.ctx, self.cfg["smtpda_timeout"], self.helo)
             try:
                 result = sess.send(env["sender"], env["rcpt"], message)
-            except BaseException:
+            except delivery.SessionError:
                 sess.close()
                 raise
+            except BaseException:
+                sess.close(quit=False)
+                raise
         except BaseException:
-            sess.close()                # in an unknown state: never reused
+            sess.close(quit=False)      # in an unknown state: never reused
             raise
         return self._settle(key, sess, result)
 

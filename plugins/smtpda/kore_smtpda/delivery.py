@@ -147,11 +147,14 @@ class Session:
         except (OSError, smtplib.SMTPException):
             return False
 
-    def close(self):
-        try:
-            self.smtp.quit()
-        except (OSError, smtplib.SMTPException):
-            pass
+    def close(self, quit=True):
+        """QUIT and close; ``quit=False`` only closes (a session in an
+        unknown state, or an agent being killed, does not wait for a reply)."""
+        if quit:
+            try:
+                self.smtp.quit()
+            except (OSError, smtplib.SMTPException):
+                pass
         try:
             self.smtp.close()
         except (OSError, smtplib.SMTPException):
