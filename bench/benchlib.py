@@ -108,3 +108,21 @@ def stop_group(proc, timeout=15.0):
             proc.wait(5)
         except subprocess.TimeoutExpired:
             pass
+
+
+def venv_versions(venvs, names):
+    """One line per server: the Python and distribution versions of the venv
+    it runs from.  ``venvs`` maps a name to (venv directory, distributions)."""
+    lines = []
+    for name in names:
+        venv, dists = venvs[name]
+        py = os.path.join(venv, "bin", "python")
+        if not os.path.exists(py):
+            lines.append("%-16s not installed (%s)" % (name, venv))
+            continue
+        code = ("import importlib.metadata as m, platform; print('python', "
+                "platform.python_version(), ' '.join('%%s %%s' %% (d, m.version(d)) "
+                "for d in %r))" % (tuple(dists),))
+        r = subprocess.run([py, "-c", code], capture_output=True, text=True)
+        lines.append("%-16s %s" % (name, (r.stdout or r.stderr).strip().splitlines()[-1]))
+    return lines

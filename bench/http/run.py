@@ -38,7 +38,7 @@ BIN = os.path.dirname(sys.executable)
 PEERS = os.path.join(BENCH, ".peers", "http1")
 sys.path.insert(0, BENCH)
 
-from benchlib import free_port, stop_group, tree_cpu  # noqa: E402
+from benchlib import free_port, stop_group, tree_cpu, venv_versions  # noqa: E402
 
 SERVERS = ("kore", "uvicorn", "granian-rsgi", "granian-asgi", "socketify", "gunicorn-gevent")
 # The venv each server runs from and the distributions whose versions are printed.
@@ -86,19 +86,7 @@ def command(name, port, workers, mode):
 
 def versions(names):
     """One line per server: the versions of what it runs on."""
-    lines = []
-    for name in names:
-        venv, dists = VENVS[name]
-        py = os.path.join(venv, "bin", "python")
-        if not os.path.exists(py):
-            lines.append("%-16s not installed (%s)" % (name, venv))
-            continue
-        code = ("import importlib.metadata as m, platform; print('python', "
-                "platform.python_version(), ' '.join('%%s %%s' %% (d, m.version(d)) "
-                "for d in %r))" % (dists,))
-        r = subprocess.run([py, "-c", code], capture_output=True, text=True)
-        lines.append("%-16s %s" % (name, (r.stdout or r.stderr).strip().splitlines()[-1]))
-    return lines
+    return venv_versions(VENVS, names)
 
 
 def wait_http(port, path, timeout=60.0):
@@ -127,13 +115,22 @@ def parse_latency(text):
     return float(m.group(1)) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[m.group(2)]
 
 
+class Stalled(Exception):
+    """wrk did not end: the server stopped answering some connection."""
+
+
 def wrk(url, duration, conns, depth):
     cmd = ["wrk", "-t1", "-c%d" % conns, "-d%ds" % duration, "--latency"]
     if depth > 1:
         cmd += ["-s", os.path.join(HERE, "pipeline.lua"), url, "--", str(depth)]
     else:
         cmd.append(url)
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 60).stdout
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 60).stdout
+    except subprocess.TimeoutExpired:
+        # wrk's Lua pipelining waits for every response of a batch: a server
+        # that drops one of them stalls the connection past -d
+        raise Stalled("wrk did not finish within %d s (%s)" % (duration + 60, url)) from None
     m = re.search(r"Requests/sec:\s+([\d.]+)", out)
     n = re.search(r"(\d+) requests in", out)
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
@@ -166,6 +163,8 @@ def server_run(name, workers, mode, paths, args):
             cpu = tree_cpu(p.pid) - cpu0
             out[path] = (rps, p99, cpu / n * 100000 if n else float("nan"), errors)
         return out
+    except Stalled as exc:
+        return str(exc)
     finally:
         stop_group(p, 10)
 

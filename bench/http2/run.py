@@ -30,7 +30,15 @@ BIN = os.path.dirname(sys.executable)
 PEERS = os.path.join(BENCH, ".peers")
 sys.path.insert(0, BENCH)
 
-from benchlib import free_port, group_cpu, stop_group, wait_port  # noqa: E402
+from benchlib import free_port, group_cpu, stop_group, venv_versions, wait_port  # noqa: E402
+
+# The venv each server runs from and the distributions whose versions are printed.
+VENVS = {
+    "kore": (os.path.dirname(BIN), ("kore-core", "kore-plugin-http2", "h2", "gevent")),
+    "granian": (os.path.join(PEERS, "granian"), ("granian",)),
+    "gunicorn": (os.path.join(PEERS, "gunicorn"), ("gunicorn", "h2", "gevent")),
+    "hypercorn": (os.path.join(PEERS, "hypercorn"), ("hypercorn", "h2", "uvloop")),
+}
 
 LOADS = {
     "c10m10": (["-c", "10", "-m", "10"], "/plaintext"),
@@ -70,7 +78,8 @@ def command(name, mode, port, cert, key):
         return cmd + ["wsgi_app:app"], env
     if name == "hypercorn":
         cmd = [os.path.join(pbin, "hypercorn"), "--workers", "1", "--worker-class", "uvloop",
-               "-b", "127.0.0.1:%d" % port, "--log-level", "warning"]
+               "-b", "127.0.0.1:%d" % port, "--log-level", "warning",
+               "--config", os.path.join(HERE, "hypercorn.toml")]
         if tls:
             cmd += ["--certfile", cert, "--keyfile", key]
         env["PYTHONPATH"] = HERE
@@ -135,6 +144,9 @@ def main():
         sys.exit("h2load is not installed (apt-get install nghttp2-client)")
     names = [x for x in ("kore", "granian", "gunicorn", "hypercorn")
              if not args.only or x in args.only.split(",")]
+    print("\n".join(venv_versions(VENVS, names)))
+    print(subprocess.run(["h2load", "--version"], capture_output=True,
+                         text=True).stdout.strip(), flush=True)
     tmp = tempfile.mkdtemp(prefix="kore-h2bench-")
     cert, key = os.path.join(tmp, "c.pem"), os.path.join(tmp, "k.pem")
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key,
