@@ -21,6 +21,13 @@ def certs(tmp_path_factory):
     return make_certs(str(tmp_path_factory.mktemp("certs")))
 
 
+@pytest.fixture(scope="session")
+def wrong_name_certs(tmp_path_factory):
+    """A certificate for mail.example.net only (its own CA)."""
+    return make_certs(str(tmp_path_factory.mktemp("wrong-certs")),
+                      dns=("mail.example.net",), ips=())
+
+
 @pytest.fixture
 def sinks(tmp_path):
     started = []

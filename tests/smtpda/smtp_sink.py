@@ -15,8 +15,10 @@ runs::
     {"mail_reply": "421 4.3.2 shutting down"}
     {"drop": true}                    close the connection once DATA arrived
 
-``DIR/events.log`` gets a line ``data <message-id>`` when DATA arrived (before
-the delay), so a test can act "in the middle of DATA".
+``DIR/events.log`` gets a line ``<unix time> data <message-id>`` when DATA
+arrived (before the delay), so a test can act "in the middle of DATA",
+``<time> accepted <message-id>`` once it was accepted, and ``<time> auth
+<login>`` for every AUTH the client sent.
 """
 
 import argparse
@@ -27,6 +29,7 @@ import signal
 import ssl
 import sys
 import threading
+import time
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
@@ -49,7 +52,7 @@ class Sink:
 
     def event(self, line):
         with open(os.path.join(self.dir, "events.log"), "a") as f:
-            f.write(line + "\n")
+            f.write("%.6f %s\n" % (time.time(), line))
 
     async def handle_MAIL(self, server, session, envelope, address, mail_options):
         reply = self.control().get("mail_reply")
@@ -119,6 +122,8 @@ def main():
         user, password = args.auth.split(":", 1)
 
         def authenticator(server, session, envelope, mechanism, auth_data):
+            login = getattr(auth_data, "login", b"") or b""
+            sink.event("auth %s" % login.decode("utf-8", "replace"))
             ok = (isinstance(auth_data, LoginPassword) and auth_data.login.decode() == user
                   and auth_data.password.decode() == password)
             if ok:

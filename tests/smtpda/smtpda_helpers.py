@@ -16,8 +16,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 SINK = os.path.join(HERE, "smtp_sink.py")
 
 
-def make_certs(directory):
-    """A CA and a server certificate for 127.0.0.1 / localhost (PEM files)."""
+def make_certs(directory, dns=("localhost",), ips=("127.0.0.1",)):
+    """A CA and a server certificate for ``dns`` and ``ips`` (127.0.0.1 /
+    localhost by default), as PEM files."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
@@ -43,7 +44,7 @@ def make_certs(directory):
                          critical=False)
           .sign(ca_key, hashes.SHA256()))
     key = ec.generate_private_key(ec.SECP256R1())
-    cert = (x509.CertificateBuilder().subject_name(name("localhost"))
+    cert = (x509.CertificateBuilder().subject_name(name(dns[0]))
             .issuer_name(ca.subject).public_key(key.public_key())
             .serial_number(x509.random_serial_number())
             .not_valid_before(start).not_valid_after(end)
@@ -52,9 +53,9 @@ def make_certs(directory):
                            critical=False)
             .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
                 ca_key.public_key()), critical=False)
-            .add_extension(x509.SubjectAlternativeName([
-                x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-                critical=False)
+            .add_extension(x509.SubjectAlternativeName(
+                [x509.DNSName(d) for d in dns]
+                + [x509.IPAddress(ipaddress.ip_address(i)) for i in ips]), critical=False)
             .sign(ca_key, hashes.SHA256()))
     os.makedirs(directory, exist_ok=True)
     paths = {"ca": os.path.join(directory, "ca.pem"),
@@ -142,12 +143,22 @@ class SinkProc:
             json.dump(kw, f)
         os.replace(tmp, os.path.join(self.dir, "control.json"))
 
-    def events(self):
+    def timed_events(self):
+        """``[(unix time, "data <message-id>" | "accepted <message-id>" |
+        "auth <login>")]`` in the order the sink saw them."""
         try:
             with open(os.path.join(self.dir, "events.log")) as f:
-                return f.read().splitlines()
+                lines = f.read().splitlines()
         except FileNotFoundError:
             return []
+        out = []
+        for line in lines:
+            t, _, text = line.partition(" ")
+            out.append((float(t), text))
+        return out
+
+    def events(self):
+        return [text for _, text in self.timed_events()]
 
     def messages(self):
         """``[(envelope dict, email.message.Message, raw bytes)]`` in arrival order."""
@@ -194,3 +205,18 @@ def wait_spool(spool, queue, n, timeout=30.0):
 
 def now():
     return time.monotonic()
+
+
+def metrics_port(srv, timeout=30.0):
+    """The port of a ``--metrics-bind 127.0.0.1:0`` server (the master logs
+    ``metrics on http://127.0.0.1:PORT/metrics``)."""
+    import re
+    found = []
+
+    def logged():
+        m = re.search(r"metrics on http://127\.0\.0\.1:(\d+)/metrics", srv.log())
+        if m:
+            found.append(int(m.group(1)))
+        return bool(found) or srv.proc.poll() is not None
+    assert wait_for(logged, timeout) and found, srv.log()
+    return found[0]

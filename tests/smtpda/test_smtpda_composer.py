@@ -124,6 +124,7 @@ def test_send_writes_a_complete_0600_file_without_secrets(declared, tmp_path):
     c.add_attachment(str(img), cid="x")
     mid = c.send()
     os.unlink(img)                                   # copied at send(): not needed later
+    img.write_bytes(b"changed after send()")
     names = spool.names(declared.spool, "incoming")
     assert len(names) == 1
     path = os.path.join(declared.spool, "incoming", names[0])
@@ -133,7 +134,10 @@ def test_send_writes_a_complete_0600_file_without_secrets(declared, tmp_path):
     env, message = spool.decode(data)
     assert env["server"] == "auth" and env["message_id"] == mid
     assert env["rcpt"] == ["b@example.com"] and env["attempts"] == 0
-    assert email.message_from_bytes(message)["Message-ID"] == mid
+    m = email.message_from_bytes(message)
+    assert m["Message-ID"] == mid
+    image, = [p for p in m.walk() if p.get_content_type() == "image/png"]
+    assert image.get_payload(decode=True) == PNG        # the bytes as they were at send()
     assert os.listdir(os.path.join(declared.spool, "tmp")) == []
     with pytest.raises(RuntimeError, match="already sent"):
         c.send()
@@ -205,3 +209,91 @@ def test_status_read_counts_queues(tmp_path):
 
 def test_nudge_without_agent_is_harmless(tmp_path):
     composer._nudge(str(tmp_path))
+
+
+def test_spool_write_is_tmp_fsync_rename(tmp_path, monkeypatch):
+    """The file is written in tmp/, fsync'ed, renamed into the queue, then the
+    queue directory is fsync'ed; a failure before the rename leaves nothing
+    in the queue and nothing in tmp/."""
+    root = spool.ensure(str(tmp_path / "s"))
+    calls = []
+    real_open, real_fsync, real_rename = os.open, os.fsync, os.rename
+
+    def rec_open(path, flags, mode=0o777, **kw):
+        fd = real_open(path, flags, mode, **kw)
+        calls.append(("open", path, flags, mode))
+        return fd
+
+    def rec_fsync(fd):
+        calls.append(("fsync", os.readlink("/proc/self/fd/%d" % fd)))
+        return real_fsync(fd)
+
+    def rec_rename(src, dst):
+        calls.append(("rename", src, dst))
+        return real_rename(src, dst)
+    monkeypatch.setattr(os, "open", rec_open)
+    monkeypatch.setattr(os, "fsync", rec_fsync)
+    monkeypatch.setattr(os, "rename", rec_rename)
+    final = spool.write_atomic(root, "incoming", "x.msg", b"data")
+    (op, tmp, flags, mode), sync_file, (op2, src, dst), _open_dir, sync_dir = calls
+    assert os.path.dirname(tmp) == os.path.join(root, "tmp")
+    assert flags & os.O_EXCL and flags & os.O_CREAT and mode == 0o600
+    assert sync_file == ("fsync", tmp)                  # data on disk before the rename
+    assert (src, dst) == (tmp, final) == (tmp, os.path.join(root, "incoming", "x.msg"))
+    assert sync_dir == ("fsync", os.path.join(root, "incoming"))
+    assert stat.S_IMODE(os.stat(final).st_mode) == 0o600
+
+    def no_space(fd):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(os, "fsync", no_space)
+    with pytest.raises(OSError, match="No space"):
+        spool.write_atomic(root, "incoming", "y.msg", b"data")
+    assert spool.names(root, "incoming") == ["x.msg"]
+    assert os.listdir(os.path.join(root, "tmp")) == []
+
+
+def test_add_content_charset(declared):
+    c = Composer("s", "a@example.com", "b@example.com")
+    c.add_content("Grüße", "text/plain", "iso-8859-1")
+    c.add_content("<p>Grüße</p>".encode("utf-8"), "text/html")     # bytes: utf8 default
+    raw = c.build().as_bytes(policy=policy.SMTP)
+    assert raw.isascii()                                # 7-bit clean: no 8BITMIME needed
+    plain, html = email.message_from_bytes(raw).get_payload()
+    assert plain.get_content_charset() == "iso-8859-1"
+    assert plain["Content-Transfer-Encoding"] in ("quoted-printable", "base64")
+    assert plain.get_payload(decode=True).rstrip() == "Grüße".encode("iso-8859-1")
+    assert html.get_content_charset() == "utf-8"
+    assert html.get_payload(decode=True).decode("utf-8").rstrip() == "<p>Grüße</p>"
+    with pytest.raises(UnicodeDecodeError):
+        c.add_content("é".encode("utf-8"), "text/plain", "ascii")
+    with pytest.raises(UnicodeEncodeError):
+        c.add_content("✓", "text/plain", "iso-8859-1")
+    with pytest.raises(LookupError):
+        c.add_content("x", "text/plain", "no-such-charset")
+
+
+def test_skitai_signatures():
+    """The names and defaults a Skitai application calls (kore.email and
+    kore.enable_smtpda are these functions: kore_namespace)."""
+    import inspect
+
+    from kore_smtpda import plugin
+    assert plugin.kore_namespace()["enable_smtpda"] is settings.enable_smtpda
+
+    def sig(f):
+        return [(p.name, p.default) for p in inspect.signature(f).parameters.values()]
+    E = inspect.Parameter.empty
+    assert sig(plugin.email) == [("subject", E), ("snd", E), ("rcpt", E)]
+    assert sig(Composer.set_smtp) == [("self", E), ("server", E), ("user", None),
+                                      ("password", None), ("ssl", False)]
+    assert sig(Composer.add_content)[:2] == [("self", E), ("data", E)]
+    assert [n for n, _ in sig(Composer.add_content)] == ["self", "data", "mimetype", "charset"]
+    assert sig(Composer.add_content)[3] == ("charset", "utf8")
+    assert sig(Composer.add_attachment) == [("self", E), ("filename", E), ("name", None),
+                                            ("cid", None)]
+    assert sig(Composer.set_header) == [("self", E), ("name", E), ("value", E)]
+    assert sig(Composer.send) == [("self", E)]
+    # None = "leave the option as configured": unset, max_retry is 10 and
+    # keep_days 3 (test_option_defaults_are_skitai_and_postfix)
+    assert [n for n, _ in sig(settings.enable_smtpda)] == ["server", "user", "password", "ssl",
+                                                       "max_retry", "keep_days"]

@@ -1,16 +1,19 @@
 """End to end: korectl + the delivery agent + an aiosmtpd sink process."""
 
+import email
+import email.policy
 import json
 import os
 import signal
 import statistics
 import subprocess
 import time
+import urllib.request
 
 import pytest
 
 from kore_testing import KORECTL, wait_for
-from smtpda_helpers import read_env, spool_files, wait_spool
+from smtpda_helpers import metrics_port, read_env, spool_files, wait_spool
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -44,8 +47,12 @@ def test_send_returns_at_once_while_the_server_is_slow(mail_server, sinks, tmp_p
     assert max(r["ms"] for r in sent) < 1000, sent
     msgs = sink.wait_messages(4, timeout=40)
     # four 5-second transactions at once (concurrency 4), not one after
-    # another (which takes 20 s)
+    # another (which takes 20 s): every DATA arrived before the first was
+    # answered
     assert time.monotonic() - start < 18
+    assert wait_for(lambda: len(sink.events()) >= 8, 10), sink.events()
+    order = [text.split()[0] for _, text in sink.timed_events()]
+    assert order[:4] == ["data"] * 4 and order[4:] == ["accepted"] * 4, order
     by_id = {m["Message-ID"]: (meta, m) for meta, m, raw in msgs}
     assert set(by_id) == {r["message_id"] for r in sent}
     meta, m = by_id[sent[0]["message_id"]]
@@ -59,7 +66,14 @@ def test_send_returns_at_once_while_the_server_is_slow(mail_server, sinks, tmp_p
     from email.header import decode_header, make_header
     assert str(make_header(decode_header(m["Subject"]))) == "Grüße Nr. 0"
     assert "Zoë Ω" in str(make_header(decode_header(m["To"])))
-    assert m["Cc"] == "cc@example.com" and m["Date"]
+    parsed = email.message_from_bytes(raw, policy=email.policy.default)
+    assert parsed["From"].addresses[0].display_name == "Jürgen"
+    assert "=?utf-8?" in m["From"]
+    assert m["Cc"] == "cc@example.com"
+    from email.utils import parsedate_to_datetime
+    sent_at = parsedate_to_datetime(m["Date"]).timestamp()
+    assert abs(sent_at - time.time()) < 120 and parsedate_to_datetime(m["Date"]).tzinfo
+    assert m["Message-ID"].startswith("<") and m["Message-ID"].endswith("@example.com>")
     assert m.get_content_type() == "multipart/mixed"
     alt, note = m.get_payload()
     plain, related = alt.get_payload()
@@ -115,7 +129,8 @@ def test_4xx_is_retried_5xx_is_not(mail_server, sinks):
     sink = sinks()
     sink.control(data_reply="451 4.3.0 try again later")
     ms = mail_server("127.0.0.1:%d" % sink.port, env={"KORE_SMTPDA_BACKOFF_MIN": "0.5",
-                                                      "KORE_SMTPDA_BACKOFF_MAX": "1"})
+                                                      "KORE_SMTPDA_BACKOFF_MAX": "1"},
+                     args=["--metrics-bind", "127.0.0.1:0"])
     mid = ms.send(subject="retry me")["message_id"]
     wait_spool(ms.spool, "deferred", 1)
     env = read_env(ms.spool, "deferred", spool_files(ms.spool, "deferred")[0])
@@ -134,6 +149,16 @@ def test_4xx_is_retried_5xx_is_not(mail_server, sinks):
     assert env["bounced"] == [{"rcpt": "rcpt@example.com",
                                "reply": "550 5.7.1 message refused"}]
     assert spool_files(ms.spool, "deferred") == []
+
+    # 553 to MAIL FROM: undeliverable too
+    sink.control(mail_reply="553 5.1.8 sender address rejected")
+    mid = ms.send(subject="bad sender")["message_id"]
+    wait_spool(ms.spool, "undeliverable", 2)
+    env = [read_env(ms.spool, "undeliverable", n)
+           for n in spool_files(ms.spool, "undeliverable")]
+    env = [e for e in env if e["message_id"] == mid][0]
+    assert env["attempts"] == 1 and env["bounced"] == [
+        {"rcpt": "rcpt@example.com", "reply": "553 5.1.8 sender address rejected"}]
 
     # one recipient refused with 550, one with 450, one accepted
     sink.control(rcpt_replies={"gone@example.com": "550 5.1.1 no such user",
@@ -160,9 +185,20 @@ def test_4xx_is_retried_5xx_is_not(mail_server, sinks):
     assert doc["agent"] is not None
     assert doc["counters"]["delivered"] == 3
     assert doc["counters"]["deferred"] >= 2
-    assert doc["counters"]["failed"] == 1
-    assert doc["queue"] == {"depth": 0, "incoming": 0, "deferred": 0, "undeliverable": 1,
+    assert doc["counters"]["failed"] == 2
+    assert doc["queue"] == {"depth": 0, "incoming": 0, "deferred": 0, "undeliverable": 2,
                             "corrupt": 0}
+
+    # the same numbers on kore-plugin-metrics' /metrics (read in the master)
+    port = metrics_port(ms.srv)
+    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=10) as r:
+        lines = set(r.read().decode().splitlines())
+    for line in ("kore_smtpda_delivered_total 3", "kore_smtpda_failed_total 2",
+                 "kore_smtpda_deferred_total %d" % doc["counters"]["deferred"],
+                 "kore_smtpda_spool_depth 0", "kore_smtpda_agent_up 1",
+                 'kore_smtpda_spool_messages{queue="undeliverable"} 2',
+                 "# TYPE kore_smtpda_delivered_total counter"):
+        assert line in lines, sorted(l for l in lines if "smtpda" in l)
 
 
 def test_connection_dropped_mid_data_is_retried(mail_server, sinks):
@@ -177,12 +213,14 @@ def test_connection_dropped_mid_data_is_retried(mail_server, sinks):
 
 
 def test_max_retry_then_kept_keep_days(mail_server, sinks):
+    """kore.enable_smtpda(..., max_retry=3, keep_days=0.00005): three attempts,
+    each after a backoff doubling from smtpda_backoff_min, then
+    undeliverable, then removed keep_days (4.3 s) later."""
     sink = sinks()
     sink.control(data_reply="421 4.3.2 closing")
-    # keep_days 0.00005 = 4.3 s
     ms = mail_server("127.0.0.1:%d" % sink.port, env={
-        "KORE_SMTPDA_BACKOFF_MIN": "0.2", "KORE_SMTPDA_BACKOFF_MAX": "0.4",
-        "KORE_SMTPDA_MAX_RETRY": "3", "KORE_SMTPDA_KEEP_DAYS": "0.00005"})
+        "KORE_SMTPDA_BACKOFF_MIN": "0.5", "KORE_SMTPDA_BACKOFF_MAX": "1",
+        "SMTP_MAX_RETRY": "3", "SMTP_KEEP_DAYS": "0.00005"})
     mid = ms.send()["message_id"]
     wait_spool(ms.spool, "undeliverable", 1, timeout=20)
     name = spool_files(ms.spool, "undeliverable")[0]
@@ -190,7 +228,11 @@ def test_max_retry_then_kept_keep_days(mail_server, sinks):
     assert env["message_id"] == mid and env["attempts"] == 3
     assert "max_retry (3) reached" in env["bounced"][0]["reply"]
     assert "421 4.3.2 closing" in env["bounced"][0]["reply"]
-    assert len([e for e in sink.events() if e.startswith("data")]) == 3
+    attempts = [t for t, text in sink.timed_events() if text.startswith("data")]
+    assert len(attempts) == 3
+    # the agent waited the backoff (0.5 s, then 1 s) between the attempts
+    assert attempts[1] - attempts[0] >= 0.5 * 0.98, attempts
+    assert attempts[2] - attempts[1] >= 1.0 * 0.98, attempts
     wait_spool(ms.spool, "undeliverable", 0, timeout=20)
     assert ms.srv.wait_log("removed undeliverable %s" % name, 5)
 

@@ -1,5 +1,6 @@
 """Start-up errors, reload, a spool shared by two servers, big attachments."""
 
+import json
 import os
 import re
 import signal
@@ -7,7 +8,7 @@ import signal
 import pytest
 
 from kore_testing import wait_for
-from smtpda_helpers import spool_files, wait_spool
+from smtpda_helpers import read_env, spool_files, wait_spool
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -29,6 +30,25 @@ def test_config_mistakes_stop_startup(korectl, tmp_path):
                    "kore.config.smtpda_spool = '/proc/no-such-dir/spool'\n")
     out = korectl("run", "--bind", "127.0.0.1:1", str(app), cwd=str(tmp_path))
     assert out.returncode == 2 and "option 'smtpda_spool': cannot create" in out.stderr
+
+
+def test_kore_conf_section_and_kore_config_options(mail_server, sinks, tmp_path):
+    """No enable_smtpda() call: a kore.conf ``smtpda { }`` section names the
+    server (which starts the agent) and max_retry; kore.config attributes set
+    in the app give the backoff."""
+    sink = sinks()
+    sink.control(data_reply="451 4.3.0 later")
+    conf = tmp_path / "kore.conf"
+    conf.write_text("smtpda {\n    server 127.0.0.1:%d\n    max_retry 2\n}\n" % sink.port)
+    ms = mail_server(None, args=["-c", str(conf)], env={"SMTPDA_CONFIG": json.dumps(
+        {"smtpda_backoff_min": 0.5, "smtpda_backoff_max": 0.5})})
+    mid = ms.send()["message_id"]
+    wait_spool(ms.spool, "undeliverable", 1, timeout=30)
+    env = read_env(ms.spool, "undeliverable", spool_files(ms.spool, "undeliverable")[0])
+    assert env["message_id"] == mid and env["attempts"] == 2
+    assert env["bounced"][0]["reply"] == "max_retry (2) reached; last reply: 451 4.3.0 later"
+    attempts = [t for t, text in sink.timed_events() if text == "data %s" % mid]
+    assert len(attempts) == 2 and attempts[1] - attempts[0] >= 0.5 * 0.98, attempts
 
 
 def test_default_spool_is_under_the_app_directory(mail_server, sinks, tmp_path):

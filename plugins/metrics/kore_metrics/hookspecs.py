@@ -25,6 +25,24 @@ def kore_metrics_collect(samples):
 
 
 @hookspec
+def kore_metrics_collect_master(samples):
+    """Add metrics of the server as a whole (not of one worker).
+
+    Runs in the master before every scrape and status page, after the
+    workers' fresh snapshots arrived; for numbers a plugin keeps outside the
+    workers (a spool, a supervised process), which summing per-worker
+    snapshots would count once per worker.  ``samples`` is the master's own
+    ``kore_metrics.store.Samples``: declare a family with
+    ``samples.family(...)`` and ``samples.set(name, labels, value)`` the
+    current value (counters included: the value given is what is exported,
+    nothing is summed or folded).  Keep it cheap (a few file reads).  The
+    return value is ignored.
+
+    :returns: nothing.
+    """
+
+
+@hookspec
 def kore_ready_check():
     """Whether this worker can serve (``/readyz``).
 

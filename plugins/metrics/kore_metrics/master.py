@@ -203,6 +203,9 @@ class Master:
                 self.fresh.clear()
                 self.fresh.wait(left)
         self.check()
+        # numbers of the server as a whole (kore-plugin-smtpda's spool)
+        runtime.notify("kore_metrics_collect_master",
+                       where="kore_metrics_collect_master hook", samples=self.own)
 
 
 def wsgi_app(master, status_path="", status_nets=()):

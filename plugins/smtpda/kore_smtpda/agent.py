@@ -32,8 +32,6 @@ from kore.log import LOG, error, info, notice, warning
 from . import delivery, spool, status
 
 STOP_GRACE = 10.0
-SESSION_IDLE = 5.0              # seconds an idle connection is kept
-SESSION_MESSAGES = 100          # messages per connection before it is renewed
 STALE_TMP = 3600.0              # tmp/ files older than this are from dead writers
 STATUS_INTERVAL = 0.5           # status.json is rewritten this often when it changed
 
@@ -50,7 +48,7 @@ class Agent:
         self.wake = Event()
         self.nudged = False             # send() said a file arrived
         self.stopping = False
-        self.idle = {}                  # server key -> [Session]
+        self.idle = delivery.SessionCache()
         self.pool = Group()
         self.concurrency = cfg["smtpda_concurrency"]
         self.ctx = delivery.tls_context(cfg.get("smtpda_cafile") or "",
@@ -64,7 +62,7 @@ class Agent:
 
     def lock(self):
         path = os.path.join(self.root, "agent.lock")
-        self.lockf = open(path, "a+")
+        self.lockf = os.fdopen(os.open(path, os.O_RDWR | os.O_CREAT, spool.FILE_MODE), "a+")
         waited = False
         while not self.stopping:
             try:
@@ -210,7 +208,7 @@ class Agent:
         while not self.stopping:
             gevent.sleep(STATUS_INTERVAL)
             self.maintain()
-            self._close_idle()
+            self.idle.close()
             self._update_status(write=True)
 
     def maintain(self):
@@ -247,11 +245,25 @@ class Agent:
         try:
             self.deliver(name, queue)
         except Exception as exc:        # never let one message stall the queue
-            error("smtpda: delivering %s failed: %s: %s" % (name, type(exc).__name__, exc))
-            self._requeue(name, queue, time.time() + self.cfg["smtpda_backoff_min"])
+            reason = "internal error: %s: %s" % (type(exc).__name__, exc)
+            error("smtpda: delivering %s failed: %s" % (name, reason))
+            self._internal_error(name, queue, reason)
         finally:
             self.inflight.discard(name)
             self.wake.set()
+
+    def _internal_error(self, name, queue, reason):
+        """An unexpected failure counts as a deferred attempt, so max_retry
+        and the lifetime still end it (it is not retried forever)."""
+        try:
+            env, message = spool.read(os.path.join(self.root, queue, name))
+            self._failed(name, queue, env, message, {r: reason for r in env["rcpt"]}, {})
+        except FileNotFoundError:
+            self.known.pop(name, None)
+        except Exception as exc:
+            error("smtpda: cannot record the failure of %s: %s: %s"
+                  % (name, type(exc).__name__, exc))
+            self._requeue(name, queue, time.time() + self.cfg["smtpda_backoff_min"])
 
     def _requeue(self, name, queue, due):
         if os.path.exists(os.path.join(self.root, queue, name)):
@@ -267,10 +279,10 @@ class Agent:
             self.known.pop(name, None)
             return
         except spool.CorruptFile as exc:
-            spool.move(self.root, path, "corrupt")
-            self.known.pop(name, None)
-            self.status.add("corrupt")
-            error("smtpda: corrupt spool file %s moved to corrupt/: %s" % (name, exc))
+            self._corrupt(name, path, exc)
+            return
+        if not env["rcpt"]:
+            self._corrupt(name, path, "no recipient left to deliver to")
             return
         server = self._server(env["server"])
         if server is None:
@@ -294,6 +306,12 @@ class Agent:
             self.status.add("delivered")
         self._failed(name, queue, env, message, deferred, bounced)
 
+    def _corrupt(self, name, path, why):
+        spool.move(self.root, path, "corrupt")
+        self.known.pop(name, None)
+        self.status.add("corrupt")
+        error("smtpda: corrupt spool file %s moved to corrupt/: %s" % (name, why))
+
     def _server(self, ref):
         if isinstance(ref, str):
             return self.servers.get(ref)
@@ -305,7 +323,7 @@ class Agent:
 
     def _transaction(self, server, env, message):
         key = delivery.server_key(server)
-        sess = self._take(key)
+        sess = self.idle.take(key)
         reused = sess is not None
         if sess is None:
             sess = delivery.Session(server, self.ctx, self.cfg["smtpda_timeout"], self.helo)
@@ -322,39 +340,22 @@ class Agent:
             except delivery.SessionError:
                 sess.close()
                 raise
+            except BaseException:
+                sess.close(quit=False)
+                raise
+        except BaseException:
+            sess.close(quit=False)      # in an unknown state: never reused
+            raise
+        return self._settle(key, sess, result)
+
+    def _settle(self, key, sess, result):
+        """Keep the session for the next message (reset after a refusal)."""
         if result[1] or result[2]:
             if not sess.reset():
                 sess.close()
                 return result
-        self._give(key, sess)
+        self.idle.give(key, sess, self.stopping)
         return result
-
-    def _take(self, key):
-        sessions = self.idle.get(key)
-        while sessions:
-            sess = sessions.pop()
-            if time.monotonic() - sess.last_used < SESSION_IDLE:
-                return sess
-            sess.close()
-        return None
-
-    def _give(self, key, sess):
-        if self.stopping or sess.count >= SESSION_MESSAGES:
-            sess.close()
-            return
-        sess.last_used = time.monotonic()
-        self.idle.setdefault(key, []).append(sess)
-
-    def _close_idle(self, everything=False):
-        now = time.monotonic()
-        for key, sessions in list(self.idle.items()):
-            keep = []
-            for sess in sessions:
-                if everything or now - sess.last_used >= SESSION_IDLE:
-                    sess.close()
-                else:
-                    keep.append(sess)
-            self.idle[key] = keep
 
     def _failed(self, name, queue, env, message, deferred, bounced):
         """Record a (partly) failed attempt: defer what is retryable, move the
@@ -419,7 +420,7 @@ class Agent:
             warning("smtpda agent: %d deliveries still running, leaving them in the spool"
                     % len(self.pool))
             self.pool.kill(block=True, timeout=2)
-        self._close_idle(everything=True)
+        self.idle.close(everything=True)
         self.inflight.clear()
         self._update_status(write=True)
         try:

@@ -108,8 +108,7 @@ def cmd_flush(args, load_app):
     # agent may have sent it all by the time the nudge returns)
     doc = status.read(root)
     path = os.path.join(root, "flush")
-    with open(path, "w"):
-        pass
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
     composer._nudge(root)
     if doc["agent"] is None:
         sys.stdout.write("no agent is running: the %d deferred message(s) are attempted "

@@ -26,6 +26,7 @@ from kore import runtime
 
 from . import settings, spool
 
+SEVEN_BIT = policy.SMTP.clone(cte_type="7bit")
 ADDRESS_HEADERS = ("from", "to", "cc", "bcc", "reply-to", "sender")
 
 
@@ -114,6 +115,7 @@ class Composer:
             data = data.decode(charset)
         if not isinstance(data, str):
             raise TypeError("add_content: data must be str or bytes")
+        data.encode(charset)        # a charset that cannot hold the text fails here
         charset = "utf-8" if charset.lower().replace("-", "") == "utf8" else charset
         self.contents.append((data, subtype.lower(), charset))
         return self
@@ -216,9 +218,14 @@ class Composer:
         contents = self.contents or [("", "plain", "utf-8")]
         parts = []
         for text, subtype, charset in contents:
-            p = MIMEPart(policy=policy.SMTP)
-            p.set_content(text, subtype=subtype, charset=charset,
-                          cte="quoted-printable" if charset == "utf-8" else None)
+            if charset == "utf-8":
+                p = MIMEPart(policy=policy.SMTP)
+                p.set_content(text, subtype=subtype, charset=charset, cte="quoted-printable")
+            else:
+                # 7bit policy: the email package picks 7bit, quoted-printable
+                # or base64 for the charset, never raw 8-bit (no 8BITMIME)
+                p = MIMEPart(policy=SEVEN_BIT)
+                p.set_content(text, subtype=subtype, charset=charset)
             parts.append(p)
         inline = [a for a in self.attachments if a.cid]
         if inline:

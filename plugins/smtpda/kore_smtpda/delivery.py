@@ -15,6 +15,7 @@
 import smtplib
 import socket
 import ssl
+import time
 
 DEFER = "defer"
 BOUNCE = "bounce"
@@ -146,15 +147,57 @@ class Session:
         except (OSError, smtplib.SMTPException):
             return False
 
-    def close(self):
-        try:
-            self.smtp.quit()
-        except (OSError, smtplib.SMTPException):
-            pass
+    def close(self, quit=True):
+        """QUIT and close; ``quit=False`` only closes (a session in an
+        unknown state, or an agent being killed, does not wait for a reply)."""
+        if quit:
+            try:
+                self.smtp.quit()
+            except (OSError, smtplib.SMTPException):
+                pass
         try:
             self.smtp.close()
         except (OSError, smtplib.SMTPException):
             pass
+
+
+class SessionCache:
+    """Idle sessions by server, reused for the next message to it: kept
+    ``IDLE`` seconds, renewed after ``MESSAGES`` messages."""
+
+    IDLE = 5.0
+    MESSAGES = 100
+
+    def __init__(self):
+        self.idle = {}                  # server key -> [Session]
+
+    def take(self, key):
+        sessions = self.idle.get(key)
+        while sessions:
+            sess = sessions.pop()
+            if time.monotonic() - sess.last_used < self.IDLE:
+                return sess
+            sess.close()
+        return None
+
+    def give(self, key, sess, stopping=False):
+        if stopping or sess.count >= self.MESSAGES:
+            sess.close()
+            return
+        sess.last_used = time.monotonic()
+        self.idle.setdefault(key, []).append(sess)
+
+    def close(self, everything=False):
+        """Close the sessions idle too long (all of them with ``everything``)."""
+        now = time.monotonic()
+        for key, sessions in list(self.idle.items()):
+            keep = []
+            for sess in sessions:
+                if everything or now - sess.last_used >= self.IDLE:
+                    sess.close()
+                else:
+                    keep.append(sess)
+            self.idle[key] = keep
 
 
 def server_key(server):

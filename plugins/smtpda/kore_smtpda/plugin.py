@@ -120,6 +120,15 @@ def kore_worker_init(worker):
 
 
 @hookimpl
+def kore_metrics_collect_master(samples):
+    # kore-plugin-metrics' hook (ignored without it): the spool is shared by
+    # every worker, so it is read once, in the master, at each scrape
+    if STATE.enabled and STATE.spool:
+        from . import status
+        status.export(samples, status.read(STATE.spool))
+
+
+@hookimpl
 def kore_cli_commands(subparsers, app_arguments, load_app):
     from . import cli
     cli.add_commands(subparsers, app_arguments, load_app)

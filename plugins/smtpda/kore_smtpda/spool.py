@@ -78,6 +78,7 @@ def decode(data):
                       ("attempts", int), ("size", int), ("sha256", str)):
         if not isinstance(env.get(key), kind):
             raise CorruptFile("bad envelope: field '%s' missing or of the wrong type" % key)
+    _check_envelope(env)
     message = data[end + 1:]
     if len(message) != env["size"]:
         raise CorruptFile("message is %d bytes, the envelope says %d (truncated?)"
@@ -85,6 +86,31 @@ def decode(data):
     if hashlib.sha256(message).hexdigest() != env["sha256"]:
         raise CorruptFile("message checksum mismatch")
     return env, message
+
+
+def _address_ok(value):
+    return isinstance(value, str) and "\r" not in value and "\n" not in value
+
+
+def _check_envelope(env):
+    """The fields the agent acts on, beyond their types: a file edited by
+    hand or by a bug must be set aside, not fail in the middle of SMTP on
+    every retry."""
+    if not _address_ok(env["sender"]):
+        raise CorruptFile("bad envelope: sender is not an address")
+    if not all(_address_ok(r) and "@" in r for r in env["rcpt"]):
+        raise CorruptFile("bad envelope: a recipient is not an address")
+    server = env["server"]
+    if isinstance(server, dict) and not (
+            isinstance(server.get("host"), str) and server["host"]
+            and isinstance(server.get("port"), int) and 0 < server["port"] < 65536):
+        raise CorruptFile("bad envelope: server is neither a name nor host and port")
+    nxt = env.get("next_attempt")
+    if nxt is not None and not isinstance(nxt, (int, float)):
+        raise CorruptFile("bad envelope: next_attempt is not a time")
+    for key in ("errors", "bounced"):
+        if not isinstance(env.get(key, []), list):
+            raise CorruptFile("bad envelope: field '%s' is not a list" % key)
 
 
 def read_envelope(path):

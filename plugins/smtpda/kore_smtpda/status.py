@@ -6,7 +6,7 @@ the spool): ``delivered`` messages, ``deferred`` attempts, ``failed``
 the current state: ``active`` sessions, ``queued`` messages the agent knows.
 ``read(spool)`` adds the spool depth counted from the directories, so it
 works with the agent stopped; it is what ``korectl smtpda status`` prints and
-what a metrics exporter reads (``kore_smtpda.status.read``).
+what ``export`` gives kore-plugin-metrics' ``/metrics``.
 """
 
 import json
@@ -50,9 +50,9 @@ class Status:
         doc = {"pid": os.getpid(), "started": self.started, "updated": time.time(),
                "counters": self.counters, "gauges": self.gauges}
         tmp = self.path + ".tmp"
-        with open(tmp, "w") as f:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, spool.FILE_MODE)
+        with os.fdopen(fd, "w") as f:
             json.dump(doc, f)
-        os.chmod(tmp, 0o600)
         os.replace(tmp, self.path)
         self.dirty = False
 
@@ -114,3 +114,36 @@ def entries(root, queues=("incoming", "deferred", "undeliverable", "corrupt")):
                     row["last_error"] = errs[-1].get("replies")
             out.append(row)
     return out
+
+
+# (name, kind, help, counter key) of the exported counters
+METRICS = (
+    ("kore_smtpda_delivered_total", "counter", "Messages the SMTP server accepted",
+     "delivered"),
+    ("kore_smtpda_deferred_total", "counter", "Delivery attempts deferred (4xx, "
+     "connection or TLS failure)", "deferred"),
+    ("kore_smtpda_failed_total", "counter", "Messages moved to undeliverable (5xx, "
+     "max_retry or lifetime exceeded)", "failed"),
+    ("kore_smtpda_corrupt_total", "counter", "Spool files set aside as corrupt", "corrupt"),
+)
+QUEUE = "kore_smtpda_spool_messages"
+DEPTH = "kore_smtpda_spool_depth"
+UP = "kore_smtpda_agent_up"
+ACTIVE = "kore_smtpda_active_deliveries"
+
+
+def export(samples, doc):
+    """Put ``read()``'s document into a kore-plugin-metrics ``Samples``."""
+    for name, kind, help, key in METRICS:
+        samples.family(name, kind, help)
+        samples.set(name, (), doc["counters"][key])
+    samples.family(DEPTH, "gauge", "Messages waiting for delivery (incoming + deferred)")
+    samples.set(DEPTH, (), doc["queue"]["depth"])
+    samples.family(QUEUE, "gauge", "Spool files by queue")
+    for queue in ("incoming", "deferred", "undeliverable", "corrupt"):
+        samples.set(QUEUE, (("queue", queue),), doc["queue"][queue])
+    agent = doc["agent"]
+    samples.family(UP, "gauge", "1 while a delivery agent runs on the spool")
+    samples.set(UP, (), 1 if agent else 0)
+    samples.family(ACTIVE, "gauge", "Messages being delivered now")
+    samples.set(ACTIVE, (), (agent or {}).get("active") or 0)
