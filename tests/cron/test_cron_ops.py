@@ -20,10 +20,24 @@ def servers():
         srv.cleanup()
 
 
+def handed(log, name):
+    """The ticks the master handed job ``name`` to a worker for, in order."""
+    return re.findall(r"cron job '%s': handed to worker \d \(pid \d+\) for (\S+)"
+                      % re.escape(name), log)
+
+
 def test_reload_neither_drops_nor_doubles_a_tick(tmp_path, servers):
+    # Each reload adds a shell job and a Python job; the Python job a reload
+    # adds must not go to an old worker (it would not know it) while the new
+    # generation boots.  @reboot runs once, at start-up, not on a reload.
     app = """
         import kore
         kore.cron("* * * * *", "echo $KORE_CRON_SCHEDULED >> ticks.txt", name="ticker")
+        kore.cron("@reboot", "echo boot >> boot.txt", name="boot")
+
+        def py():
+            pass
+        kore.cron("* * * * *", py, name="py")
         %s
         """
     srv = start(tmp_path, app % "", workers=2, clock="2026-05-04T09:59:50+02:00 x20")
@@ -31,20 +45,51 @@ def test_reload_neither_drops_nor_doubles_a_tick(tmp_path, servers):
     ticks = tmp_path / "ticks.txt"
     assert wait_for(lambda: len(lines(ticks)) >= 1, timeout=20), srv.log()
     for n in range(3):
-        # change the app (a new job appears), reload, wait for the new generation
+        # change the app (new jobs appear), reload, wait for the new generation
         assert wait_for(lambda: len(lines(ticks)) >= n + 2, timeout=20), srv.log()
+        if n:       # the previous reload's Python job has had a tick
+            assert wait_for(lambda: handed(srv.log(), "pynew%d" % (n - 1)), timeout=20), \
+                srv.log()
         (tmp_path / "app.py").write_text(textwrap.dedent(app % (
-            'kore.cron("* * * * *", "echo %d >> new%d.txt", name="new%d")' % (n, n, n))))
+            'kore.cron("* * * * *", "echo %d >> new%d.txt", name="new%d")\n'
+            '        def pynew():\n'
+            '            pass\n'
+            '        kore.cron("* * * * *", pynew, name="pynew%d")' % (n, n, n, n))))
         srv.send_signal(signal.SIGHUP)
         assert wait_for(lambda: srv.log().count("reload complete") == n + 1, timeout=30), \
             srv.log()
-    assert wait_for(lambda: len(lines(tmp_path / "new2.txt")) >= 2, timeout=20), srv.log()
+    assert wait_for(lambda: len(lines(tmp_path / "new2.txt")) >= 2
+                    and len(handed(srv.log(), "pynew2")) >= 2, timeout=20), srv.log()
     assert srv.stop() == 0
     got = lines(ticks)
     assert got == ["2026-05-04T10:%02d:00+02:00" % m for m in range(len(got))], got
     assert len(got) >= 5
     assert lines(tmp_path / "new2.txt")[:2] == ["2", "2"]
-    assert "missed" not in srv.log()
+    log = srv.log()
+    assert "missed" not in log
+    assert lines(tmp_path / "boot.txt") == ["boot"]
+    # the Python job of the first table: every tick handed once, across the
+    # reloads (a tick during a reload goes to an old worker, which knows it)
+    py = handed(log, "py")
+    assert py == ["2026-05-04T10:%02d:00+02:00" % m for m in range(len(py))], py
+    assert len(py) >= len(got) - 1
+    # the Python jobs the reloads added: no tick handed twice, none lost
+    # silently (a tick that found the previous one still waiting for the new
+    # generation is skipped and logged), and no worker without the job
+    for n in range(3):
+        name = "pynew%d" % n
+        ran = handed(log, name)
+        skipped = re.findall(r"cron job '%s': still running \([^)]*\), skipping "
+                             r"the tick at (\S+)" % name, log)
+        seen = sorted(ran + skipped)
+        assert ran and len(seen) == len(set(seen)), (ran, skipped)
+        first = int(seen[0][14:16])
+        assert seen == ["2026-05-04T10:%02d:00+02:00" % m
+                        for m in range(first, first + len(seen))], seen
+    assert "has no Python job named" not in log and "failed in worker" not in log, log
+    # (a reload that removes a job drops its tick still waiting for a worker,
+    # and says so; none waited for a worker in vain)
+    assert "did not run: no worker" not in log
 
 
 def test_missed_ticks_not_replayed_unless_catch_up(tmp_path, servers):

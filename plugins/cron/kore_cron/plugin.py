@@ -80,8 +80,9 @@ def kore_app_loaded(app):
         raise
     sch = _scheduler[0]
     if sch is not None:
+        # A reload: the master loads the app, then forks the next generation.
         sch.tz = tz
-        sch.load(table)
+        sch.load(table, generation=getattr(sch.arbiter, "generation", 0) + 1)
 
 
 @hookimpl
@@ -89,7 +90,8 @@ def kore_master_start(arbiter):
     from .scheduler import Scheduler
     tz = schedule.local_zone(runtime.option("cron_timezone"))
     sch = Scheduler(arbiter, clockmod.from_environment(), tz)
-    sch.load(jobs.active())
+    # The first generation was forked with this table already.
+    sch.load(jobs.active(), generation=getattr(arbiter, "generation", 0))
     _scheduler[0] = sch
     arbiter.spawn(sch.run)
 

@@ -42,22 +42,24 @@ MAX_COALESCE = 1000000
 
 
 class JobState:
-    __slots__ = ("job", "next_run", "runs", "last_tick")
+    __slots__ = ("job", "next_run", "runs", "last_tick", "since")
 
-    def __init__(self, job):
+    def __init__(self, job, since=0):
         self.job = job
         self.next_run = None        # aware datetime, None for @reboot
         self.runs = []              # ShellRun / PythonRun not finished
         self.last_tick = None       # epoch of the newest tick handled
+        self.since = since          # oldest worker generation that knows the job
 
 
 class PythonRun:
     """A Python job handed to a worker."""
 
-    def __init__(self, job, scheduled, run_id):
+    def __init__(self, job, scheduled, run_id, since=0):
         self.job = job
         self.scheduled = scheduled
         self.id = run_id
+        self.since = since          # only workers of this generation or newer
         self.worker_id = None
         self.worker_pid = None
         self.started = time.monotonic()
@@ -92,12 +94,18 @@ class Scheduler:
     def now(self):
         return datetime.fromtimestamp(self.clock.now(), self.tz)
 
-    def load(self, jobs):
+    def load(self, jobs, generation=0):
         """Install the job table (start-up or reload).
 
         A new or changed job counts its ticks from the time the scheduler
         last looked, not from now: a reload that holds the master across a
         tick does not drop that tick for the jobs it changed.
+
+        ``generation`` is the first worker generation forked with this
+        table.  A Python job the previous table did not have is handed only
+        to workers of that generation or newer: while a reload's new workers
+        boot, the old ones (which still take the other Python jobs) would
+        not find it by name.
         """
         now = self.now()
         if self.checked is not None:
@@ -105,20 +113,29 @@ class Scheduler:
         states = {}
         for job in jobs:
             old = self.states.get(job.name)
+            known = old is not None and old.job.kind == "python" == job.kind
+            since = old.since if known else generation
             if old is not None and old.job.key() == job.key():
                 old.job = job
+                old.since = since
                 states[job.name] = old
                 continue
-            st = JobState(job)
+            st = JobState(job, since)
             if old is not None:
                 st.runs = old.runs          # still running under the old definition
                 st.last_tick = old.last_tick
             st.next_run = sched.next_after(job.schedule, now)
             states[job.name] = st
         for name, old in self.states.items():
-            if name not in states and old.runs:
+            if name not in states and any(r.pid is not None for r in old.runs):
                 info("cron job '%s' is gone from the application; its running "
                      "run continues" % name)
+        for run in list(self.pending):
+            # the next generation's workers would not find it by that name
+            st = states.get(run.job.name)
+            if st is None or st.job.kind != "python":
+                self._drop_pending(run, "the job is gone from the application",
+                                   log=notice)
         self.states = states
 
     # -- the loop -------------------------------------------------------------
@@ -229,7 +246,7 @@ class Scheduler:
         if job.kind == "shell":
             self._start_shell(st, scheduled)
         else:
-            run = PythonRun(job, scheduled, next(self._ids))
+            run = PythonRun(job, scheduled, next(self._ids), st.since)
             st.runs.append(run)
             self.python_runs[run.id] = run
             if not self._dispatch(run):
@@ -277,16 +294,22 @@ class Scheduler:
 
     # -- Python jobs ----------------------------------------------------------
 
-    def _pick_worker(self):
+    def _pick_worker(self, since=0):
+        """The ready worker with the lowest id, of generation ``since`` or
+        newer: a current slot, else (during a reload, before the new
+        generation is ready) one of the old generation."""
         a = self.arbiter
-        ready = [wp for wp in a.slots.values()
-                 if wp.ready and not wp.retiring and wp.pid is not None]
+
+        def fit(wp):
+            return (wp.ready and not wp.retiring and wp.pid is not None
+                    and getattr(wp, "generation", 0) >= since)
+        ready = [wp for wp in a.slots.values() if fit(wp)]
         if not ready:
-            ready = [wp for wp in a.procs.values() if wp.ready and not wp.retiring]
+            ready = [wp for wp in a.procs.values() if fit(wp)]
         return min(ready, key=lambda wp: wp.id) if ready else None
 
     def _dispatch(self, run):
-        wp = self._pick_worker()
+        wp = self._pick_worker(run.since)
         if wp is None:
             return False
         payload = json.dumps({"run": run.id, "name": run.job.name,
@@ -349,15 +372,20 @@ class Scheduler:
                 self._drop_pending(run, "the server is stopping")
             elif self._dispatch(run):
                 self.pending.remove(run)
-            elif now - run.started > DISPATCH_WAIT:
-                self._drop_pending(run, "no worker was ready for %g s" % DISPATCH_WAIT)
+            elif now - run.started > DISPATCH_WAIT and not self._reloading():
+                # a reload's new workers get the reload's own deadline
+                self._drop_pending(run, "no worker that knows the job was ready "
+                                   "for %g s" % DISPATCH_WAIT)
 
-    def _drop_pending(self, run, why):
+    def _drop_pending(self, run, why, log=error):
         self.pending.remove(run)
         self.python_runs.pop(run.id, None)
         run.done = True
-        error("cron job '%s': the tick at %s did not run: %s"
-              % (run.job.name, fmt(run.scheduled), why))
+        log("cron job '%s': the tick at %s did not run: %s"
+            % (run.job.name, fmt(run.scheduled), why))
+
+    def _reloading(self):
+        return getattr(self.arbiter, "reloading", None) is not None
 
     def _past_deadline(self):
         deadline = getattr(self.arbiter, "stop_deadline", None)
