@@ -176,6 +176,9 @@ cron {
     */2 * * * *   echo "two's" >> conf.txt   # a shell comment
     @daily        /usr/bin/true
     0 0 1 * 1     echo first-or-monday
+    # * * * * *   echo never: a comment line is no job
+    0 12 * * 5#3  echo third-friday
+    0 0 L * *     echo last-day
 }
 """
 
@@ -203,7 +206,13 @@ def test_conf_block_and_cron_list(tmp_path, korectl):
     assert "/usr/bin/true\n    schedule  @daily\n    next      2026-05-05T00:00:00+02:00" in out
     # day-of-month OR day-of-week: Friday May 1st was the last; next Monday May 11
     assert "next      2026-05-11T00:00:00+02:00, 2026-05-18T00:00:00+02:00" in out
-    assert "kore.conf:5" in out and "kore.conf:7" in out
+    assert "kore.conf:5" in out and "kore.conf:7" in out and "kore.conf:9" in out
+    assert "never" not in out and "kore.conf:8" not in out
+    # the third Friday (#), the last day of the month (L)
+    assert "echo third-friday\n    schedule  0 12 * * 5#3\n    next      " \
+        "2026-05-15T12:00:00+02:00, 2026-06-19T12:00:00+02:00\n" in out
+    assert "echo last-day\n    schedule  0 0 L * *\n    next      " \
+        "2026-05-31T00:00:00+02:00, 2026-06-30T00:00:00+02:00\n" in out
     assert "at-start\n    schedule  @reboot\n    next      at server start" in out
     assert "runs      worker: python app.koreapp_job" in out
 
