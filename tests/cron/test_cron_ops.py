@@ -87,6 +87,7 @@ def test_reload_neither_drops_nor_doubles_a_tick(tmp_path, servers):
         assert seen == ["2026-05-04T10:%02d:00+02:00" % m
                         for m in range(first, first + len(seen))], seen
     assert "has no Python job named" not in log and "failed in worker" not in log, log
+    assert "exited while running it" not in log
     # (a reload that removes a job drops its tick still waiting for a worker,
     # and says so; none waited for a worker in vain)
     assert "did not run: no worker" not in log
