@@ -127,7 +127,8 @@ class Scheduler:
             st.next_run = sched.next_after(job.schedule, now)
             states[job.name] = st
         for name, old in self.states.items():
-            if name not in states and any(r.pid is not None for r in old.runs):
+            if name not in states and any(not r.done and r.pid is not None
+                                          for r in old.runs):
                 info("cron job '%s' is gone from the application; its running "
                      "run continues" % name)
         for run in list(self.pending):
