@@ -148,39 +148,65 @@ def noop():
     pass
 
 
-def test_a_python_job_added_by_a_reload_waits_for_the_new_generation():
+def pending_run(s, name):
+    st = s.states[name]
+    run = PythonRun(st.job, st.next_run, next(s._ids), st.since)
+    s.python_runs[run.id] = run
+    if not s._dispatch(run):
+        s.pending.append(run)
+    return run
+
+
+def test_python_jobs_wait_for_the_new_generation_during_a_reload():
     arb = FakeArbiter()
     arb.generation, arb.reloading = 1, None
     old = FakeSlot(1, 1, 101)
     arb.slots, arb.procs = {1: old}, {101: old}
     s = Scheduler(arb, ManualClock(datetime(2026, 5, 4, 9, 59, 30, tzinfo=BERLIN)), BERLIN)
     s.load([jobs.make_job("* * * * *", noop, name="a")], generation=1)
-    # HUP: the master loads the new table ("b" is new), then forks generation 2
-    # while the old workers go on serving.
+    pending_run(s, "a")
+    assert old.channel.sent == ["a"]
+    # HUP: the master loads the new table ("b" is new), then forks generation
+    # 2 into the slots; the old workers serve until it is ready, then retire.
     s.load([jobs.make_job("* * * * *", noop, name="a"),
             jobs.make_job("* * * * *", noop, name="b")], generation=2)
     assert (s.states["a"].since, s.states["b"].since) == (1, 2)
     arb.generation, arb.reloading = 2, object()
     new = FakeSlot(1, 2, 102, ready=False)
     arb.slots, arb.procs = {1: new}, {101: old, 102: new}
-    for name in ("a", "b"):
-        st = s.states[name]
-        run = PythonRun(st.job, st.next_run, next(s._ids), st.since)
-        s.python_runs[run.id] = run
-        if not s._dispatch(run):
-            s.pending.append(run)
-    # "a" goes to the old worker (it knows it), "b" waits: the old worker
-    # would answer that it has no such job.
+    pending_run(s, "a")
+    pending_run(s, "b")
     assert old.channel.sent == ["a"] and new.channel.sent == []
-    assert [r.job.name for r in s.pending] == ["b"]
-    s.pending[0].started -= 60              # a slow boot: the reload's deadline rules
+    assert [r.job.name for r in s.pending] == ["a", "b"]
+    for r in s.pending:
+        r.started -= 60                     # a slow boot: the reload's deadline rules
     s._supervise()
-    assert [r.job.name for r in s.pending] == ["b"]
-    new.ready, arb.reloading = True, None
+    assert len(s.pending) == 2
+    new.ready = True                        # before the reload is complete
     s._supervise()
-    assert new.channel.sent == ["b"] and not s.pending
-    # once the new generation serves, a reload that keeps "b" keeps its
-    # generation; a job changed from shell to Python counts as new
+    assert new.channel.sent == ["a", "b"] and not s.pending
+
+
+def test_a_python_job_only_goes_to_workers_that_know_it():
+    # A reload whose new workers never became ready leaves the old ones
+    # serving with the master's new table: a job they do not have waits.
+    arb = FakeArbiter()
+    arb.generation, arb.reloading = 2, None
+    old = FakeSlot(1, 1, 101)
+    arb.slots, arb.procs = {1: old}, {101: old}
+    s = Scheduler(arb, ManualClock(datetime(2026, 5, 4, 9, 59, 30, tzinfo=BERLIN)), BERLIN)
+    s.load([jobs.make_job("* * * * *", noop, name="a")], generation=1)
+    s.load([jobs.make_job("* * * * *", noop, name="a"),
+            jobs.make_job("* * * * *", noop, name="b")], generation=2)
+    pending_run(s, "a")
+    pending_run(s, "b")
+    assert old.channel.sent == ["a"] and [r.job.name for r in s.pending] == ["b"]
+    respawned = FakeSlot(2, 2, 103)       # forked since, with the new table
+    arb.slots[2], arb.procs[103] = respawned, respawned
+    s._supervise()
+    assert respawned.channel.sent == ["b"] and not s.pending
+    # a reload that keeps "b" keeps its generation; a job changed from shell
+    # to Python counts as new
     s.load([jobs.make_job("* * * * *", noop, name="b"),
             jobs.make_job("* * * * *", "true", name="c")], generation=3)
     s.load([jobs.make_job("* * * * *", noop, name="b"),

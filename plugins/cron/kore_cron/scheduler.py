@@ -103,9 +103,8 @@ class Scheduler:
 
         ``generation`` is the first worker generation forked with this
         table.  A Python job the previous table did not have is handed only
-        to workers of that generation or newer: while a reload's new workers
-        boot, the old ones (which still take the other Python jobs) would
-        not find it by name.
+        to workers of that generation or newer: older workers (still serving
+        after a reload that failed) would not find it by name.
         """
         now = self.now()
         if self.checked is not None:
@@ -297,15 +296,21 @@ class Scheduler:
 
     def _pick_worker(self, since=0):
         """The ready worker with the lowest id, of generation ``since`` or
-        newer: a current slot, else (during a reload, before the new
-        generation is ready) one of the old generation."""
+        newer, among the current slots.
+
+        During a reload the slots hold only the new generation: a tick waits
+        for its first ready worker rather than go to an old one, which is
+        about to be retired (a job there would be cut at the graceful
+        timeout, and one handed over just as the TERM arrives would be lost
+        with it).  Outside a reload, any ready worker that is not retiring.
+        """
         a = self.arbiter
 
         def fit(wp):
             return (wp.ready and not wp.retiring and wp.pid is not None
                     and getattr(wp, "generation", 0) >= since)
         ready = [wp for wp in a.slots.values() if fit(wp)]
-        if not ready:
+        if not ready and not self._reloading():
             ready = [wp for wp in a.procs.values() if fit(wp)]
         return min(ready, key=lambda wp: wp.id) if ready else None
 
