@@ -132,6 +132,8 @@ def test_claim_seam_decides_per_job_and_scheduled_time(tmp_path, servers):
         class EvenMinutes:
             @kore.hookimpl
             def kore_cron_claim(self, job, scheduled):
+                if job.name == "unsure":
+                    raise ConnectionError("the shared store is down")
                 with open("claims.txt", "a") as f:
                     f.write("%s@%s\\n" % (job.name, scheduled.isoformat()))
                 return scheduled.minute % 2 == 0
@@ -139,6 +141,7 @@ def test_claim_seam_decides_per_job_and_scheduled_time(tmp_path, servers):
         runtime.plugin_manager().register(EvenMinutes(), name="test-claim")
         kore.cron("* * * * *", "echo $KORE_CRON_SCHEDULED >> ran.txt", name="j")
         kore.cron("@reboot", "echo boot >> boot.txt", name="boot")
+        kore.cron("* * * * *", "echo $KORE_CRON_SCHEDULED >> unsure.txt", name="unsure")
         """, clock="2026-05-04T09:59:59+02:00 x30")
     servers.append(srv)
     assert wait_for(lambda: len(lines(tmp_path / "claims.txt")) >= 5, timeout=20), srv.log()
@@ -149,6 +152,10 @@ def test_claim_seam_decides_per_job_and_scheduled_time(tmp_path, servers):
     assert ran and all(int(t[14:16]) % 2 == 0 for t in ran)
     assert "the tick at 2026-05-04T10:01:00+02:00 is claimed elsewhere" in srv.log()
     assert lines(tmp_path / "boot.txt") == ["boot"]       # @reboot is per host
+    # a claim that fails means "not here" (at most once), never "run here"
+    assert not lines(tmp_path / "unsure.txt")
+    assert "cron job 'unsure': kore_cron_claim failed for the tick at " \
+        "2026-05-04T10:00:00+02:00: not running it here" in srv.log()
 
 
 def test_python_job_in_a_worker_that_dies(tmp_path, servers):

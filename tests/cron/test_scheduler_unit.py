@@ -1,6 +1,7 @@
 """The scheduler's tick logic in-process, with a clock the test moves."""
 
 import json
+import time
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -238,3 +239,27 @@ def test_a_pending_python_job_is_dropped_when_no_worker_comes():
         s.pending.append(run)
         s.load(table, generation=2)
         assert not s.pending and run.done and run.id not in s.python_runs
+
+
+def test_the_claim_is_at_most_once(monkeypatch):
+    # A claim that raises or hangs means "not here", never "run here": a
+    # failing shared store must not double a run across hosts.
+    import gevent
+    from kore_cron import claim
+    j = jobs.make_job("* * * * *", "true", name="a")
+    when = datetime(2026, 5, 4, 10, 0, tzinfo=BERLIN)
+    for answer in (True, False, None):
+        monkeypatch.setattr(claim, "_ask", lambda job, scheduled, a=answer: a)
+        assert claim.ask(j, when, 5.0) is answer
+
+    def broken(job, scheduled):
+        raise ConnectionError("store down")
+    monkeypatch.setattr(claim, "_ask", broken)
+    assert claim.ask(j, when, 5.0) is False
+
+    def hung(job, scheduled):
+        gevent.sleep(30)
+    monkeypatch.setattr(claim, "_ask", hung)
+    t0 = time.monotonic()
+    assert claim.ask(j, when, 0.2) is False
+    assert time.monotonic() - t0 < 5

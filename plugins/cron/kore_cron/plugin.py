@@ -43,6 +43,9 @@ def kore_config_options(registry):
                    "before it is stopped (0: no limit)", minimum=0, owner=OWNER))
     registry.add(O("cron_kill_timeout", "float", 5.0, "seconds a timed-out shell "
                    "job gets between TERM and KILL", minimum=0, owner=OWNER))
+    registry.add(O("cron_claim_timeout", "float", 5.0, "seconds a tick waits for "
+                   "kore_cron_claim (the cross-host lock) before it is not run here "
+                   "(0: no limit)", minimum=0, owner=OWNER))
     registry.add(O("cron_state_file", "str", "", "file keeping each job's last "
                    "tick across restarts (needed by catch_up=True)", owner=OWNER))
 

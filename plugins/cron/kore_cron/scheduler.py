@@ -10,7 +10,8 @@ once per tick however many workers there are.  For each due job:
 2. a job whose previous run is still going is skipped and logged
    (``overlap="skip"``, the default) or started anyway (``"allow"``);
 3. ``kore_cron_claim(job, scheduled)`` may say another host has the tick
-   (False); nobody answering (None) means run here;
+   (False); no plugin answering (None) means run here, a plugin raising or
+   not answering in time means not here (at most once);
 4. a shell job starts as a child of the master (``kore_cron.shell``), a
    Python job is handed to one worker (``kore_cron.worker``).
 
@@ -32,6 +33,7 @@ import gevent
 from kore import ipc, runtime
 from kore.log import error, info, notice, warning
 
+from . import claim as claimmod
 from . import schedule as sched
 from . import shell
 
@@ -88,6 +90,7 @@ class Scheduler:
         self._ids = itertools.count(1)
         self.state_file = runtime.option("cron_state_file")
         self.kill_timeout = runtime.option("cron_kill_timeout")
+        self.claim_timeout = runtime.option("cron_claim_timeout")
 
     # -- the table ------------------------------------------------------------
 
@@ -237,12 +240,8 @@ class Scheduler:
                                          fmt(scheduled)))
             return
         if reason != "@reboot":
-            claim = runtime.notify("kore_cron_claim", where="kore_cron_claim",
-                                   job=job, scheduled=scheduled)
-            if claim is False:
-                info("cron job '%s': the tick at %s is claimed elsewhere"
-                     % (job.name, fmt(scheduled)))
-                return
+            if claimmod.ask(job, scheduled, self.claim_timeout) is False:
+                return                  # logged by claim.ask
         if job.kind == "shell":
             self._start_shell(st, scheduled)
         else:
