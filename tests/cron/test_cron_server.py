@@ -121,17 +121,20 @@ def test_overlap_skip_allow_and_sigterm_kills_groups(tmp_path, servers):
                   overlap="allow")
         kore.cron("* * * * *", "trap '' TERM; echo $$ >> deaf.txt; sleep 60 & "
                   "echo $! >> deaf.txt; wait", name="deaf")
-        kore.cron("* * * * *", "echo $$ $PPID >> family.txt; sleep 60 & "
-                  "echo $! >> family.txt; wait", name="family")
+        kore.cron("* * * * *", "echo $$ $PPID $KORE_CRON_JOB ${KORE_CRON_CLOCK:-unset} "
+                  ">> family.txt; sleep 60 & echo $! >> family.txt; wait", name="family")
         """, clock="2026-05-04T09:59:59+02:00 x60", args=("--graceful-timeout", "2"))
     servers.append(srv)
     assert wait_for(lambda: len(lines(tmp_path / "allow.txt")) >= 3
-                    and len(lines(tmp_path / "family.txt")) == 3, timeout=20), srv.log()
+                    and len(lines(tmp_path / "family.txt")) == 5, timeout=20), srv.log()
     assert len(lines(tmp_path / "skip.txt")) == 1
     # a shell job is a child of the master, in a session and process group
     # of its own (so TERM and KILL reach its children, and a ^C on the
     # terminal does not)
-    leader, parent, child = (int(p) for p in lines(tmp_path / "family.txt"))
+    leader, parent, name, clock, child = lines(tmp_path / "family.txt")
+    leader, parent, child = int(leader), int(parent), int(child)
+    # the job's name is in its environment, the test clock is not
+    assert (name, clock) == ("family", "unset")
     assert parent == int(re.search(r"master (\d+),", srv.log()).group(1))
     assert os.getsid(leader) == leader and os.getpgid(leader) == leader
     assert os.getpgid(child) == leader
