@@ -30,6 +30,27 @@ def test_example_app_runs_its_jobs(tmp_path):
         srv.cleanup()
 
 
+def test_example_app_lists_its_jobs(tmp_path, korectl):
+    r = korectl("cron", "list", "--count", "2", APP, cwd=str(tmp_path),
+                env={"TZ": "UTC", "KORE_CRON_CLOCK": "2026-05-04T08:59:58+00:00",
+                     "CRON_EXAMPLE_DIR": str(tmp_path / "var")})
+    assert r.returncode == 0, r.stderr
+    out = r.stdout
+    assert "time zone UTC, now 2026-05-04T08:59:58+00:00\n" in out, out
+    assert "disk-check\n    schedule  */5 8-18 * * mon-fri\n" \
+        "    next      2026-05-04T09:00:00+00:00, 2026-05-04T09:05:00+00:00\n" \
+        "    runs      shell: df -h . | tail -1; echo 'no disk check on this box' >&2\n" \
+        "    options   overlap=skip timeout=30s\n    declared  %s:" % APP in out
+    assert "app.rotate\n    schedule  */2 * * * *\n" \
+        "    next      2026-05-04T09:00:00+00:00, 2026-05-04T09:02:00+00:00\n" \
+        "    runs      worker: python app.rotate\n" in out
+    assert "heartbeat\n    schedule  @hourly\n" \
+        "    next      2026-05-04T09:00:00+00:00, 2026-05-04T10:00:00+00:00\n" \
+        "    runs      worker: python app.heartbeat\n    options   overlap=allow\n" in out
+    assert "boot\n    schedule  @reboot\n    next      at server start (@reboot)\n" in out
+    assert not (tmp_path / "var" / "boot.log").exists()      # listed, not run
+
+
 def test_example_conf_lists_and_runs(tmp_path, korectl):
     r = korectl("cron", "list", "--count", "3", CONF, cwd=str(tmp_path),
                 env={"TZ": "UTC", "KORE_CRON_CLOCK": "2026-05-04T08:59:58+00:00"})

@@ -20,10 +20,23 @@ def servers():
         srv.cleanup()
 
 
+def handed(log, name):
+    """The ticks the master handed job ``name`` to a worker for, in order."""
+    return re.findall(r"cron job '%s': handed to worker \d \(pid \d+\) for (\S+)"
+                      % re.escape(name), log)
+
+
 def test_reload_neither_drops_nor_doubles_a_tick(tmp_path, servers):
+    # Each reload adds a shell job and a Python job (and drops the previous
+    # reload's); @reboot runs once, at start-up, not on a reload.
     app = """
         import kore
         kore.cron("* * * * *", "echo $KORE_CRON_SCHEDULED >> ticks.txt", name="ticker")
+        kore.cron("@reboot", "echo boot >> boot.txt", name="boot")
+
+        def py():
+            pass
+        kore.cron("* * * * *", py, name="py")
         %s
         """
     srv = start(tmp_path, app % "", workers=2, clock="2026-05-04T09:59:50+02:00 x20")
@@ -31,20 +44,51 @@ def test_reload_neither_drops_nor_doubles_a_tick(tmp_path, servers):
     ticks = tmp_path / "ticks.txt"
     assert wait_for(lambda: len(lines(ticks)) >= 1, timeout=20), srv.log()
     for n in range(3):
-        # change the app (a new job appears), reload, wait for the new generation
+        # change the app (new jobs appear), reload, wait for the new generation
         assert wait_for(lambda: len(lines(ticks)) >= n + 2, timeout=20), srv.log()
+        if n:       # the previous reload's Python job has had a tick
+            assert wait_for(lambda: handed(srv.log(), "pynew%d" % (n - 1)), timeout=20), \
+                srv.log()
         (tmp_path / "app.py").write_text(textwrap.dedent(app % (
-            'kore.cron("* * * * *", "echo %d >> new%d.txt", name="new%d")' % (n, n, n))))
+            'kore.cron("* * * * *", "echo %d >> new%d.txt", name="new%d")\n'
+            '        def pynew():\n'
+            '            pass\n'
+            '        kore.cron("* * * * *", pynew, name="pynew%d")' % (n, n, n, n))))
         srv.send_signal(signal.SIGHUP)
         assert wait_for(lambda: srv.log().count("reload complete") == n + 1, timeout=30), \
             srv.log()
-    assert wait_for(lambda: len(lines(tmp_path / "new2.txt")) >= 2, timeout=20), srv.log()
+    assert wait_for(lambda: len(lines(tmp_path / "new2.txt")) >= 2
+                    and len(handed(srv.log(), "pynew2")) >= 2, timeout=20), srv.log()
     assert srv.stop() == 0
     got = lines(ticks)
     assert got == ["2026-05-04T10:%02d:00+02:00" % m for m in range(len(got))], got
     assert len(got) >= 5
     assert lines(tmp_path / "new2.txt")[:2] == ["2", "2"]
-    assert "missed" not in srv.log()
+    log = srv.log()
+    assert "missed" not in log
+    assert lines(tmp_path / "boot.txt") == ["boot"]
+    # The Python jobs: no tick handed twice, none lost silently.  During a
+    # reload a tick waits for the new generation's first ready worker (the
+    # old ones are about to retire); a tick that finds the previous one still
+    # waiting is skipped and logged (the overlap rule), as a tick that finds
+    # it running would be.  No worker was handed a job it does not know, or
+    # retired with one.
+    for name in ("py", "pynew0", "pynew1", "pynew2"):
+        ran = handed(log, name)
+        skipped = re.findall(r"cron job '%s': still running \([^)]*\), skipping "
+                             r"the tick at (\S+)" % name, log)
+        # (a reload that removes the job drops its tick still waiting, and says so)
+        dropped = re.findall(r"cron job '%s': the tick at (\S+) did not run: the job "
+                             r"is gone" % name, log)
+        seen = sorted(ran + skipped + dropped)
+        assert ran and len(seen) == len(set(seen)), (name, ran, skipped, dropped)
+        first = 0 if name == "py" else int(seen[0][14:16])
+        assert seen == ["2026-05-04T10:%02d:00+02:00" % m
+                        for m in range(first, first + len(seen))], (name, seen)
+    assert len(handed(log, "py")) >= len(got) // 2
+    assert "has no Python job named" not in log and "failed in worker" not in log, log
+    assert "exited while running it" not in log
+    assert "did not run: no worker" not in log
 
 
 def test_missed_ticks_not_replayed_unless_catch_up(tmp_path, servers):
@@ -88,6 +132,8 @@ def test_claim_seam_decides_per_job_and_scheduled_time(tmp_path, servers):
         class EvenMinutes:
             @kore.hookimpl
             def kore_cron_claim(self, job, scheduled):
+                if job.name == "unsure":
+                    raise ConnectionError("the shared store is down")
                 with open("claims.txt", "a") as f:
                     f.write("%s@%s\\n" % (job.name, scheduled.isoformat()))
                 return scheduled.minute % 2 == 0
@@ -95,6 +141,7 @@ def test_claim_seam_decides_per_job_and_scheduled_time(tmp_path, servers):
         runtime.plugin_manager().register(EvenMinutes(), name="test-claim")
         kore.cron("* * * * *", "echo $KORE_CRON_SCHEDULED >> ran.txt", name="j")
         kore.cron("@reboot", "echo boot >> boot.txt", name="boot")
+        kore.cron("* * * * *", "echo $KORE_CRON_SCHEDULED >> unsure.txt", name="unsure")
         """, clock="2026-05-04T09:59:59+02:00 x30")
     servers.append(srv)
     assert wait_for(lambda: len(lines(tmp_path / "claims.txt")) >= 5, timeout=20), srv.log()
@@ -105,6 +152,10 @@ def test_claim_seam_decides_per_job_and_scheduled_time(tmp_path, servers):
     assert ran and all(int(t[14:16]) % 2 == 0 for t in ran)
     assert "the tick at 2026-05-04T10:01:00+02:00 is claimed elsewhere" in srv.log()
     assert lines(tmp_path / "boot.txt") == ["boot"]       # @reboot is per host
+    # a claim that fails means "not here" (at most once), never "run here"
+    assert not lines(tmp_path / "unsure.txt")
+    assert "cron job 'unsure': kore_cron_claim failed for the tick at " \
+        "2026-05-04T10:00:00+02:00: not running it here" in srv.log()
 
 
 def test_python_job_in_a_worker_that_dies(tmp_path, servers):
@@ -131,6 +182,9 @@ cron {
     */2 * * * *   echo "two's" >> conf.txt   # a shell comment
     @daily        /usr/bin/true
     0 0 1 * 1     echo first-or-monday
+    # * * * * *   echo never: a comment line is no job
+    0 12 * * 5#3  echo third-friday
+    0 0 L * *     echo last-day
 }
 """
 
@@ -158,7 +212,13 @@ def test_conf_block_and_cron_list(tmp_path, korectl):
     assert "/usr/bin/true\n    schedule  @daily\n    next      2026-05-05T00:00:00+02:00" in out
     # day-of-month OR day-of-week: Friday May 1st was the last; next Monday May 11
     assert "next      2026-05-11T00:00:00+02:00, 2026-05-18T00:00:00+02:00" in out
-    assert "kore.conf:5" in out and "kore.conf:7" in out
+    assert "kore.conf:5" in out and "kore.conf:7" in out and "kore.conf:9" in out
+    assert "never" not in out and "kore.conf:8" not in out
+    # the third Friday (#), the last day of the month (L)
+    assert "echo third-friday\n    schedule  0 12 * * 5#3\n    next      " \
+        "2026-05-15T12:00:00+02:00, 2026-06-19T12:00:00+02:00\n" in out
+    assert "echo last-day\n    schedule  0 0 L * *\n    next      " \
+        "2026-05-31T00:00:00+02:00, 2026-06-30T00:00:00+02:00\n" in out
     assert "at-start\n    schedule  @reboot\n    next      at server start" in out
     assert "runs      worker: python app.koreapp_job" in out
 

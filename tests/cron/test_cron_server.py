@@ -121,15 +121,28 @@ def test_overlap_skip_allow_and_sigterm_kills_groups(tmp_path, servers):
                   overlap="allow")
         kore.cron("* * * * *", "trap '' TERM; echo $$ >> deaf.txt; sleep 60 & "
                   "echo $! >> deaf.txt; wait", name="deaf")
+        kore.cron("* * * * *", "echo $$ $PPID $KORE_CRON_JOB ${KORE_CRON_CLOCK:-unset} "
+                  ">> family.txt; sleep 60 & echo $! >> family.txt; wait", name="family")
         """, clock="2026-05-04T09:59:59+02:00 x60", args=("--graceful-timeout", "2"))
     servers.append(srv)
-    assert wait_for(lambda: len(lines(tmp_path / "allow.txt")) >= 3, timeout=20), srv.log()
+    assert wait_for(lambda: len(lines(tmp_path / "allow.txt")) >= 3
+                    and len(lines(tmp_path / "family.txt")) == 5, timeout=20), srv.log()
     assert len(lines(tmp_path / "skip.txt")) == 1
+    # a shell job is a child of the master, in a session and process group
+    # of its own (so TERM and KILL reach its children, and a ^C on the
+    # terminal does not)
+    leader, parent, name, clock, child = lines(tmp_path / "family.txt")
+    leader, parent, child = int(leader), int(parent), int(child)
+    # the job's name is in its environment, the test clock is not
+    assert (name, clock) == ("family", "unset")
+    assert parent == int(re.search(r"master (\d+),", srv.log()).group(1))
+    assert os.getsid(leader) == leader and os.getpgid(leader) == leader
+    assert os.getpgid(child) == leader
     assert re.search(r"cron job 'skipper': still running \(pid \d+, started for "
                      r"2026-05-04T10:00:00\+02:00\), skipping the tick at "
                      r"2026-05-04T10:01:00\+02:00", srv.log())
     pids = [int(p) for f in ("skip.txt", "allow.txt", "deaf.txt")
-            for p in lines(tmp_path / f)]
+            for p in lines(tmp_path / f)] + [leader, child]
     t0 = time.monotonic()
     code = srv.stop(signal.SIGTERM, timeout=20)
     took = time.monotonic() - t0
@@ -140,9 +153,14 @@ def test_overlap_skip_allow_and_sigterm_kills_groups(tmp_path, servers):
     assert re.search(r"cron job 'deaf': pid \d+ still running at the end of the "
                      r"graceful timeout, sending KILL", log)
     assert re.search(r"cron job 'skipper': pid \d+ killed by signal 15", log)
+    assert "cron job 'family': pid %d killed by signal 15" % leader in log
     assert "server stopped" in log
     for pid in pids:
         assert wait_for(lambda: not _alive(pid), timeout=5), pid
+    # KILL went to the deaf job's group only: the family's child (not its
+    # leader) ended by the TERM sent to the whole group
+    assert "'family': pid %d did not end" % leader not in log
+    assert not re.search(r"'family': pid \d+ still running at the end", log)
 
 
 def _alive(pid):

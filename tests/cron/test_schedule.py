@@ -1,5 +1,6 @@
 """Crontab syntax and next run times (in-process, pure functions)."""
 
+import time
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
@@ -133,7 +134,14 @@ def test_test_clock_parse_and_speed():
     assert c.fake and c.speed == 60.0
     assert abs(c.now() - datetime(2026, 3, 29, 0, 58, tzinfo=UTC).timestamp()) < 5
     assert clock.parse("1000000").now() >= 1000000
-    for bad in ("yesterday", "2026-03-29T01:58:00 x60", "0 60", "0 xfast", "0 x0"):
+    # anchored: reads <start> at the real time given, whenever it is made
+    real = time.time()
+    a = clock.parse("2026-05-04T10:00:00+02:00 x60 @%f" % (real - 2))
+    b = clock.parse("%f x60 @%f" % (datetime(2026, 5, 4, 8, tzinfo=UTC).timestamp(), real))
+    assert abs(a.now() - (datetime(2026, 5, 4, 8, 2, tzinfo=UTC).timestamp())) < 30
+    assert abs(a.now() - b.now() - 120) < 30
+    for bad in ("yesterday", "2026-03-29T01:58:00 x60", "0 60", "0 xfast", "0 x0",
+                "0 x2 @soon", "@5", "0 x2 3 @5"):
         with pytest.raises(ValueError):
             clock.parse(bad)
     assert not clock.from_environment({}).fake

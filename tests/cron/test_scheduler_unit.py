@@ -1,5 +1,7 @@
 """The scheduler's tick logic in-process, with a clock the test moves."""
 
+import json
+import time
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -8,7 +10,7 @@ import pytest
 from kore import runtime
 from kore.config import ConfigError
 from kore_cron import jobs, plugin
-from kore_cron.scheduler import Scheduler
+from kore_cron.scheduler import PythonRun, Scheduler
 
 BERLIN = ZoneInfo("Europe/Berlin")
 
@@ -124,3 +126,140 @@ def test_job_declarations_are_checked():
     assert jobs.make_job("@daily", "echo  a   b").name == "echo a b"
     assert jobs.make_job("@daily", test_job_declarations_are_checked).name == \
         "test_scheduler_unit.test_job_declarations_are_checked"
+
+
+class FakeChannel:
+    def __init__(self):
+        self.sent = []
+
+    def send(self, msg):
+        self.sent.append(json.loads(msg.payload)["name"])
+
+
+class FakeSlot:
+    """What the scheduler reads of the arbiter's kore.arbiter.WorkerSlot."""
+
+    def __init__(self, wid, generation, pid, ready=True):
+        self.id, self.generation, self.pid = wid, generation, pid
+        self.ready, self.retiring = ready, False
+        self.channel = FakeChannel()
+
+
+def noop():
+    pass
+
+
+def pending_run(s, name):
+    st = s.states[name]
+    run = PythonRun(st.job, st.next_run, next(s._ids), st.since)
+    s.python_runs[run.id] = run
+    if not s._dispatch(run):
+        s.pending.append(run)
+    return run
+
+
+def test_python_jobs_wait_for_the_new_generation_during_a_reload():
+    arb = FakeArbiter()
+    arb.generation, arb.reloading = 1, None
+    old = FakeSlot(1, 1, 101)
+    arb.slots, arb.procs = {1: old}, {101: old}
+    s = Scheduler(arb, ManualClock(datetime(2026, 5, 4, 9, 59, 30, tzinfo=BERLIN)), BERLIN)
+    s.load([jobs.make_job("* * * * *", noop, name="a")], generation=1)
+    pending_run(s, "a")
+    assert old.channel.sent == ["a"]
+    # HUP: the master loads the new table ("b" is new), then forks generation
+    # 2 into the slots; the old workers serve until it is ready, then retire.
+    s.load([jobs.make_job("* * * * *", noop, name="a"),
+            jobs.make_job("* * * * *", noop, name="b")], generation=2)
+    assert (s.states["a"].since, s.states["b"].since) == (1, 2)
+    arb.generation, arb.reloading = 2, object()
+    new = FakeSlot(1, 2, 102, ready=False)
+    arb.slots, arb.procs = {1: new}, {101: old, 102: new}
+    pending_run(s, "a")
+    pending_run(s, "b")
+    assert old.channel.sent == ["a"] and new.channel.sent == []
+    assert [r.job.name for r in s.pending] == ["a", "b"]
+    for r in s.pending:
+        r.started -= 60                     # a slow boot: the reload's deadline rules
+    s._supervise()
+    assert len(s.pending) == 2
+    new.ready = True                        # before the reload is complete
+    s._supervise()
+    assert new.channel.sent == ["a", "b"] and not s.pending
+
+
+def test_a_python_job_only_goes_to_workers_that_know_it():
+    # A reload whose new workers never became ready leaves the old ones
+    # serving with the master's new table: a job they do not have waits.
+    arb = FakeArbiter()
+    arb.generation, arb.reloading = 2, None
+    old = FakeSlot(1, 1, 101)
+    arb.slots, arb.procs = {1: old}, {101: old}
+    s = Scheduler(arb, ManualClock(datetime(2026, 5, 4, 9, 59, 30, tzinfo=BERLIN)), BERLIN)
+    s.load([jobs.make_job("* * * * *", noop, name="a")], generation=1)
+    s.load([jobs.make_job("* * * * *", noop, name="a"),
+            jobs.make_job("* * * * *", noop, name="b")], generation=2)
+    pending_run(s, "a")
+    pending_run(s, "b")
+    assert old.channel.sent == ["a"] and [r.job.name for r in s.pending] == ["b"]
+    respawned = FakeSlot(2, 2, 103)       # forked since, with the new table
+    arb.slots[2], arb.procs[103] = respawned, respawned
+    s._supervise()
+    assert respawned.channel.sent == ["b"] and not s.pending
+    # a reload that keeps "b" keeps its generation; a job changed from shell
+    # to Python counts as new
+    s.load([jobs.make_job("* * * * *", noop, name="b"),
+            jobs.make_job("* * * * *", "true", name="c")], generation=3)
+    s.load([jobs.make_job("* * * * *", noop, name="b"),
+            jobs.make_job("* * * * *", noop, name="c")], generation=4)
+    assert (s.states["b"].since, s.states["c"].since) == (2, 4)
+
+
+def test_a_pending_python_job_is_dropped_when_no_worker_comes():
+    arb = FakeArbiter()
+    arb.generation, arb.reloading = 1, None
+    s = Scheduler(arb, ManualClock(datetime(2026, 5, 4, 9, 59, 30, tzinfo=BERLIN)), BERLIN)
+    s.load([jobs.make_job("* * * * *", noop, name="a")], generation=1)
+    st = s.states["a"]
+    run = PythonRun(st.job, st.next_run, next(s._ids), st.since)
+    s.python_runs[run.id] = run
+    assert not s._dispatch(run)
+    s.pending.append(run)
+    s._supervise()
+    assert s.pending == [run]
+    run.started -= 60
+    s._supervise()
+    assert not s.pending and run.done and run.id not in s.python_runs
+    # a reload that removes (or turns into a shell job) a Python job whose
+    # tick waits for a worker drops that tick: the new workers do not know it
+    for table in ([], [jobs.make_job("* * * * *", "true", name="a")]):
+        s.load([jobs.make_job("* * * * *", noop, name="a")], generation=1)
+        run = PythonRun(s.states["a"].job, s.states["a"].next_run, next(s._ids), 1)
+        s.python_runs[run.id] = run
+        s.pending.append(run)
+        s.load(table, generation=2)
+        assert not s.pending and run.done and run.id not in s.python_runs
+
+
+def test_the_claim_is_at_most_once(monkeypatch):
+    # A claim that raises or hangs means "not here", never "run here": a
+    # failing shared store must not double a run across hosts.
+    import gevent
+    from kore_cron import claim
+    j = jobs.make_job("* * * * *", "true", name="a")
+    when = datetime(2026, 5, 4, 10, 0, tzinfo=BERLIN)
+    for answer in (True, False, None):
+        monkeypatch.setattr(claim, "_ask", lambda job, scheduled, a=answer: a)
+        assert claim.ask(j, when, 5.0) is answer
+
+    def broken(job, scheduled):
+        raise ConnectionError("store down")
+    monkeypatch.setattr(claim, "_ask", broken)
+    assert claim.ask(j, when, 5.0) is False
+
+    def hung(job, scheduled):
+        gevent.sleep(30)
+    monkeypatch.setattr(claim, "_ask", hung)
+    t0 = time.monotonic()
+    assert claim.ask(j, when, 0.2) is False
+    assert time.monotonic() - t0 < 5

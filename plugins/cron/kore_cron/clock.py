@@ -4,9 +4,13 @@
 scheduler's clock start at ``<start>`` (ISO 8601 with an offset, such as
 ``2026-03-29T01:58:00+01:00``, or seconds since the epoch) when the master
 starts, and run ``<speed>`` times faster than real time (``x60``: a minute
-per second).  Only the schedule uses it: durations and timeouts of jobs are
-real seconds.  gevent's timers run on the monotonic clock, which libfaketime
-does not shift, so the plugin takes its clock instead.
+per second).  ``"<start> x<speed> @<epoch>"`` makes it read ``<start>`` at
+the real time ``<epoch>`` instead, whenever the master starts: servers
+given the same value share one clock (several hosts in one test), and a
+different ``<start>`` skews one on purpose.  Only the schedule uses it:
+durations and timeouts of jobs are real seconds.  gevent's timers run on the
+monotonic clock, which libfaketime does not shift, so the plugin takes its
+clock instead.
 """
 
 import os
@@ -34,26 +38,40 @@ class Clock:
 
 
 class TestClock(Clock):
-    """Starts at ``start`` (epoch seconds) and runs ``speed`` times faster."""
+    """Starts at ``start`` (epoch seconds) and runs ``speed`` times faster;
+    with ``anchor`` (epoch seconds), reads ``start`` at that real time."""
 
     fake = True
 
-    def __init__(self, start, speed=1.0):
+    def __init__(self, start, speed=1.0, anchor=None):
         if speed <= 0:
             raise ValueError("speed must be > 0")
         self.start = float(start)
         self.speed = float(speed)
+        self.anchor = None if anchor is None else float(anchor)
         self._mono0 = time.monotonic()
 
     def now(self):
+        if self.anchor is not None:
+            return self.start + (time.time() - self.anchor) * self.speed
         return self.start + (time.monotonic() - self._mono0) * self.speed
 
 
 def parse(text):
-    """A TestClock from ``"<start> [x<speed>]"``; ValueError when malformed."""
+    """A TestClock from ``"<start> [x<speed>] [@<epoch>]"``; ValueError when
+    malformed."""
     parts = text.split()
+    anchor = None
+    if len(parts) >= 2 and parts[-1].startswith("@"):
+        try:
+            anchor = float(parts[-1][1:])
+        except ValueError:
+            raise ValueError("%s: bad real start time %r (@<epoch seconds>)"
+                             % (ENV, parts[-1])) from None
+        parts = parts[:-1]
     if not parts or len(parts) > 2:
-        raise ValueError("%s: expected '<start> [x<speed>]', got %r" % (ENV, text))
+        raise ValueError("%s: expected '<start> [x<speed>] [@<epoch>]', got %r"
+                         % (ENV, text))
     start = parts[0]
     try:
         epoch = float(start)
@@ -74,7 +92,7 @@ def parse(text):
             speed = float(parts[1][1:])
         except ValueError:
             raise ValueError("%s: bad speed %r" % (ENV, parts[1])) from None
-    return TestClock(epoch, speed)
+    return TestClock(epoch, speed, anchor)
 
 
 def from_environment(environ=None):

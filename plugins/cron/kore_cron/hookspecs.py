@@ -15,7 +15,8 @@ def kore_cron_claim(job, scheduled):
     ``kore_cron.jobs.Job`` (``job.name``, ``job.schedule``), ``scheduled``
     the tick's aware ``datetime``.  Return True to run it here, False when
     another host has it, None to leave the decision to the next plugin (no
-    answer at all: run locally).  A cross-host implementation takes a lock
+    answer at all: run locally).  An implementation that raises, or does not
+    answer within option ``cron_claim_timeout`` seconds, counts as False.  A cross-host implementation takes a lock
     keyed by the job and the *scheduled* time (``SET kore:cron:<name>:<epoch>
     <host> NX EX <ttl>``), so clock skew between hosts cannot double a run.
 

@@ -43,6 +43,9 @@ def kore_config_options(registry):
                    "before it is stopped (0: no limit)", minimum=0, owner=OWNER))
     registry.add(O("cron_kill_timeout", "float", 5.0, "seconds a timed-out shell "
                    "job gets between TERM and KILL", minimum=0, owner=OWNER))
+    registry.add(O("cron_claim_timeout", "float", 5.0, "seconds a tick waits for "
+                   "kore_cron_claim (the cross-host lock) before it is not run here "
+                   "(0: no limit)", minimum=0, owner=OWNER))
     registry.add(O("cron_state_file", "str", "", "file keeping each job's last "
                    "tick across restarts (needed by catch_up=True)", owner=OWNER))
 
@@ -80,8 +83,9 @@ def kore_app_loaded(app):
         raise
     sch = _scheduler[0]
     if sch is not None:
+        # A reload: the master loads the app, then forks the next generation.
         sch.tz = tz
-        sch.load(table)
+        sch.load(table, generation=getattr(sch.arbiter, "generation", 0) + 1)
 
 
 @hookimpl
@@ -89,7 +93,8 @@ def kore_master_start(arbiter):
     from .scheduler import Scheduler
     tz = schedule.local_zone(runtime.option("cron_timezone"))
     sch = Scheduler(arbiter, clockmod.from_environment(), tz)
-    sch.load(jobs.active())
+    # The first generation was forked with this table already.
+    sch.load(jobs.active(), generation=getattr(arbiter, "generation", 0))
     _scheduler[0] = sch
     arbiter.spawn(sch.run)
 

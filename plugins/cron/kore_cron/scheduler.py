@@ -10,7 +10,8 @@ once per tick however many workers there are.  For each due job:
 2. a job whose previous run is still going is skipped and logged
    (``overlap="skip"``, the default) or started anyway (``"allow"``);
 3. ``kore_cron_claim(job, scheduled)`` may say another host has the tick
-   (False); nobody answering (None) means run here;
+   (False); no plugin answering (None) means run here, a plugin raising or
+   not answering in time means not here (at most once);
 4. a shell job starts as a child of the master (``kore_cron.shell``), a
    Python job is handed to one worker (``kore_cron.worker``).
 
@@ -32,6 +33,7 @@ import gevent
 from kore import ipc, runtime
 from kore.log import error, info, notice, warning
 
+from . import claim as claimmod
 from . import schedule as sched
 from . import shell
 
@@ -42,22 +44,24 @@ MAX_COALESCE = 1000000
 
 
 class JobState:
-    __slots__ = ("job", "next_run", "runs", "last_tick")
+    __slots__ = ("job", "next_run", "runs", "last_tick", "since")
 
-    def __init__(self, job):
+    def __init__(self, job, since=0):
         self.job = job
         self.next_run = None        # aware datetime, None for @reboot
         self.runs = []              # ShellRun / PythonRun not finished
         self.last_tick = None       # epoch of the newest tick handled
+        self.since = since          # oldest worker generation that knows the job
 
 
 class PythonRun:
     """A Python job handed to a worker."""
 
-    def __init__(self, job, scheduled, run_id):
+    def __init__(self, job, scheduled, run_id, since=0):
         self.job = job
         self.scheduled = scheduled
         self.id = run_id
+        self.since = since          # only workers of this generation or newer
         self.worker_id = None
         self.worker_pid = None
         self.started = time.monotonic()
@@ -86,18 +90,24 @@ class Scheduler:
         self._ids = itertools.count(1)
         self.state_file = runtime.option("cron_state_file")
         self.kill_timeout = runtime.option("cron_kill_timeout")
+        self.claim_timeout = runtime.option("cron_claim_timeout")
 
     # -- the table ------------------------------------------------------------
 
     def now(self):
         return datetime.fromtimestamp(self.clock.now(), self.tz)
 
-    def load(self, jobs):
+    def load(self, jobs, generation=0):
         """Install the job table (start-up or reload).
 
         A new or changed job counts its ticks from the time the scheduler
         last looked, not from now: a reload that holds the master across a
         tick does not drop that tick for the jobs it changed.
+
+        ``generation`` is the first worker generation forked with this
+        table.  A Python job the previous table did not have is handed only
+        to workers of that generation or newer: older workers (still serving
+        after a reload that failed) would not find it by name.
         """
         now = self.now()
         if self.checked is not None:
@@ -105,20 +115,30 @@ class Scheduler:
         states = {}
         for job in jobs:
             old = self.states.get(job.name)
+            known = old is not None and old.job.kind == "python" == job.kind
+            since = old.since if known else generation
             if old is not None and old.job.key() == job.key():
                 old.job = job
+                old.since = since
                 states[job.name] = old
                 continue
-            st = JobState(job)
+            st = JobState(job, since)
             if old is not None:
                 st.runs = old.runs          # still running under the old definition
                 st.last_tick = old.last_tick
             st.next_run = sched.next_after(job.schedule, now)
             states[job.name] = st
         for name, old in self.states.items():
-            if name not in states and old.runs:
+            if name not in states and any(not r.done and r.pid is not None
+                                          for r in old.runs):
                 info("cron job '%s' is gone from the application; its running "
                      "run continues" % name)
+        for run in list(self.pending):
+            # the next generation's workers would not find it by that name
+            st = states.get(run.job.name)
+            if st is None or st.job.kind != "python":
+                self._drop_pending(run, "the job is gone from the application",
+                                   log=notice)
         self.states = states
 
     # -- the loop -------------------------------------------------------------
@@ -220,16 +240,12 @@ class Scheduler:
                                          fmt(scheduled)))
             return
         if reason != "@reboot":
-            claim = runtime.notify("kore_cron_claim", where="kore_cron_claim",
-                                   job=job, scheduled=scheduled)
-            if claim is False:
-                info("cron job '%s': the tick at %s is claimed elsewhere"
-                     % (job.name, fmt(scheduled)))
-                return
+            if claimmod.ask(job, scheduled, self.claim_timeout) is False:
+                return                  # logged by claim.ask
         if job.kind == "shell":
             self._start_shell(st, scheduled)
         else:
-            run = PythonRun(job, scheduled, next(self._ids))
+            run = PythonRun(job, scheduled, next(self._ids), st.since)
             st.runs.append(run)
             self.python_runs[run.id] = run
             if not self._dispatch(run):
@@ -277,16 +293,28 @@ class Scheduler:
 
     # -- Python jobs ----------------------------------------------------------
 
-    def _pick_worker(self):
+    def _pick_worker(self, since=0):
+        """The ready worker with the lowest id, of generation ``since`` or
+        newer, among the current slots.
+
+        During a reload the slots hold only the new generation: a tick waits
+        for its first ready worker rather than go to an old one, which is
+        about to be retired (a job there would be cut at the graceful
+        timeout, and one handed over just as the TERM arrives would be lost
+        with it).  Outside a reload, any ready worker that is not retiring.
+        """
         a = self.arbiter
-        ready = [wp for wp in a.slots.values()
-                 if wp.ready and not wp.retiring and wp.pid is not None]
-        if not ready:
-            ready = [wp for wp in a.procs.values() if wp.ready and not wp.retiring]
+
+        def fit(wp):
+            return (wp.ready and not wp.retiring and wp.pid is not None
+                    and getattr(wp, "generation", 0) >= since)
+        ready = [wp for wp in a.slots.values() if fit(wp)]
+        if not ready and not self._reloading():
+            ready = [wp for wp in a.procs.values() if fit(wp)]
         return min(ready, key=lambda wp: wp.id) if ready else None
 
     def _dispatch(self, run):
-        wp = self._pick_worker()
+        wp = self._pick_worker(run.since)
         if wp is None:
             return False
         payload = json.dumps({"run": run.id, "name": run.job.name,
@@ -349,15 +377,20 @@ class Scheduler:
                 self._drop_pending(run, "the server is stopping")
             elif self._dispatch(run):
                 self.pending.remove(run)
-            elif now - run.started > DISPATCH_WAIT:
-                self._drop_pending(run, "no worker was ready for %g s" % DISPATCH_WAIT)
+            elif now - run.started > DISPATCH_WAIT and not self._reloading():
+                # a reload's new workers get the reload's own deadline
+                self._drop_pending(run, "no worker that knows the job was ready "
+                                   "for %g s" % DISPATCH_WAIT)
 
-    def _drop_pending(self, run, why):
+    def _drop_pending(self, run, why, log=error):
         self.pending.remove(run)
         self.python_runs.pop(run.id, None)
         run.done = True
-        error("cron job '%s': the tick at %s did not run: %s"
-              % (run.job.name, fmt(run.scheduled), why))
+        log("cron job '%s': the tick at %s did not run: %s"
+            % (run.job.name, fmt(run.scheduled), why))
+
+    def _reloading(self):
+        return getattr(self.arbiter, "reloading", None) is not None
 
     def _past_deadline(self):
         deadline = getattr(self.arbiter, "stop_deadline", None)

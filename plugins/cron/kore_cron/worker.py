@@ -5,7 +5,8 @@ request handler can (``kore.dbquery``, ``kore.httpclient``, the app's
 state), and blocking or slow code there cannot stall the master's
 supervision and scheduling.  The master picks the ready worker with the
 lowest id (worker 1 while it is up), so a job's runs land in one predictable
-process; if that worker is restarting the next one takes the tick.
+process; if that worker is restarting the next one takes the tick.  During a
+reload the tick waits for the new generation (``Scheduler._pick_worker``).
 
 The worker finds the job by name in the table it inherited at fork, runs the
 callable (a coroutine function is driven to completion) in a greenlet of

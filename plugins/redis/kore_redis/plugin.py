@@ -38,7 +38,13 @@ def _redis():
         _client.append(None)
         return None
     import redis
-    client = redis.Redis.from_url(url, socket_timeout=2.0, socket_connect_timeout=2.0)
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+    # One retry, at once: enough for a pooled connection Redis dropped (a
+    # restart); redis-py's default (10 retries with backoff) would hold the
+    # master's cron scheduler for seconds on every tick while Redis is down.
+    client = redis.Redis.from_url(url, socket_timeout=2.0, socket_connect_timeout=2.0,
+                                  retry=Retry(NoBackoff(), 1))
     _client.append((client, runtime.option("backplane_prefix") + ":lock:"))
     return _client[0]
 
