@@ -30,6 +30,50 @@ def start_kore(workdir, tls_port, provider, ca=None, workers=2, **env):
     return srv
 
 
+def with_ports(ports, start, first, attempts=4):
+    """``start(*first)``; while it raises PortTaken, ``start`` again with as
+    many ports newly reserved from ``ports`` (acme_pebble.Ports).
+
+    A reserved port cannot be bound by a process binding without
+    SO_REUSEADDR or asking for port 0, nor become a source port; a process
+    that picked the same port with free_port() before it was reserved and
+    binds it with SO_REUSEADDR still can: then the test moves to new ports
+    (telling pebble, whose challenge ports they are)."""
+    current = tuple(first)
+    for attempt in range(attempts):
+        try:
+            return start(*current)
+        except PortTaken:
+            if attempt == attempts - 1:
+                raise
+            current = tuple(ports.take() for _ in current)
+
+
+_PEBBLE_CA = object()
+
+
+def kore_on_pebble(workdir, ports, pebble, plain=False, ca=_PEBBLE_CA, workers=2,
+                   **env):
+    """start_kore() on pebble's challenge ports: its tlsPort, and its
+    httpPort as the plain server's with ``plain``; ``ca`` defaults to the CA
+    of pebble's HTTPS.  Returns (server, tls port); pebble moves to other
+    ports when one was taken."""
+    def start(tls_port, http_port):
+        if (tls_port, http_port) != (pebble.tls_port, pebble.http_port):
+            pebble.challenge_ports(http_port, tls_port)
+        extra = dict(env, T_PLAIN_PORT=http_port) if plain else env
+        srv = start_kore(workdir, tls_port, pebble.url,
+                         pebble.ca if ca is _PEBBLE_CA else ca, workers=workers, **extra)
+        if plain and not wait_port("127.0.0.1", http_port, 30, srv.proc):
+            out = srv.log()
+            srv.kill()
+            if "address already in use" in out.lower():
+                raise PortTaken(out)
+            raise AssertionError("korectl did not listen on the plain port:\n" + out)
+        return srv, tls_port
+    return with_ports(ports, start, (pebble.tls_port, pebble.http_port))
+
+
 def on_every_worker(get, workers, limit=400, batch=8):
     """Call ``get()`` (returning ``(worker pid, anything)``) in concurrent
     batches until each of the ``workers`` pids has answered; returns

@@ -144,6 +144,23 @@ class Pebble:
         reserved until ``stop(final=True)``."""
         self.port = self._ports.take()
         self.mgmt = self._ports.take()
+        self._write_config()
+
+    def challenge_ports(self, http_port, tls_port):
+        """Validate on these ports from now on (the kore server could not
+        bind the earlier ones); a running pebble restarts (a new root)."""
+        self.http_port, self.tls_port = http_port, tls_port
+        self._write_config()
+        if self.proc is not None and self.proc.poll() is None:
+            self.stop(final=False)
+            self._start() or self._fail()
+            self._fetch_root()
+        return self
+
+    def _fail(self):
+        raise AssertionError("pebble did not start:\n" + self.log())
+
+    def _write_config(self):
         with open(self.config, "w") as f:
             json.dump({"pebble": {
                 "listenAddress": "127.0.0.1:%d" % self.port,
@@ -168,7 +185,7 @@ class Pebble:
             # start only: clients know the URL)
             if (self._started or attempt == attempts - 1
                     or "address already in use" not in new.lower()):
-                raise AssertionError("pebble did not start:\n" + self.log())
+                self._fail()
             self._configure()
 
     def _start(self):

@@ -13,7 +13,7 @@ import threading
 import pytest
 from cryptography import x509
 
-from acme_helpers import is_issued, served_cert, start_kore
+from acme_helpers import is_issued, served_cert, start_kore, with_ports
 from acme_pebble import Pebble, Ports
 from kore_testing import wait_for
 
@@ -92,6 +92,14 @@ def _has_acme_id(cert):
     return ext.critical
 
 
+def _kore_behind(relay, workdir, pebble, workers):
+    """start(port) for with_ports: korectl on ``port``, the relay to it."""
+    def start(port):
+        relay.target = port
+        return start_kore(workdir, port, pebble.url, pebble.ca, workers=workers), port
+    return start
+
+
 @pytest.fixture
 def ports():
     with Ports() as p:
@@ -106,7 +114,8 @@ def test_challenge_certificate_only_for_acme_tls_handshakes(tmp_path, ports):
                     ports=ports).start()
     srv = None
     try:
-        srv = start_kore(tmp_path, tls_port, pebble.url, pebble.ca, workers=2)
+        srv, tls_port = with_ports(ports, _kore_behind(relay, tmp_path, pebble, 2),
+                                   (tls_port,))
         assert relay.first.wait(30), srv.log() + pebble.log()[-2000:]
         # the challenge is published in both workers before the CA is told
         # to validate; look at it from several connections (both workers)
@@ -159,13 +168,17 @@ def test_master_killed_mid_order_then_restarted(tmp_path, ports):
                     ports=ports).start()
     srv = again = None
     try:
-        srv = start_kore(tmp_path, tls_port, pebble.url, pebble.ca, workers=1)
+        srv, tls_port = with_ports(ports, _kore_behind(relay, tmp_path, pebble, 1),
+                                   (tls_port,))
         assert relay.first.wait(30), srv.log()
         srv.kill()                                  # SIGKILL, master and workers
         assert not (tmp_path / "acme-state" / "certificates" / "localhost" /
                     "fullchain.pem").exists()
         relay.release.set()
-        again = start_kore(tmp_path, tls_port, pebble.url, pebble.ca, workers=1)
+        # the port stayed reserved; should it be taken anyway, the relay
+        # (pebble's tlsPort) forwards to the new one
+        again, tls_port = with_ports(ports, _kore_behind(relay, tmp_path, pebble, 1),
+                                     (tls_port,))
         assert wait_for(lambda: is_issued(tls_port, pebble.root_path), timeout=60), \
             again.log() + pebble.log()[-2000:]
         log = again.log()

@@ -11,9 +11,10 @@ import time
 
 import pytest
 
-from acme_helpers import APP, is_issued, served_cert, start_kore, verified_get
+from acme_helpers import (APP, is_issued, kore_on_pebble, served_cert, start_kore,
+                          verified_get, with_ports)
 from acme_pebble import Pebble, Ports
-from kore_testing import KORECTL, KoreServer, wait_for, wait_port
+from kore_testing import KORECTL, KoreServer, started_on, wait_for
 
 pytestmark = pytest.mark.slow
 CHALLENGE_LINE = re.compile(r'"GET /\.well-known/acme-challenge/([A-Za-z0-9_-]+) '
@@ -37,15 +38,15 @@ def _answered_tokens(path):
 
 
 def test_http01_on_the_plain_listener(tmp_path, ports):
-    tls_port, plain_port = ports.take(), ports.take()
-    pebble = Pebble(tmp_path / "pebble", http_port=plain_port, tls_port=tls_port,
+    pebble = Pebble(tmp_path / "pebble", http_port=ports.take(), tls_port=ports.take(),
                     ports=ports).start()
     access = tmp_path / "access.log"
     # no acme_ca_bundle: pebble's CA comes from $SSL_CERT_FILE
-    srv = start_kore(tmp_path, tls_port, pebble.url, None, workers=2,
-                     T_CHALLENGE="http-01", T_PLAIN_PORT=plain_port,
-                     SSL_CERT_FILE=pebble.ca, REQUESTS_CA_BUNDLE="",
-                     KORE_HTTP_ACCESS_LOG=access, KORE_HTTP_ACCESS_LOG_BUFFER=0)
+    srv, tls_port = kore_on_pebble(tmp_path, ports, pebble, plain=True, ca=None,
+                                   T_CHALLENGE="http-01", SSL_CERT_FILE=pebble.ca,
+                                   REQUESTS_CA_BUNDLE="", KORE_HTTP_ACCESS_LOG=access,
+                                   KORE_HTTP_ACCESS_LOG_BUFFER=0)
+    plain_port = pebble.http_port
     try:
         assert wait_for(lambda: is_issued(tls_port, pebble.root_path), timeout=60), \
             srv.log() + pebble.log()[-3000:]
@@ -129,7 +130,8 @@ def test_rate_limited_retry_after_is_honoured(tmp_path, ports):
     ca = RateLimitedCA()
     t = threading.Thread(target=ca.serve_forever, daemon=True)
     t.start()
-    srv = start_kore(tmp_path, ports.take(), ca.url, workers=1, T_RETRY_MIN=1)
+    srv = with_ports(ports, lambda p: start_kore(tmp_path, p, ca.url, workers=1,
+                                                 T_RETRY_MIN=1), (ports.take(),))
     try:
         assert wait_for(lambda: len(ca.hits) >= 3, timeout=30), srv.log()
         gaps = [b[1] - a[1] for a, b in zip(ca.hits, ca.hits[1:])]
@@ -219,27 +221,32 @@ def test_kore_conf_acme_yes(tmp_path, ports):
     """The classic kore.conf form, against pebble: ``acme yes`` in a domain
     block, the acme_* options at top level (acme_root and acme_ca_bundle
     among them), no acme_challenge: Kore's default, tls-alpn-01."""
-    tls_port = ports.take()
-    pebble = Pebble(tmp_path / "pebble", http_port=ports.take(), tls_port=tls_port,
+    pebble = Pebble(tmp_path / "pebble", http_port=ports.take(), tls_port=ports.take(),
                     ports=ports).start()
     (tmp_path / "app.py").write_text(
         "import os\n\n"
         "def index(req):\n    req.response(200, b'conf from %d' % os.getpid())\n")
-    (tmp_path / "kore.conf").write_text(
-        "python_import app.py\n"
-        "workers 2\n"
-        "acme_email conf@localhost.test\n"
-        "acme_provider %s\n"
-        "acme_ca_bundle %s\n"
-        "acme_root state-dir\n"
-        "acme_retry_min 1\n"
-        "server tls {\n    bind 127.0.0.1 %d\n    tls yes\n}\n"
-        "domain localhost {\n    attach tls\n    acme yes\n"
-        "    route / app.index\n}\n" % (pebble.url, pebble.ca, tls_port))
-    srv = KoreServer(tmp_path, str(tmp_path / "kore.conf"), bind=False, wait=False,
-                     workers=None, env={"SSL_CERT_FILE": "", "REQUESTS_CA_BUNDLE": ""})
+
+    def start(tls_port, http_port):
+        if (tls_port, http_port) != (pebble.tls_port, pebble.http_port):
+            pebble.challenge_ports(http_port, tls_port)
+        (tmp_path / "kore.conf").write_text(
+            "python_import app.py\n"
+            "workers 2\n"
+            "acme_email conf@localhost.test\n"
+            "acme_provider %s\n"
+            "acme_ca_bundle %s\n"
+            "acme_root state-dir\n"
+            "acme_retry_min 1\n"
+            "server tls {\n    bind 127.0.0.1 %d\n    tls yes\n}\n"
+            "domain localhost {\n    attach tls\n    acme yes\n"
+            "    route / app.index\n}\n" % (pebble.url, pebble.ca, tls_port))
+        srv = KoreServer(tmp_path, str(tmp_path / "kore.conf"), bind=False, wait=False,
+                         workers=None, env={"SSL_CERT_FILE": "", "REQUESTS_CA_BUNDLE": ""})
+        return started_on(srv, [tls_port]), tls_port
+
+    srv, tls_port = with_ports(ports, start, (pebble.tls_port, pebble.http_port))
     try:
-        assert wait_port("127.0.0.1", tls_port, 30, srv.proc), srv.log()
         assert wait_for(lambda: is_issued(tls_port, pebble.root_path), timeout=60), \
             srv.log() + pebble.log()[-3000:]
         log = srv.log()

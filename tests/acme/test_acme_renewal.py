@@ -19,7 +19,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from acme_helpers import on_every_worker, pid_and_serial, served_cert, start_kore, verified_get
+from acme_helpers import (kore_on_pebble, on_every_worker, pid_and_serial, served_cert,
+                          start_kore, with_ports)
 from acme_pebble import Pebble, Ports
 from kore_testing import wait_for
 
@@ -114,13 +115,12 @@ def ports():
 
 
 def test_renewal_with_the_ca_down_then_back(tmp_path, ports):
-    tls_port = ports.take()
     old = seed_certificate(tmp_path)
     # pebble's ports are reserved now (kore is told its URL), it starts later
-    pebble = Pebble(tmp_path / "pebble", http_port=ports.take(), tls_port=tls_port,
+    pebble = Pebble(tmp_path / "pebble", http_port=ports.take(), tls_port=ports.take(),
                     ports=ports)
-    srv = start_kore(tmp_path, tls_port, pebble.url, pebble.ca, workers=2,
-                     T_RENEW_BEFORE="20d", T_RETRY_MIN=1, T_RETRY_MAX=4)
+    srv, tls_port = kore_on_pebble(tmp_path, ports, pebble, workers=2,
+                                   T_RENEW_BEFORE="20d", T_RETRY_MIN=1, T_RETRY_MAX=4)
     loads = []
     try:
         assert srv.wait_log("localhost: serving the stored certificate", 10)
@@ -193,11 +193,12 @@ def test_renewal_with_the_ca_down_then_back(tmp_path, ports):
 ])
 def test_default_renewal_time_of_a_fresh_certificate(tmp_path, ports, before, after,
                                                      renew_in):
-    tls_port = ports.take()
     old = seed_certificate(tmp_path, days_before=before, days_after=after)
     # nothing listens on the provider's (reserved) port: no order may be tried
-    srv = start_kore(tmp_path, tls_port, "https://127.0.0.1:%d/dir" % ports.take(),
-                     workers=1)
+    provider = "https://127.0.0.1:%d/dir" % ports.take()
+    srv, tls_port = with_ports(ports, lambda p: (start_kore(tmp_path, p, provider,
+                                                            workers=1), p),
+                               (ports.take(),))
     try:
         assert srv.wait_log("renewal at", 15), srv.log()
         line = [l for l in srv.log().splitlines() if "renewal at" in l][0]

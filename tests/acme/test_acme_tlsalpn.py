@@ -14,8 +14,8 @@ import stat
 
 import pytest
 
-from acme_helpers import (is_issued, on_every_worker, pid_and_serial, served_cert,
-                          start_kore, verified_get)
+from acme_helpers import (is_issued, kore_on_pebble, on_every_worker, pid_and_serial,
+                          served_cert, start_kore, verified_get, with_ports)
 from acme_pebble import Pebble, Ports
 from kore_testing import wait_for
 
@@ -28,13 +28,12 @@ WORKERS = 4
 def env(tmp_path_factory):
     work = tmp_path_factory.mktemp("acme-alpn")
     ports = Ports()
-    tls_port = ports.take()
-    pebble = Pebble(work / "pebble", http_port=ports.take(), tls_port=tls_port,
+    pebble = Pebble(work / "pebble", http_port=ports.take(), tls_port=ports.take(),
                     nonce_reject=None, ports=ports).start()
     extra = {"T_RUNAS": "nobody"} if AS_ROOT else {}
     srv = None
     try:
-        srv = start_kore(work, tls_port, pebble.url, pebble.ca, workers=WORKERS, **extra)
+        srv, tls_port = kore_on_pebble(work, ports, pebble, workers=WORKERS, **extra)
         assert wait_for(lambda: is_issued(tls_port, pebble.root_path), timeout=60), \
             srv.log() + pebble.log()[-3000:]
         yield {"work": work, "port": tls_port, "pebble": pebble, "srv": srv,
@@ -184,16 +183,18 @@ def test_restart_reuses_the_account_and_the_certificate(env):
     srv, pebble = env["srv"], env["pebble"]
     before = served_cert(env["port"])[0].serial_number
     assert srv.stop() == 0
-    # the port stays reserved (Ports) while nothing listens on it
-    again = start_kore(env["work"], env["port"], pebble.url, pebble.ca, workers=2,
-                       **env["extra"])
+    # the port stays reserved (Ports) while nothing listens on it; the
+    # stored certificate needs no validation, so any port would do
+    again, port = with_ports(env["ports"], lambda p: (start_kore(
+        env["work"], p, pebble.url, pebble.ca, workers=2, **env["extra"]), p),
+        (env["port"],))
     try:
         assert again.wait_log("renewal at", timeout=20), again.log()
         log = again.log()
         assert "localhost: serving the stored certificate" in log
         assert "placeholder" not in log and "account registered" not in log
-        assert served_cert(env["port"])[0].serial_number == before
-        assert verified_get(env["port"], pebble.root_path).startswith(b"HTTP/1.1 200")
+        assert served_cert(port)[0].serial_number == before
+        assert verified_get(port, pebble.root_path).startswith(b"HTTP/1.1 200")
         plog = pebble.log()
         assert plog.count("Added order") == 1
         assert len(re.findall(r"There are now \d+ accounts in memory", plog)) == 1
