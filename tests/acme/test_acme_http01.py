@@ -199,13 +199,15 @@ def test_without_the_plugin_acme_true_names_the_package(tmp_path):
     assert r.returncode != 0
     assert NOT_INSTALLED in r.stdout + r.stderr, r.stdout + r.stderr
     # the kore.conf form
-    (tmp_path / "handlers.py").write_text("def index(req):\n    req.response(200, b'x')\n")
-    (tmp_path / "kore.conf").write_text(
-        "python_import handlers.py\n"
+    conf = tmp_path / "conf"
+    conf.mkdir()
+    (conf / "app.py").write_text("def index(req):\n    req.response(200, b'x')\n")
+    (conf / "kore.conf").write_text(
+        "python_import app.py\n"
         "server tls {\n    bind 127.0.0.1 0\n    tls yes\n}\n"
         "domain localhost {\n    attach tls\n    acme yes\n"
-        "    route / handlers.index\n}\n")
-    r = _run(tmp_path, {"KORE_PLUGINS": "http"}, app=str(tmp_path / "kore.conf"))
+        "    route / app.index\n}\n")
+    r = _run(conf, {"KORE_PLUGINS": "http"}, app=str(conf / "kore.conf"))
     assert r.returncode != 0
     assert NOT_INSTALLED in r.stdout + r.stderr, r.stdout + r.stderr
 
