@@ -69,7 +69,15 @@ def test_placeholder_is_self_signed_for_the_host():
     assert not ci.matches_key(certs.new_domain_key())
 
 
-def test_store_files_are_0600_in_0700_dirs(tmp_path):
+@pytest.fixture
+def usual_umask():
+    """022: folders made with the umask's mode would be 0755."""
+    old = os.umask(0o022)
+    yield
+    os.umask(old)
+
+
+def test_store_files_are_0600_in_0700_dirs(tmp_path, usual_umask):
     s = store.Store(str(tmp_path / "state"))
     s.ensure()
     s.save_account_key("https://ca.test/dir", b"k")
@@ -78,8 +86,10 @@ def test_store_files_are_0600_in_0700_dirs(tmp_path):
     for path in (s.account_key_path("https://ca.test/dir"), s.key_path("kore.test"),
                  s.chain_path("kore.test")):
         assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
-    for d in (s.root, os.path.dirname(s.key_path("kore.test"))):
-        assert stat.S_IMODE(os.stat(d).st_mode) == 0o700
+    # every folder, the intermediate ones too, whatever the umask
+    for d in (s.root, os.path.join(s.root, "accounts"), s.account_dir("https://ca.test/dir"),
+              os.path.join(s.root, "certificates"), s.cert_dir("kore.test")):
+        assert stat.S_IMODE(os.stat(d).st_mode) == 0o700, d
     assert s.domain_key("kore.test") == b"dk"
     assert s.chain("missing.test") is None
     # one account per directory URL: staging and production stay apart
