@@ -15,6 +15,7 @@ import os
 import re
 
 import pytest
+from acme import client as acme_client
 from acme import messages
 
 from acme_pebble import Pebble, Ports
@@ -59,8 +60,8 @@ def stale_nonces(monkeypatch):
     """Replace the nonce of the attempts ``which(n)`` picks (n counts every
     nonce taken); record each POST's outcome."""
     state = {"taken": 0, "bad": [], "ok": [], "which": lambda n: n % 2 == 1}
-    real_nonce = client.ClientNetwork._get_nonce
-    real_once = client.ClientNetwork._post_once
+    real_nonce = acme_client.ClientNetwork._get_nonce
+    real_once = acme_client.ClientNetwork._post_once
 
     def get_nonce(self, url, new_nonce_url):
         nonce = real_nonce(self, url, new_nonce_url)
@@ -79,8 +80,8 @@ def stale_nonces(monkeypatch):
         state["ok"].append(url)
         return response
 
-    monkeypatch.setattr(client.ClientNetwork, "_get_nonce", get_nonce)
-    monkeypatch.setattr(client.ClientNetwork, "_post_once", post_once)
+    monkeypatch.setattr(acme_client.ClientNetwork, "_get_nonce", get_nonce)
+    monkeypatch.setattr(acme_client.ClientNetwork, "_post_once", post_once)
     return state
 
 
