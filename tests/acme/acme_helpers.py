@@ -131,3 +131,42 @@ def pid_and_serial(port, cafile=None):
     if not data.startswith(b"HTTP/1.1 200"):
         raise AssertionError(data[:200])
     return int(data.rsplit(b"hello from ", 1)[1].strip()), serial
+
+
+def served_cert(port, server_name="localhost", alpn=None, cafile=None):
+    """(leaf x509.Certificate, negotiated ALPN, verified) of one handshake."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    if alpn:
+        ctx.set_alpn_protocols(alpn)
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+        with ctx.wrap_socket(raw, server_hostname=server_name) as s:
+            der = s.getpeercert(True)
+            got = s.selected_alpn_protocol()
+    return x509.load_der_x509_certificate(der), got
+
+
+def verified_get(port, cafile, path="/", server_name="localhost"):
+    """GET over TLS verifying the chain against ``cafile`` and the name;
+    returns the response bytes (ssl.SSLCertVerificationError when not)."""
+    ctx = ssl.create_default_context(cafile=cafile)
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+        with ctx.wrap_socket(raw, server_hostname=server_name) as s:
+            s.sendall(("GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n"
+                       % (path, server_name)).encode())
+            data = b""
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    return data
+                data += chunk
+
+
+def is_issued(port, cafile):
+    try:
+        return b"200 OK" in verified_get(port, cafile)
+    except ssl.SSLError:
+        return False
+    except OSError:
+        return False
