@@ -2,9 +2,11 @@
 TLS clients that report which certificate they were served."""
 
 import os
+import re
 import socket
 import ssl
 import threading
+import time
 
 from cryptography import x509
 
@@ -19,14 +21,35 @@ def start_kore(workdir, tls_port, provider, ca=None, workers=2, **env):
     e.update({k: str(v) for k, v in env.items()})
     srv = KoreServer(workdir, APP, bind=False, wait=False, workers=None, env=e,
                      cwd=str(workdir))
-    if not wait_port("127.0.0.1", tls_port, 30, srv.proc):
-        out = srv.log()
-        srv.kill()
-        if "address already in use" in out.lower():
-            # the port is reserved (acme_pebble.Ports): should it be taken
-            # anyway, the caller may pick other ports and try again
-            raise PortTaken(out)
-        raise AssertionError("korectl did not listen:\n" + out)
+    ports = [tls_port] + ([int(e["T_PLAIN_PORT"])] if e.get("T_PLAIN_PORT") else [])
+    return listening(srv, ports)
+
+
+def listening(srv, ports, timeout=30.0):
+    """Wait until KoreServer ``srv`` has bound every port of ``ports`` (its
+    ``server '...' listening on`` lines) and accepts; returns ``srv``.
+
+    The log, not a connection: a process that took one of the ports would
+    accept the connection for a server that exited.  Raises PortTaken
+    (after stopping ``srv``) when it exited on a port in use: the caller
+    may try again with other ports (with_ports), AssertionError otherwise."""
+    deadline = time.monotonic() + timeout
+    want = [re.compile(r"listening on https?://127\.0\.0\.1:%d\b" % p) for p in ports]
+    while not all(rx.search(srv.log()) for rx in want):
+        if srv.proc.poll() is not None or time.monotonic() > deadline:
+            out = srv.log()
+            srv.cleanup()
+            if "address already in use" in out.lower():
+                raise PortTaken(out)
+            raise AssertionError("korectl did not listen on %s:\n%s" % (ports, out))
+        time.sleep(0.05)
+    for port in ports:
+        if not wait_port("127.0.0.1", port, max(1.0, deadline - time.monotonic()),
+                         srv.proc):
+            out = srv.log()
+            srv.cleanup()
+            raise AssertionError("korectl logged port %d but does not accept:\n%s"
+                                 % (port, out))
     return srv
 
 
@@ -64,12 +87,6 @@ def kore_on_pebble(workdir, ports, pebble, plain=False, ca=_PEBBLE_CA, workers=2
         extra = dict(env, T_PLAIN_PORT=http_port) if plain else env
         srv = start_kore(workdir, tls_port, pebble.url,
                          pebble.ca if ca is _PEBBLE_CA else ca, workers=workers, **extra)
-        if plain and not wait_port("127.0.0.1", http_port, 30, srv.proc):
-            out = srv.log()
-            srv.kill()
-            if "address already in use" in out.lower():
-                raise PortTaken(out)
-            raise AssertionError("korectl did not listen on the plain port:\n" + out)
         return srv, tls_port
     return with_ports(ports, start, (pebble.tls_port, pebble.http_port))
 

@@ -4,9 +4,9 @@ import os
 
 import pytest
 
-from acme_helpers import is_issued, verified_get, with_ports
+from acme_helpers import is_issued, listening, verified_get, with_ports
 from acme_pebble import Pebble, Ports
-from kore_testing import ROOT, KoreServer, started_on, wait_for
+from kore_testing import ROOT, KoreServer, wait_for
 
 EXAMPLE = os.path.join(ROOT, "examples", "acme", "app.py")
 pytestmark = pytest.mark.slow
@@ -33,7 +33,7 @@ def test_shipped_acme_example(tmp_path, challenge):
             pebble.challenge_ports(http_port, tls_port)
         srv = KoreServer(tmp_path, EXAMPLE, bind=False, wait=False, workers=None, env=env,
                          extra=("localhost", "127.0.0.1", str(tls_port), str(http_port)))
-        return started_on(srv, [tls_port, http_port]), tls_port
+        return listening(srv, [tls_port, http_port]), tls_port
 
     srv, tls_port = with_ports(ports, start, (pebble.tls_port, pebble.http_port))
     try:

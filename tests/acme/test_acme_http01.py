@@ -11,10 +11,10 @@ import time
 
 import pytest
 
-from acme_helpers import (APP, is_issued, kore_on_pebble, served_cert, start_kore,
-                          verified_get, with_ports)
+from acme_helpers import (APP, is_issued, kore_on_pebble, listening, served_cert,
+                          start_kore, verified_get, with_ports)
 from acme_pebble import Pebble, Ports
-from kore_testing import KORECTL, KoreServer, started_on, wait_for
+from kore_testing import KORECTL, KoreServer, wait_for
 
 pytestmark = pytest.mark.slow
 CHALLENGE_LINE = re.compile(r'"GET /\.well-known/acme-challenge/([A-Za-z0-9_-]+) '
@@ -245,7 +245,7 @@ def test_kore_conf_acme_yes(tmp_path, ports):
             "    route / app.index\n}\n" % (pebble.url, pebble.ca, tls_port))
         srv = KoreServer(tmp_path, str(tmp_path / "kore.conf"), bind=False, wait=False,
                          workers=None, env={"SSL_CERT_FILE": "", "REQUESTS_CA_BUNDLE": ""})
-        return started_on(srv, [tls_port]), tls_port
+        return listening(srv, [tls_port]), tls_port
 
     srv, tls_port = with_ports(ports, start, (pebble.tls_port, pebble.http_port))
     try:
