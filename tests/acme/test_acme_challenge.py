@@ -6,15 +6,16 @@ Pebble validates through a loopback relay that holds its first connection
 until the test has looked, so the challenge stays pending as long as needed.
 """
 
+import re
 import socket
 import threading
 
 import pytest
 from cryptography import x509
 
-from acme_helpers import is_issued, served_cert, start_kore
-from acme_pebble import Pebble
-from kore_testing import free_port, wait_for
+from acme_helpers import is_issued, served_cert, start_kore, with_ports
+from acme_pebble import Pebble, Ports
+from kore_testing import wait_for
 
 pytestmark = pytest.mark.slow
 ACME_ID = x509.ObjectIdentifier("1.3.6.1.5.5.7.1.31")
@@ -91,13 +92,30 @@ def _has_acme_id(cert):
     return ext.critical
 
 
-def test_challenge_certificate_only_for_acme_tls_handshakes(tmp_path):
-    tls_port = free_port()
+def _kore_behind(relay, workdir, pebble, workers):
+    """start(port) for with_ports: korectl on ``port``, the relay to it."""
+    def start(port):
+        relay.target = port
+        return start_kore(workdir, port, pebble.url, pebble.ca, workers=workers), port
+    return start
+
+
+@pytest.fixture
+def ports():
+    with Ports() as p:
+        yield p
+
+
+def test_challenge_certificate_only_for_acme_tls_handshakes(tmp_path, ports):
+    tls_port = ports.take()
     relay = HoldingRelay(tls_port)
     relay.start()
-    pebble = Pebble(tmp_path / "pebble", http_port=free_port(), tls_port=relay.port).start()
-    srv = start_kore(tmp_path, tls_port, pebble.url, pebble.ca, workers=2)
+    pebble = Pebble(tmp_path / "pebble", http_port=ports.take(), tls_port=relay.port,
+                    ports=ports).start()
+    srv = None
     try:
+        srv, tls_port = with_ports(ports, _kore_behind(relay, tmp_path, pebble, 2),
+                                   (tls_port,))
         assert relay.first.wait(30), srv.log() + pebble.log()[-2000:]
         # the challenge is published in both workers before the CA is told
         # to validate; look at it from several connections (both workers)
@@ -118,7 +136,6 @@ def test_challenge_certificate_only_for_acme_tls_handshakes(tmp_path):
         # a worker restarted while the challenge is pending asks the master
         # for it (acme.hello) and serves it too
         import os
-        import re
         import signal
         victim = srv.children()[0]
         os.kill(victim, signal.SIGKILL)
@@ -135,35 +152,45 @@ def test_challenge_certificate_only_for_acme_tls_handshakes(tmp_path):
         assert relay.count >= 3                           # pebble's three validations
     finally:
         relay.close()
-        srv.cleanup()
+        if srv is not None:
+            srv.cleanup()
         pebble.stop()
 
 
-def test_master_killed_mid_order_then_restarted(tmp_path):
+def test_master_killed_mid_order_then_restarted(tmp_path, ports):
     """SIGKILL of the whole server while the CA validates: the restarted
-    server reuses the saved account and completes a new order."""
-    tls_port = free_port()
+    server reuses the saved account (the CA sees one account, two orders)
+    and completes a new order."""
+    tls_port = ports.take()
     relay = HoldingRelay(tls_port)
     relay.start()
-    pebble = Pebble(tmp_path / "pebble", http_port=free_port(), tls_port=relay.port).start()
-    srv = start_kore(tmp_path, tls_port, pebble.url, pebble.ca, workers=1)
-    again = None
+    pebble = Pebble(tmp_path / "pebble", http_port=ports.take(), tls_port=relay.port,
+                    ports=ports).start()
+    srv = again = None
     try:
+        srv, tls_port = with_ports(ports, _kore_behind(relay, tmp_path, pebble, 1),
+                                   (tls_port,))
         assert relay.first.wait(30), srv.log()
         srv.kill()                                  # SIGKILL, master and workers
         assert not (tmp_path / "acme-state" / "certificates" / "localhost" /
                     "fullchain.pem").exists()
         relay.release.set()
-        again = start_kore(tmp_path, tls_port, pebble.url, pebble.ca, workers=1)
+        # the port stayed reserved; should it be taken anyway, the relay
+        # (pebble's tlsPort) forwards to the new one
+        again, tls_port = with_ports(ports, _kore_behind(relay, tmp_path, pebble, 1),
+                                     (tls_port,))
         assert wait_for(lambda: is_issued(tls_port, pebble.root_path), timeout=60), \
             again.log() + pebble.log()[-2000:]
         log = again.log()
         assert "serving a self-signed placeholder" in log
         assert "account registered" not in log      # the saved account is reused
-        assert pebble.log().count("Added order") == 2
+        plog = pebble.log()
+        assert plog.count("Added order") == 2
+        assert len(re.findall(r"There are now \d+ accounts in memory", plog)) == 1, plog
     finally:
         relay.close()
-        srv.cleanup()
+        if srv is not None:
+            srv.cleanup()
         if again is not None:
             again.cleanup()
         pebble.stop()

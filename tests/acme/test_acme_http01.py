@@ -1,37 +1,62 @@
 """http-01 against a real pebble (its three validations reach the plain
-listener), a CA that answers rateLimited with Retry-After, and start-up
-mistakes."""
+listener), the classic kore.conf form against pebble, a CA that answers
+rateLimited with Retry-After, and start-up mistakes."""
 
 import http.server
 import json
 import re
-import socket
 import subprocess
 import threading
 import time
 
 import pytest
 
-from acme_helpers import APP, is_issued, served_cert, start_kore, verified_get
-from acme_pebble import Pebble
-from kore_testing import KORECTL, free_port, wait_for
+from acme_helpers import (APP, is_issued, kore_on_pebble, listening, served_cert,
+                          start_kore, verified_get, with_ports)
+from acme_pebble import Pebble, Ports
+from kore_testing import KORECTL, KoreServer, wait_for
 
 pytestmark = pytest.mark.slow
+CHALLENGE_LINE = re.compile(r'"GET /\.well-known/acme-challenge/([A-Za-z0-9_-]+) '
+                            r'HTTP/1\.1" 200 ')
 
 
-def test_http01_on_the_plain_listener(tmp_path):
-    tls_port, plain_port = free_port(), free_port()
-    pebble = Pebble(tmp_path / "pebble", http_port=plain_port, tls_port=tls_port).start()
+@pytest.fixture
+def ports():
+    with Ports() as p:
+        yield p
+
+
+def _answered_tokens(path):
+    """Tokens the plain listener answered 200 for, one per request, from
+    the access log."""
+    try:
+        with open(path) as f:
+            return CHALLENGE_LINE.findall(f.read())
+    except FileNotFoundError:
+        return []
+
+
+def test_http01_on_the_plain_listener(tmp_path, ports):
+    pebble = Pebble(tmp_path / "pebble", http_port=ports.take(), tls_port=ports.take(),
+                    ports=ports).start()
+    access = tmp_path / "access.log"
     # no acme_ca_bundle: pebble's CA comes from $SSL_CERT_FILE
-    srv = start_kore(tmp_path, tls_port, pebble.url, None, workers=2,
-                     T_CHALLENGE="http-01", T_PLAIN_PORT=plain_port,
-                     SSL_CERT_FILE=pebble.ca, REQUESTS_CA_BUNDLE="")
+    srv, tls_port = kore_on_pebble(tmp_path, ports, pebble, plain=True, ca=None,
+                                   T_CHALLENGE="http-01", SSL_CERT_FILE=pebble.ca,
+                                   REQUESTS_CA_BUNDLE="", KORE_HTTP_ACCESS_LOG=access,
+                                   KORE_HTTP_ACCESS_LOG_BUFFER=0)
+    plain_port = pebble.http_port
     try:
         assert wait_for(lambda: is_issued(tls_port, pebble.root_path), timeout=60), \
             srv.log() + pebble.log()[-3000:]
         assert "(http-01)" in srv.log()
         plog = pebble.log()
         assert "Starting 3 validations" in plog and plog.count("Added order") == 1
+        # pebble's three validations were answered on the plain listener,
+        # all for the one token of the order
+        tokens = _answered_tokens(access)
+        assert len(tokens) >= 3 and len(set(tokens)) == 1, tokens
         assert verified_get(tls_port, pebble.root_path).startswith(b"HTTP/1.1 200")
         # no token pending any more: the route answers 404, the app's routes work
         import urllib.request
@@ -54,6 +79,7 @@ def test_http01_on_the_plain_listener(tmp_path):
                         timeout=60), srv.log()
         assert verified_get(tls_port, pebble.root_path).startswith(b"HTTP/1.1 200")
         assert pebble.log().count("Added order") == 2
+        assert len(set(_answered_tokens(access))) == 2
     finally:
         srv.cleanup()
         pebble.stop()
@@ -100,11 +126,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                    "application/problem+json", [("Retry-After", "2")])
 
 
-def test_rate_limited_retry_after_is_honoured(tmp_path):
+def test_rate_limited_retry_after_is_honoured(tmp_path, ports):
     ca = RateLimitedCA()
     t = threading.Thread(target=ca.serve_forever, daemon=True)
     t.start()
-    srv = start_kore(tmp_path, free_port(), ca.url, workers=1, T_RETRY_MIN=1)
+    srv = with_ports(ports, lambda p: start_kore(tmp_path, p, ca.url, workers=1,
+                                                 T_RETRY_MIN=1), (ports.take(),))
     try:
         assert wait_for(lambda: len(ca.hits) >= 3, timeout=30), srv.log()
         gaps = [b[1] - a[1] for a, b in zip(ca.hits, ca.hits[1:])]
@@ -146,36 +173,96 @@ def test_bad_options_name_the_option(tmp_path):
     assert r.returncode != 0 and "option 'acme_provider'" in r.stdout + r.stderr
 
 
-def test_without_the_plugin_the_package_is_named(tmp_path):
+ACME_ONLY_APP = """
+import kore
+
+class App:
+    def configure(self, args):
+        kore.server("tls", ip="127.0.0.1", port="0", tls=True)
+        d = kore.domain("localhost", attach="tls", acme=True)
+        d.route("/", self.index, methods=["get"])
+
+    def index(self, req):
+        req.response(200, b"x")
+
+koreapp = App()
+"""
+NOT_INSTALLED = ("domain 'localhost': acme=True needs kore-plugin-acme (not installed: "
+                 "pip install kore-plugin-acme)")
+
+
+def test_without_the_plugin_acme_true_names_the_package(tmp_path):
+    """No acme_* option set (those are refused on their own without the
+    plugin): acme=True alone names the package."""
+    (tmp_path / "app.py").write_text(ACME_ONLY_APP)
+    r = _run(tmp_path, {"KORE_PLUGINS": "http"}, app=str(tmp_path / "app.py"))
+    assert r.returncode != 0
+    assert NOT_INSTALLED in r.stdout + r.stderr, r.stdout + r.stderr
+    # the kore.conf form
+    conf = tmp_path / "conf"
+    conf.mkdir()
+    (conf / "app.py").write_text("def index(req):\n    req.response(200, b'x')\n")
+    (conf / "kore.conf").write_text(
+        "python_import app.py\n"
+        "server tls {\n    bind 127.0.0.1 0\n    tls yes\n}\n"
+        "domain localhost {\n    attach tls\n    acme yes\n"
+        "    route / app.index\n}\n")
+    r = _run(conf, {"KORE_PLUGINS": "http"}, app=str(conf / "kore.conf"))
+    assert r.returncode != 0
+    assert NOT_INSTALLED in r.stdout + r.stderr, r.stdout + r.stderr
+
+
+def test_without_the_plugin_an_acme_option_names_the_package(tmp_path):
     r = _run(tmp_path, {"T_TLS_PORT": "0", "T_PROVIDER": "https://x/dir",
                         "KORE_PLUGINS": "http"})
     assert r.returncode != 0
     assert "pip install kore-plugin-acme" in r.stdout + r.stderr
 
 
-def test_kore_conf_acme_yes(tmp_path):
-    """The classic kore.conf form: ``acme yes`` in a domain block."""
-    # the server on port 0 (the port is read from the log); the provider's
-    # port is one nothing listens on, held by a bound socket
-    holder = socket.socket()
-    holder.bind(("127.0.0.1", 0))
+def test_kore_conf_acme_yes(tmp_path, ports):
+    """The classic kore.conf form, against pebble: ``acme yes`` in a domain
+    block, the acme_* options at top level (acme_root and acme_ca_bundle
+    among them), no acme_challenge: Kore's default, tls-alpn-01."""
+    pebble = Pebble(tmp_path / "pebble", http_port=ports.take(), tls_port=ports.take(),
+                    ports=ports).start()
     (tmp_path / "app.py").write_text(
-        "def index(req):\n    req.response(200, b'conf')\n")
-    (tmp_path / "kore.conf").write_text(
-        "python_import app.py\n"
-        "workers 1\n"
-        "acme_provider https://127.0.0.1:%d/dir\n"
-        "acme_retry_min 30\n"
-        "server tls {\n    bind 127.0.0.1 %d\n    tls yes\n}\n"
-        "domain localhost {\n    attach tls\n    acme yes\n"
-        "    route / app.index\n}\n" % (holder.getsockname()[1], 0))
-    from kore_testing import KoreServer
-    srv = KoreServer(tmp_path, str(tmp_path / "kore.conf"), bind=False, wait=False,
-                     workers=None)
+        "import os\n\n"
+        "def index(req):\n    req.response(200, b'conf from %d' % os.getpid())\n")
+
+    def start(tls_port, http_port):
+        if (tls_port, http_port) != (pebble.tls_port, pebble.http_port):
+            pebble.challenge_ports(http_port, tls_port)
+        (tmp_path / "kore.conf").write_text(
+            "python_import app.py\n"
+            "workers 2\n"
+            "acme_email conf@localhost.test\n"
+            "acme_provider %s\n"
+            "acme_ca_bundle %s\n"
+            "acme_root state-dir\n"
+            "acme_retry_min 1\n"
+            "server tls {\n    bind 127.0.0.1 %d\n    tls yes\n}\n"
+            "domain localhost {\n    attach tls\n    acme yes\n"
+            "    route / app.index\n}\n" % (pebble.url, pebble.ca, tls_port))
+        srv = KoreServer(tmp_path, str(tmp_path / "kore.conf"), bind=False, wait=False,
+                         workers=None, env={"SSL_CERT_FILE": "", "REQUESTS_CA_BUNDLE": ""})
+        return listening(srv, [tls_port]), tls_port
+
+    srv, tls_port = with_ports(ports, start, (pebble.tls_port, pebble.http_port))
     try:
-        srv.listen_port("tls")
-        assert srv.wait_log("serving a self-signed placeholder", 10), srv.log()
-        assert srv.wait_log("next attempt in 30 s", 20), srv.log()
+        assert wait_for(lambda: is_issued(tls_port, pebble.root_path), timeout=60), \
+            srv.log() + pebble.log()[-3000:]
+        log = srv.log()
+        assert ("localhost has no certificate yet: serving a self-signed placeholder "
+                "until the ACME order (tls-alpn-01, %s) completes" % pebble.url) in log
+        assert b"conf from" in verified_get(tls_port, pebble.root_path)
+        # acme_root: the state is there, not in the default acme-state/
+        state = tmp_path / "state-dir"
+        assert (state / "certificates" / "localhost" / "fullchain.pem").is_file()
+        assert (state / "certificates" / "localhost" / "key.pem").is_file()
+        regr = json.loads(next((state / "accounts").rglob("account.json")).read_text())
+        assert regr["body"]["contact"] == ["mailto:conf@localhost.test"]
+        assert not (tmp_path / "acme-state").exists()
+        assert pebble.log().count("Added order") == 1
     finally:
         srv.cleanup()
-        holder.close()
+        pebble.stop()

@@ -1,8 +1,9 @@
 """Renewal: a stored certificate past its renewal point (acme_renew_before)
 is kept in service while the CA is down (back-off, the log names the next
-attempt), then replaced on the running server when the CA comes back, with
-a load loop seeing 0 errors and an open connection kept; without the option
-the 2/3 rule leaves the same certificate alone."""
+attempt), then replaced on the running server when the CA comes back, in
+every worker, with two load loops seeing 0 errors and an open connection
+kept; without the option the 2/3 rule (1/2 under 10 days) sets the renewal
+time of the same certificate."""
 
 import datetime
 import os
@@ -18,9 +19,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from acme_helpers import served_cert, start_kore, verified_get
-from acme_pebble import Pebble
-from kore_testing import free_port, wait_for
+from acme_helpers import (kore_on_pebble, on_every_worker, pid_and_serial, served_cert,
+                          start_kore, with_ports)
+from acme_pebble import Pebble, Ports
+from kore_testing import wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -78,12 +80,13 @@ def _read_response(s):
 
 
 class LoadLoop(threading.Thread):
-    """New TLS connections + GET in a loop (bounded); records serials."""
+    """New TLS connections + GET in a loop (bounded); records serials and
+    when each was seen."""
 
-    def __init__(self, port, limit=4000, seconds=60):
+    def __init__(self, port, limit=4000, seconds=90):
         super().__init__(daemon=True)
         self.port, self.limit, self.seconds = port, limit, seconds
-        self.errors, self.serials, self.done = [], [], 0
+        self.errors, self.serials, self.times, self.done = [], [], [], 0
         self.stop = threading.Event()
 
     def run(self):
@@ -98,19 +101,27 @@ class LoadLoop(threading.Thread):
                         head, _ = _read_response(s)
                         if not head.startswith(b"HTTP/1.1 200"):
                             self.errors.append(head[:40])
+                        self.times.append(time.monotonic())
                         self.serials.append(serial)
             except (OSError, ssl.SSLError) as exc:
                 self.errors.append(repr(exc))
             self.done += 1
 
 
-def test_renewal_with_the_ca_down_then_back(tmp_path):
-    tls_port = free_port()
+@pytest.fixture
+def ports():
+    with Ports() as p:
+        yield p
+
+
+def test_renewal_with_the_ca_down_then_back(tmp_path, ports):
     old = seed_certificate(tmp_path)
-    pebble = Pebble(tmp_path / "pebble", http_port=free_port(), tls_port=tls_port)
-    srv = start_kore(tmp_path, tls_port, pebble.url, pebble.ca, workers=2,
-                     T_RENEW_BEFORE="20d", T_RETRY_MIN=1, T_RETRY_MAX=4)
-    load = None
+    # pebble's ports are reserved now (kore is told its URL), it starts later
+    pebble = Pebble(tmp_path / "pebble", http_port=ports.take(), tls_port=ports.take(),
+                    ports=ports)
+    srv, tls_port = kore_on_pebble(tmp_path, ports, pebble, workers=2,
+                                   T_RENEW_BEFORE="20d", T_RETRY_MIN=1, T_RETRY_MAX=4)
+    loads = []
     try:
         assert srv.wait_log("localhost: serving the stored certificate", 10)
         # the CA is down: the current certificate stays, retries back off
@@ -130,21 +141,38 @@ def test_renewal_with_the_ca_down_then_back(tmp_path):
         keep.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
         assert _read_response(keep)[0].startswith(b"HTTP/1.1 200")
 
-        load = LoadLoop(tls_port)
-        load.start()
+        loads = [LoadLoop(tls_port), LoadLoop(tls_port)]
+        for load in loads:
+            load.start()
+        assert wait_for(lambda: all(load.done >= 5 for load in loads), timeout=30)
         pebble.start()
-        assert wait_for(lambda: load.serials and load.serials[-1] != old, timeout=40), \
-            srv.log()
-        n = load.done
-        assert wait_for(lambda: load.done >= n + 20, timeout=20)
-        load.stop.set()
-        load.join(20)
-        assert load.errors == [], load.errors[:5]
-        assert old in load.serials                  # the swap happened during the loop
-        new = load.serials[-1]
-        assert all(s == new for s in load.serials[load.serials.index(new):])
+        assert wait_for(lambda: all(load.serials and load.serials[-1] != old
+                                    for load in loads), timeout=60), srv.log()
+        n = [load.done for load in loads]
+        assert wait_for(lambda: all(load.done >= m + 20 for load, m in zip(loads, n)),
+                        timeout=30)
+        for load in loads:
+            load.stop.set()
+            load.join(20)
+        new = loads[0].serials[-1]
+        swapped = min(t for load in loads for t, s in zip(load.times, load.serials)
+                      if s == new)
+        for load in loads:
+            # 0 errors, before, during and after the swap
+            assert load.errors == [], load.errors[:5]
+            assert old in load.serials              # the swap happened during the loop
+            assert set(load.serials) == {old, new}
+            # once a worker serves the new certificate the others follow at
+            # once (the master sends it to all): no old one seconds later
+            late = [t - swapped for t, s in zip(load.times, load.serials)
+                    if s == old and t > swapped + 5]
+            assert not late, late[:5]
         assert "renewing the certificate for localhost" in srv.log()
-        assert verified_get(tls_port, pebble.root_path).startswith(b"HTTP/1.1 200")
+        # every worker serves the new chain, and it verifies against the CA
+        seen = on_every_worker(lambda: pid_and_serial(tls_port, pebble.root_path),
+                               srv.children())
+        assert {s for serials in seen.values() for s in serials} == {new}
+        assert srv.log().count("info: acme: new certificate for localhost in use") == 2
 
         # the open connection was not dropped and still talks
         keep.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
@@ -153,23 +181,30 @@ def test_renewal_with_the_ca_down_then_back(tmp_path):
         keep.close()
         assert pebble.log().count("Added order") == 1
     finally:
-        if load is not None:
+        for load in loads:
             load.stop.set()
         srv.cleanup()
         pebble.stop()
 
 
-def test_two_thirds_rule_leaves_a_fresh_certificate_alone(tmp_path):
-    tls_port = free_port()
-    old = seed_certificate(tmp_path)        # 30 days, half gone: renewal in 5 days
-    srv = start_kore(tmp_path, tls_port, "https://127.0.0.1:%d/dir" % free_port(),
-                     workers=1)
+@pytest.mark.parametrize("before,after,renew_in", [
+    (15, 15, 5),        # 30 days, half gone: at 2/3, in 5 days
+    (1, 5, 2),          # 6 days (under 10): at 1/2, in 2 days
+])
+def test_default_renewal_time_of_a_fresh_certificate(tmp_path, ports, before, after,
+                                                     renew_in):
+    old = seed_certificate(tmp_path, days_before=before, days_after=after)
+    # nothing listens on the provider's (reserved) port: no order may be tried
+    provider = "https://127.0.0.1:%d/dir" % ports.take()
+    srv, tls_port = with_ports(ports, lambda p: (start_kore(tmp_path, p, provider,
+                                                            workers=1), p),
+                               (ports.take(),))
     try:
         assert srv.wait_log("renewal at", 15), srv.log()
         line = [l for l in srv.log().splitlines() if "renewal at" in l][0]
         when = datetime.datetime.strptime(line.rsplit("renewal at ", 1)[1],
                                           "%Y-%m-%d %H:%M:%S UTC")
-        expected = datetime.datetime.utcnow() + datetime.timedelta(days=5)
+        expected = datetime.datetime.utcnow() + datetime.timedelta(days=renew_in)
         assert abs((when - expected).total_seconds()) < 120
         assert "ordering" not in srv.log() and "renewing" not in srv.log()
         assert served_cert(tls_port)[0].serial_number == old

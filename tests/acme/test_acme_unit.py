@@ -69,7 +69,15 @@ def test_placeholder_is_self_signed_for_the_host():
     assert not ci.matches_key(certs.new_domain_key())
 
 
-def test_store_files_are_0600_in_0700_dirs(tmp_path):
+@pytest.fixture
+def usual_umask():
+    """022: folders made with the umask's mode would be 0755."""
+    old = os.umask(0o022)
+    yield
+    os.umask(old)
+
+
+def test_store_files_are_0600_in_0700_dirs(tmp_path, usual_umask):
     s = store.Store(str(tmp_path / "state"))
     s.ensure()
     s.save_account_key("https://ca.test/dir", b"k")
@@ -78,8 +86,10 @@ def test_store_files_are_0600_in_0700_dirs(tmp_path):
     for path in (s.account_key_path("https://ca.test/dir"), s.key_path("kore.test"),
                  s.chain_path("kore.test")):
         assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
-    for d in (s.root, os.path.dirname(s.key_path("kore.test"))):
-        assert stat.S_IMODE(os.stat(d).st_mode) == 0o700
+    # every folder, the intermediate ones too, whatever the umask
+    for d in (s.root, os.path.join(s.root, "accounts"), s.account_dir("https://ca.test/dir"),
+              os.path.join(s.root, "certificates"), s.cert_dir("kore.test")):
+        assert stat.S_IMODE(os.stat(d).st_mode) == 0o700, d
     assert s.domain_key("kore.test") == b"dk"
     assert s.chain("missing.test") is None
     # one account per directory URL: staging and production stay apart
@@ -212,3 +222,45 @@ def test_client_hellos_are_peeked_at_only_for_tls_alpn_01_domains(monkeypatch):
     assert tls.wants_client_hello() is True
     plugin._settings.challenge = "http-01"
     assert tls.wants_client_hello() is False
+
+
+def test_option_defaults_are_kores():
+    opts = {o.name: o for o in settings.options()}
+    assert opts["acme_provider"].default == \
+        "https://acme-v02.api.letsencrypt.org/directory"   # Kore's ACME_DEFAULT_PROVIDER
+    assert opts["acme_challenge"].default == "tls-alpn-01"
+    assert opts["acme_root"].default == ""                  # acme-state/ under the cwd
+
+
+def _settings_with(monkeypatch, **values):
+    from kore import runtime
+    base = {o.name: o.default for o in settings.options()}
+    base.update(values)
+    monkeypatch.setattr(runtime, "option", lambda name: base[name])
+    return settings.Settings()
+
+
+def test_state_directory_defaults_to_the_working_directory(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    assert _settings_with(monkeypatch).root == str(tmp_path / "acme-state")
+    assert _settings_with(monkeypatch, acme_root="keys").root == str(tmp_path / "keys")
+
+
+def test_ca_bundle_option_then_requests_then_ssl_cert_file(monkeypatch, tmp_path):
+    files = {}
+    for name in ("opt", "requests", "ssl"):
+        files[name] = tmp_path / (name + ".pem")
+        files[name].write_text("x")
+    monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    assert _settings_with(monkeypatch).verify is True          # the system's
+    monkeypatch.setenv("SSL_CERT_FILE", str(files["ssl"]))
+    assert _settings_with(monkeypatch).verify == str(files["ssl"])
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(files["requests"]))
+    assert _settings_with(monkeypatch).verify == str(files["requests"])
+    got = _settings_with(monkeypatch, acme_ca_bundle=str(files["opt"])).verify
+    assert got == str(files["opt"])
+    monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "missing.pem"))
+    monkeypatch.delenv("REQUESTS_CA_BUNDLE")
+    with pytest.raises(settings.ConfigError, match=r"\$SSL_CERT_FILE: CA bundle"):
+        _settings_with(monkeypatch)

@@ -2,7 +2,7 @@
 
 Only the master reads and writes it (Kore's keymgr root).  Layout::
 
-    <acme_root>/                        mode 0700
+    <acme_root>/                        mode 0700, as every folder in it
         accounts/<provider>/key.pem     the account key, 0600
         accounts/<provider>/account.json  the registration (its URL), 0600
         certificates/<host>/key.pem     the domain key, 0600
@@ -39,8 +39,25 @@ class Store:
     # -- helpers ----------------------------------------------------------------
 
     def _mkdir(self, path):
-        os.makedirs(path, mode=0o700, exist_ok=True)
-        os.chmod(path, 0o700)
+        """Create ``path`` (the root or a folder in it) and every missing
+        folder between, each 0700.  Not ``os.makedirs(path, 0o700)``: it
+        gives intermediate folders (``accounts/``, ``certificates/``) the
+        umask's mode."""
+        os.makedirs(self.root, mode=0o700, exist_ok=True)
+        os.chmod(self.root, 0o700)
+        rel = os.path.relpath(path, self.root)
+        if rel == ".":
+            return
+        if rel == os.pardir or rel.startswith(os.pardir + os.sep):
+            raise ValueError("%s is not inside %s" % (path, self.root))
+        cur = self.root
+        for part in rel.split(os.sep):
+            cur = os.path.join(cur, part)
+            try:
+                os.mkdir(cur, 0o700)
+            except FileExistsError:
+                pass
+            os.chmod(cur, 0o700)
 
     def _read(self, path):
         try:
