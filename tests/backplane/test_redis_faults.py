@@ -100,7 +100,7 @@ def test_redis_restart_pubsub_reconnects_counts_drops(tmp_path):
         got, same, other, reconnect, st, stp = outage(c, streams=False)
     finally:
         c.close()
-    assert reconnect < 2.0
+    assert reconnect < 4.0        # retried every 0.2 s, no growing back-off
     for p in same:
         assert got[p] == list(range(200, 300))
     for p in other:
@@ -117,7 +117,7 @@ def test_redis_restart_streams_delivers_the_outage_once(tmp_path):
         got, same, other, reconnect, st, stp = outage(c, streams=True)
     finally:
         c.close()
-    assert reconnect < 2.0
+    assert reconnect < 4.0        # retried every 0.2 s, no growing back-off
     for p in same:
         assert got[p] == list(range(200, 300))
     for p in other:
