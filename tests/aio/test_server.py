@@ -54,6 +54,8 @@ def _children_cmdlines(pid):
 
 
 def _worker_pids(srv):
+    # listening comes before the worker is forked: wait until it is ready
+    srv.wait_ready(1)
     return srv.children()
 
 
