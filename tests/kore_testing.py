@@ -104,6 +104,90 @@ def wait_for(pred, timeout=10.0, step=0.05):
     return False
 
 
+def gevent_wait_for(pred, timeout=10.0, step=0.002):
+    """wait_for for in-process gevent tests: poll ``pred()`` with
+    gevent.sleep, so the greenlets the condition depends on run meanwhile
+    (time.sleep would stop the hub).  True when it held, False after
+    ``timeout`` seconds.  Also usable inside a coroutine driven by kore."""
+    import gevent
+    deadline = time.monotonic() + timeout
+    while True:
+        if pred():
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        gevent.sleep(step)
+
+
+def _tcp_table():
+    """Connected rows of /proc/net/tcp and tcp6 (not LISTEN or TIME_WAIT):
+    ``((local_port, remote_port), tx_queue, rx_queue, inode)``."""
+    rows = []
+    for name in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(name) as f:
+                lines = f.readlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if len(fields) < 10 or fields[3] in ("06", "0A"):
+                continue
+            lport = int(fields[1].rsplit(":", 1)[1], 16)
+            rport = int(fields[2].rsplit(":", 1)[1], 16)
+            tx, rx = (int(x, 16) for x in fields[4].split(":"))
+            rows.append(((lport, rport), tx, rx, int(fields[9])))
+    return rows
+
+
+def _ends(sock):
+    """(client row, server row) of the loopback TCP connection ``sock``
+    (its client end), either None when not found."""
+    mine = sock.getsockname()[1]
+    peer = sock.getpeername()[1]
+    client = server = None
+    for ports, tx, rx, inode in _tcp_table():
+        if ports == (mine, peer):
+            client = (tx, rx, inode)
+        elif ports == (peer, mine):
+            server = (tx, rx, inode)
+    return client, server
+
+
+def accepted(sock):
+    """True once the server end of the loopback TCP connection ``sock``
+    was accept()ed by a process (a connection still in the listen backlog
+    has no socket inode yet).  What a test waits on instead of sleeping
+    "until the worker has accepted it"."""
+    _, server = _ends(sock)
+    return server is not None and server[2] != 0
+
+
+def peer_read_all(sock):
+    """True once the server process has read every byte sent on the
+    loopback TCP connection ``sock``: nothing unacknowledged on the
+    client's side, nothing unread in the server's receive queue.  What a
+    test waits on instead of sleeping "until the server has read it"."""
+    client, server = _ends(sock)
+    return (client is not None and server is not None and server[2] != 0
+            and client[0] == 0 and server[1] == 0)
+
+
+def refuses(host, port):
+    """True when a new TCP connection to ``host:port`` is refused (the
+    server stopped listening); a connection that is accepted is closed."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as s:
+            s.settimeout(2)
+            s.connect((host, port))
+        return False
+    except ConnectionRefusedError:
+        return True
+    except OSError:
+        return False
+
+
 class KoreServer:
     def __init__(self, tmp_path, app, extra=(), workers=1, env=None, args=(),
                  bind=True, timeout=20.0, wait=True, cwd=None):

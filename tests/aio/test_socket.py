@@ -8,6 +8,7 @@ import pytest
 
 import kore
 from kore.aio import drive
+from kore_testing import gevent_wait_for
 
 
 def _has_ipv6():
@@ -111,7 +112,6 @@ def test_send_to_closed_peer_raises_socket_eof(run, tmp_path):
         await c.connect(*addr)
         conn = await ksrv.accept()
         conn.close()
-        await kore.suspend(10)
         with pytest.raises(RuntimeError, match="socket EOF"):
             for _ in range(200):
                 await c.send(b"x" * 65536)
@@ -251,7 +251,8 @@ def test_one_recv_operation_per_socket(run, tmp_path):
         async def reader():
             return await c.recv(10)
         g = gevent.spawn(drive, reader())
-        await kore.suspend(10)
+        while "recv" not in c._busy:    # until the reader waits in recv
+            await kore.suspend(1)
         with pytest.raises(RuntimeError, match="only one recv operation"):
             await c.recv(10)
         await conn.send(b"x")
@@ -275,7 +276,8 @@ def test_close_wakes_pending_recv_with_none(run, tmp_path):
         async def reader():
             return await c.recv(10)
         g = gevent.spawn(drive, reader())
-        await kore.suspend(10)
+        while "recv" not in c._busy:    # until the reader waits in recv
+            await kore.suspend(1)
         c.close()
         g.join(1)
         conn.close()
@@ -297,7 +299,7 @@ def test_cancelled_operation_closes_socket(tmp_path):
         await c.connect(*addr)
         await c.recv(10)
     g = gevent.spawn(drive, handler())
-    gevent.sleep(0.05)
+    assert gevent_wait_for(lambda: held and "recv" in held[0]._busy)
     g.kill(block=True, timeout=2)
     assert held[0].fileno() == -1
     assert held[0]._sock.fileno() == -1
@@ -308,7 +310,7 @@ def test_task_kill_during_accept_closes_listener(tmp_path):
     lsock, addr = _listener(socket.AF_INET, tmp_path)
     ksrv = kore.socket_wrap(lsock)
     tid = kore.task_create(_echo_server(ksrv, 1))
-    gevent.sleep(0.02)
+    assert gevent_wait_for(lambda: "recv" in ksrv._busy)    # waiting in accept()
     assert kore.task_kill(tid)
     assert lsock.fileno() == -1
 

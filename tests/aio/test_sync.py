@@ -8,6 +8,7 @@ import pytest
 import kore
 from kore import _state
 from kore.aio import TaskKilled, drive, start_deferred
+from kore_testing import gevent_wait_for
 
 
 # -- suspend -------------------------------------------------------------------
@@ -18,7 +19,8 @@ def test_suspend_waits_and_returns_none(run):
         r = await kore.suspend(50)
         return r, time.monotonic() - t0
     r, dt = run(coro())
-    assert r is None and 0.045 <= dt < 1.0
+    # waited its 50 ms; the upper bound only catches a unit mistake (50 s)
+    assert r is None and 0.045 <= dt < 5.0
 
 
 def test_suspend_zero_lets_others_run(run):
@@ -65,11 +67,23 @@ def test_gather_exceptions_are_values(run):
 
 
 def test_gather_runs_concurrently(run):
+    active = [0, 0]
+
+    async def child(i):
+        active[0] += 1
+        active[1] = max(active[1], active[0])
+        await kore.suspend(200)
+        active[0] -= 1
+        return i
+
     async def coro():
         t0 = time.monotonic()
-        await kore.gather(*[_delayed(50, i) for i in range(10)])
-        return time.monotonic() - t0
-    assert run(coro()) < 0.3
+        res = await kore.gather(*[child(i) for i in range(10)])
+        return res, time.monotonic() - t0
+    res, dt = run(coro())
+    assert res == list(range(10))
+    assert active[1] == 10          # all ten were suspended at once
+    assert dt < 1.0                 # one after another takes 2 s
 
 
 @pytest.mark.parametrize("limit,expected", [(1, 1), (3, 3), (0, 8)])
@@ -126,9 +140,10 @@ def test_gather_rejects_non_coroutines(run):
 
 
 def test_gather_cancelled_kills_children(run):
-    state = []
+    started, state = [], []
 
     async def child(i):
+        started.append(i)
         try:
             await kore.suspend(5000)
         finally:
@@ -137,7 +152,7 @@ def test_gather_cancelled_kills_children(run):
     async def parent():
         await kore.gather(child(1), child(2), child(3), concurrency=2)
     g = gevent.spawn(drive, parent())
-    gevent.sleep(0.02)
+    assert gevent_wait_for(lambda: len(started) == 2)
     g.kill(block=True, timeout=2)
     assert g.dead and sorted(state) == [1, 2]
 
@@ -150,7 +165,8 @@ def test_gather_child_killed_gives_taskkilled(run):
         await kore.suspend(5000)
 
     async def killer():
-        await kore.suspend(10)
+        while not ids:              # the victim is suspended in its own task
+            await kore.suspend(1)
         kore.task_kill(ids[0])
         return "killer"
 
@@ -165,19 +181,23 @@ def test_gather_child_killed_gives_taskkilled(run):
 def test_timer_oneshot_with_data():
     seen = []
     t = kore.timer(seen.append, 10, kore.TIMER_ONESHOT, data="payload")
-    gevent.sleep(0.1)
+    assert gevent_wait_for(lambda: seen)
+    gevent.sleep(0.05)              # a oneshot does not fire again
     assert seen == ["payload"]
     assert t.close() is True
 
 
 def test_timer_repeats_until_closed():
     seen = []
+    t0 = time.monotonic()
     t = kore.timer(lambda: seen.append(1), 10, 0)
-    gevent.sleep(0.105)
+    assert gevent_wait_for(lambda: len(seen) >= 4)
     t.close()
+    elapsed = time.monotonic() - t0
     n = len(seen)
-    assert 4 <= n <= 11
-    gevent.sleep(0.05)
+    # never faster than its 10 ms interval
+    assert elapsed >= 0.035 and n <= elapsed / 0.01 + 1
+    gevent.sleep(0.05)              # closed: no more calls
     assert len(seen) == n
 
 
@@ -197,7 +217,8 @@ def test_timer_close_from_its_callback():
         t_holder[0].close()
     holder = []
     holder.append(kore.timer(cb, 5, 0, data=holder))
-    gevent.sleep(0.06)
+    assert gevent_wait_for(lambda: seen)
+    gevent.sleep(0.03)              # closed by its first call: no second one
     assert seen == [1]
 
 
@@ -208,7 +229,7 @@ def test_timer_exception_reported_and_keeps_running(reports):
         calls.append(1)
         raise ValueError("tick")
     t = kore.timer(cb, 10, 0)
-    gevent.sleep(0.065)
+    assert gevent_wait_for(lambda: len(calls) >= 3)
     t.close()
     assert len(calls) >= 3
     assert len(reports) == len(calls) and all(isinstance(e, ValueError) for e in reports)
@@ -221,7 +242,8 @@ def test_timer_coroutine_callback_runs_as_task():
         await kore.suspend(1)
         seen.append(kore.task_id())
     kore.timer(cb, 5, kore.TIMER_ONESHOT)
-    gevent.sleep(0.05)
+    assert gevent_wait_for(lambda: seen)
+    gevent.sleep(0.03)
     assert len(seen) == 1
 
 
@@ -241,7 +263,7 @@ def test_timer_in_master_is_deferred(master_role):
     assert seen == [] and len(master_role) == 1
     _state.role = "worker"
     start_deferred()
-    gevent.sleep(0.03)
+    assert gevent_wait_for(lambda: seen)
     assert seen == [1]
     t.close()
 
@@ -280,7 +302,7 @@ def test_queue_first_waiter_woken_first(run):
     async def waiter(name):
         got.append((name, await q.pop()))
     gs = [gevent.spawn(drive, waiter(n)) for n in ("w1", "w2", "w3")]
-    gevent.sleep(0.01)
+    assert gevent_wait_for(lambda: len(q._waiters) == 3)
     for i in range(3):
         q.push(i)
     gevent.joinall(gs, timeout=2)
@@ -294,7 +316,7 @@ def test_queue_popnow_does_not_steal_from_waiter():
     async def waiter():
         got.append(await q.pop())
     g = gevent.spawn(drive, waiter())
-    gevent.sleep(0.01)
+    assert gevent_wait_for(lambda: len(q._waiters) == 1)
     q.push("x")
     assert q.popnow() is None
     g.join(2)
@@ -309,7 +331,7 @@ def test_queue_cancelled_waiter_leaves_line():
         got.append((name, await q.pop()))
     g1 = gevent.spawn(drive, waiter("w1"))
     g2 = gevent.spawn(drive, waiter("w2"))
-    gevent.sleep(0.01)
+    assert gevent_wait_for(lambda: len(q._waiters) == 2)
     g1.kill(block=True)
     q.push("only")
     g2.join(2)
@@ -324,7 +346,7 @@ def test_queue_cancelled_after_handoff_passes_object_on():
         got.append((name, await q.pop()))
     g1 = gevent.spawn(drive, waiter("w1"))
     g2 = gevent.spawn(drive, waiter("w2"))
-    gevent.sleep(0.01)
+    assert gevent_wait_for(lambda: len(q._waiters) == 2)
     g1.kill(block=False)   # the kill is scheduled first ...
     q.push("obj")          # ... so w1 is handed the object and cancelled
     g2.join(2)
@@ -379,10 +401,11 @@ def test_lock_release_errors(run):
 
     async def owner():
         await lk.acquire()
-        await kore.suspend(50)
+        await kore.suspend(5000)    # killed at the end
 
     async def thief():
-        await kore.suspend(5)
+        while not lk.locked:        # the owner holds it
+            await kore.suspend(1)
         with pytest.raises(RuntimeError, match="lock not owned by caller"):
             lk.release()
         return True
@@ -402,10 +425,9 @@ def test_lock_released_when_holder_cancelled(run):
         async with lk:
             return "got it"
     g = gevent.spawn(drive, holder())
-    gevent.sleep(0.01)
-    assert lk.locked
+    assert gevent_wait_for(lambda: lk.locked)
     g2 = gevent.spawn(drive, next_in_line())
-    gevent.sleep(0.01)
+    assert gevent_wait_for(lambda: len(lk._waiters) == 1)
     g.kill(block=True)
     g2.join(2)
     assert g2.value == "got it" and not lk.locked
@@ -423,17 +445,12 @@ def test_lock_cancelled_waiter_leaves_line():
             while hold[0] and name == "a":
                 await kore.suspend(1)
 
-    def until(cond):
-        deadline = time.monotonic() + 10
-        while not cond():
-            assert time.monotonic() < deadline
-            gevent.sleep(0.001)
     g1 = gevent.spawn(drive, user("a"))
-    until(lambda: order == ["a"])
+    assert gevent_wait_for(lambda: order == ["a"])
     g2 = gevent.spawn(drive, user("b"))
-    until(lambda: len(lk._waiters) == 1)
+    assert gevent_wait_for(lambda: len(lk._waiters) == 1)
     g3 = gevent.spawn(drive, user("c"))
-    until(lambda: len(lk._waiters) == 2)
+    assert gevent_wait_for(lambda: len(lk._waiters) == 2)
     g2.kill(block=True)          # b leaves the line while a holds the lock
     hold[0] = False
     gevent.joinall([g1, g3], timeout=5)

@@ -11,6 +11,7 @@ import kore
 from kore import _state
 from kore.aio import _task, drive, start_deferred
 from kore.log import LOG
+from kore_testing import gevent_wait_for
 
 
 # -- drive ---------------------------------------------------------------------
@@ -133,7 +134,7 @@ def test_task_create_returns_int_and_runs():
         seen.append((x, kore.task_id()))
     tid = kore.task_create(coro(7))
     assert isinstance(tid, int)
-    gevent.sleep(0.01)
+    assert gevent_wait_for(lambda: seen)
     assert seen == [(7, tid)]
 
 
@@ -164,7 +165,7 @@ def test_task_exception_goes_to_tracer_and_hook(reports, monkeypatch):
         await kore.suspend(1)
         raise KeyError("oops")
     tid = kore.task_create(bad())
-    gevent.sleep(0.05)
+    assert gevent_wait_for(lambda: reports and calls)
     assert len(reports) == 1 and isinstance(reports[0], KeyError)
     assert len(calls) == 1 and calls[0][0].id == tid
 
@@ -176,21 +177,22 @@ def test_task_exception_logged_without_tracer(monkeypatch):
     async def bad():
         raise ValueError("logged")
     kore.task_create(bad())
-    gevent.sleep(0.01)
-    assert any("logged" in line and "coroutine" in line for line in lines)
+    assert gevent_wait_for(
+        lambda: any("logged" in line and "coroutine" in line for line in lines))
 
 
 def test_task_kill_suspended_task_runs_finally():
-    state = []
+    started, state = [], []
 
     async def forever():
+        started.append(1)
         try:
             while True:
                 await kore.suspend(10)
         finally:
             state.append("cleaned")
     tid = kore.task_create(forever())
-    gevent.sleep(0.02)
+    assert gevent_wait_for(lambda: started)
     assert kore.task_kill(tid) is True
     assert state == ["cleaned"]
     assert kore.task_kill(tid) is False
@@ -210,19 +212,22 @@ def test_task_kill_running_coroutine_is_refused(run):
 
 def test_task_kill_from_another_task():
     events = []
+    started = []
 
     async def victim():
+        started.append(1)
         try:
             await kore.suspend(5000)
         finally:
             events.append("victim done")
 
     async def killer(tid):
-        await kore.suspend(5)
+        while not started:          # the victim is suspended now
+            await kore.suspend(1)
         events.append(kore.task_kill(tid))
     v = kore.task_create(victim())
     kore.task_create(killer(v))
-    gevent.sleep(0.1)
+    assert gevent_wait_for(lambda: len(events) == 2)
     assert events == ["victim done", True]
 
 
@@ -251,7 +256,7 @@ def test_task_kill_handler_driven_in_greenlet(run):
         finally:
             state.append("finally")
     g = gevent.spawn(drive, handler())
-    gevent.sleep(0.01)
+    assert gevent_wait_for(lambda: state)
     assert kore.task_kill(state[0]) is True
     g.join(2)
     assert g.dead and state[1] == "finally"
@@ -307,7 +312,7 @@ def test_task_create_in_master_is_deferred(master_role):
     # what a freshly forked worker does
     _state.role = "worker"
     start_deferred()
-    gevent.sleep(0.01)
+    assert gevent_wait_for(lambda: seen)
     assert seen == [tid]
     assert master_role == []
 
@@ -336,20 +341,22 @@ def test_task_kill_does_not_hang_on_a_coroutine_that_ignores_it(monkeypatch):
     monkeypatch.setattr(t, "KILL_WAIT", 0.1)
     lines = []
     monkeypatch.setattr(LOG, "write", lambda prio, msg: lines.append(msg))
-    stop = []
+    stop, state = [], []
 
     async def stubborn():
+        state.append("running")
         while not stop:
             try:
                 await kore.suspend(10)
             except BaseException:
                 pass
+        state.append("ended")
     tid = kore.task_create(stubborn())
-    gevent.sleep(0.02)
+    assert gevent_wait_for(lambda: state)
     assert kore.task_kill(tid) is True
     assert any("still runs" in m for m in lines)
     stop.append(1)
-    gevent.sleep(0.05)
+    assert gevent_wait_for(lambda: state == ["running", "ended"])
 
 
 def test_drive_accepts_any_kore_awaitable():

@@ -123,7 +123,7 @@ def test_redis_restart_pubsub_reconnects_counts_drops(tmp_path):
         m = [c.metrics(h) for h in c.hosts]
     finally:
         c.close()
-    assert reconnect < 2.0
+    assert reconnect < 4.0        # retried every 0.2 s, no growing back-off
     for p in same:
         assert got[p] == list(range(200, 300))
     for p in other:
@@ -146,7 +146,7 @@ def test_redis_restart_streams_delivers_the_outage_once(tmp_path):
         broadcast_once(c)       # GLOBAL broadcasts through the stream too
     finally:
         c.close()
-    assert reconnect < 2.0
+    assert reconnect < 4.0        # retried every 0.2 s, no growing back-off
     for p in same:
         assert got[p] == list(range(200, 300))
     for p in other:

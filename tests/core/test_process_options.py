@@ -99,9 +99,17 @@ def test_reload_flag_picks_up_source_changes(kore_server, tmp_path):
     srv = kore_server(APP.replace('b"%d %d" % (os.getuid(), os.getpid())', 'b"one"'),
                       workers=1, args=["--reload"])
     assert httpx.get(srv.url + "/", timeout=5).text == "one"
-    time.sleep(1.1)
     app = tmp_path / "app.py"
     app.write_text(app.read_text().replace('b"one"', 'b"two"'))
+
+    def noticed():
+        # the watcher compares with what it saw first: when that was after
+        # the write above, a newer modification time is a change again
+        if "changed, reloading" in srv.log():
+            return True
+        os.utime(app)
+        return False
+    assert wait_for(noticed, timeout=20, step=0.5), srv.log()
     assert srv.wait_log("reload complete", timeout=20), srv.log()
     assert wait_for(lambda: httpx.get(srv.url + "/", timeout=5,
                                       headers={"connection": "close"}).text == "two")
@@ -162,13 +170,22 @@ def test_usr1_reopens_access_log(kore_server, tmp_path):
     srv = kore_server(APP, workers=1, args=["--access-log", str(access)])
     assert httpx.get(srv.url + "/", timeout=5).status_code == 200
     assert wait_for(lambda: access.exists() and access.read_text().count("GET /") == 1)
-    os.rename(access, tmp_path / "access.log.1")
+    old = tmp_path / "access.log.1"
+    os.rename(access, old)
     srv.send_signal(signal.SIGUSR1)
-    time.sleep(0.3)
-    assert httpx.get(srv.url + "/", timeout=5).status_code == 200
-    assert wait_for(lambda: access.exists() and "GET /" in access.read_text())
-    assert (tmp_path / "access.log.1").read_text().count("GET /") == 1
+    # when the worker reopens is not visible from here: ask until a request
+    # is logged in the new file (those before it went to the old one)
+    sent = [1]
+
+    def in_new_file():
+        assert httpx.get(srv.url + "/", timeout=5).status_code == 200
+        sent.append(1)
+        return access.exists() and "GET /" in access.read_text()
+    assert wait_for(in_new_file, timeout=20, step=0.2)
     assert srv.stop() == 0
+    # every request in one of the two files, none twice
+    in_old, in_new = old.read_text().count("GET /"), access.read_text().count("GET /")
+    assert in_old >= 1 and in_new >= 1 and in_old + in_new == len(sent)
 
 
 def test_daemonized_is_called_after_daemonising(korectl, tmp_path):

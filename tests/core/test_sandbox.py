@@ -115,7 +115,7 @@ def pg_dsn():
 
 def _start(tmp, env):
     srv = KoreServer(tmp, APP, env=env)
-    srv.wait_log("seccomp filter loaded", timeout=30)
+    assert srv.wait_log("seccomp filter loaded", timeout=30), srv.log()
     return srv
 
 
@@ -172,8 +172,10 @@ def test_denied_syscall_kills_the_worker_which_is_respawned(sandboxed):
                      % pid, log), log
     assert re.search(r"worker 1 \(pid %d\) killed by signal 9 \(sandbox violation, "
                      r"syscall=\d+:ptrace\), restarting it" % pid, log), log
-    sandboxed.wait_log("seccomp filter loaded", timeout=30)
-    wait_for(lambda: log.count("ready") < sandboxed.log().count("ready"), timeout=30)
+    # the new worker loaded its filter and is ready (a worker reports ready
+    # after its filter is in place)
+    assert wait_for(lambda: log.count("ready") < sandboxed.log().count("ready"),
+                    timeout=30), sandboxed.log()
     after = _get(sandboxed, "/")
     assert after.status_code == 200 and after.text != before      # a new worker serves
 

@@ -32,4 +32,4 @@ def test_example(kore_server):
     assert get(base + "/curl") == (200, b"upstream got: uploaded with kore.curl\n")
     start = time.monotonic()
     assert get(base + "/parallel") == (200, b"[200, 200, 200, 200, 200, 200, 200, 200, 200, 200]\n")
-    assert time.monotonic() - start < 1.5
+    assert time.monotonic() - start < 4     # ten 0.5 s requests at once, not 5 s

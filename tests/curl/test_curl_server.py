@@ -147,11 +147,12 @@ def test_50_concurrent_slow_requests_from_one_worker(server):
     print("50 concurrent 1 s upstream requests: %.2f s; %d pings, slowest %.3f s"
           % (elapsed, len(pings), max(d for _, d in pings)))
     assert results == [(200, b"slow")] * 50
-    assert elapsed < 2.5, elapsed
+    assert elapsed < 8, elapsed     # together: one after another takes 50 s
     # the other route kept answering while 50 transfers were in flight
+    # (a worker waiting for one would keep a ping a second or more)
     assert len(pings) >= 5
     assert all(s == 200 for s, _ in pings)
-    assert max(d for _, d in pings) < 0.5
+    assert max(d for _, d in pings) < 0.9
 
 
 def test_100_sequential_requests_one_connection(server):

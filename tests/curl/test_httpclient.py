@@ -168,7 +168,7 @@ def test_concurrent_slow_requests_do_not_block_the_hub(run, upstream):
     elapsed = time.monotonic() - start
     t.kill()
     assert [g.value for g in gs] == [(200, b"slow")] * 50
-    assert elapsed < 2.5, elapsed
+    assert elapsed < 8, elapsed     # together: one after another takes 50 s
     # the hub kept running other greenlets while the transfers were in flight
     assert len(ticks) >= int(elapsed / 0.05) // 2
     assert multi.get_multi().pending() == 0
@@ -207,7 +207,7 @@ def test_curl_timeout_option(run, upstream, setting):
             await httpclient(upstream.url + "/slow?ms=5000").get()
         return time.monotonic() - start, str(info.value)
     elapsed, msg = run(main())
-    assert 0.9 < elapsed < 3
+    assert 0.9 < elapsed < 4.5      # curl_timeout's 1 s, not the 5 s answer
     assert msg.startswith("request to '%s/slow?ms=5000' failed: " % upstream.url)
     assert "timed out" in msg.lower()
 

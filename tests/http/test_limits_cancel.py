@@ -11,6 +11,7 @@ import pytest
 from kh_proto import H2C_ENV, H2Client, Session, http1_only
 from kh_util import start_module_server
 from kh_util import Conn, request, wait_for
+from kore_testing import accepted, refuses
 
 SHORT = {"KORE_HTTP_HEADER_TIMEOUT": "1", "KORE_HTTP_BODY_TIMEOUT": "1",
          "KORE_HTTP_KEEPALIVE_TIME": "2", "KORE_HTTP_REQUEST_LIMIT": "2"}
@@ -69,15 +70,18 @@ def test_body_timeout_408(short, proto):
         c.close()
 
 
-def test_request_limit_503(short, proto):
+def test_request_limit_503(short, proto, tmp_path):
+    started = [tmp_path / ("started-%d" % i) for i in range(2)]
+    targets = ["/slow?ms=1500&started=%s" % p for p in started]
     if proto == "h1":
         slow = [Conn(short.port) for _ in range(2)]
-        for c in slow:
-            c.send(b"GET /slow?ms=1500 HTTP/1.1\r\nHost: x\r\n\r\n")
+        for c, target in zip(slow, targets):
+            c.send(b"GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % target.encode())
     else:                   # two streams of one connection: every stream counts
         h2c = H2Client(short.port)
-        sids = [h2c.request("/slow?ms=1500") for _ in range(2)]
-    time.sleep(0.3)
+        sids = [h2c.request(target) for target in targets]
+    # both handlers run: the limit (2) is reached
+    assert wait_for(lambda: all(p.exists() for p in started), 5)
     with Session(short.port, proto) as s:
         r = s.send("GET", "/")
         assert r.status == 503
@@ -112,13 +116,14 @@ def test_slowloris_does_not_block_others(short):
 def test_disconnect_cancels_suspended_handler(main_server, tmp_path, route, proto):
     marker = str(tmp_path / ("m-" + route))
     target = "/%s?marker=%s" % (route, marker)
+    target += "&started=%s.started" % marker
     if proto == "h1":
         c = Conn(main_server.port)
         c.send(b"GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % target.encode())
     else:
         c = H2Client(main_server.port)
         sid = c.request(target)
-    time.sleep(0.3)
+    assert wait_for(lambda: os.path.exists(marker + ".started"), 5)   # it is suspended
     assert not os.path.exists(marker)
     if proto == "h1":
         c.sock.shutdown(socket.SHUT_WR)
@@ -145,9 +150,11 @@ def test_graceful_stop_finishes_inflight_request(tmp_path, kore_server):
     idle = Conn(srv.port)
     idle.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
     assert idle.read_response().status == 200
+    started = tmp_path / "started"
     c = Conn(srv.port)
-    c.send(b"GET /slow?ms=800 HTTP/1.1\r\nHost: x\r\n\r\n")
-    time.sleep(0.2)
+    c.send(b"GET /slow?ms=800&started=%s HTTP/1.1\r\nHost: x\r\n\r\n"
+           % str(started).encode())
+    assert wait_for(started.exists, 5)         # in flight
     srv.proc.send_signal(signal.SIGTERM)
     r = c.read_response()
     assert r.status == 200 and r.body == b"slow"
@@ -165,14 +172,17 @@ def test_graceful_stop_serves_a_connection_accepted_without_a_request_yet(kore_s
     srv.wait_ready(1)
     fresh = Conn(srv.port)
     silent = Conn(srv.port)
-    time.sleep(0.3)                     # both accepted by the worker
+    assert wait_for(lambda: accepted(fresh.sock) and accepted(silent.sock), 5)
     t0 = time.monotonic()
     srv.proc.send_signal(signal.SIGTERM)
-    time.sleep(0.3)
+    # the stop began: the worker no longer listens
+    assert srv.wait_log("TERM received")
+    assert wait_for(lambda: refuses(srv.host, srv.port), 5)
     fresh.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
     r = fresh.read_response()
     assert r is not None and r.status == 200, srv.log()
     assert r.header("connection") == "close"
     assert silent.closed(wait=6)
     assert srv.proc.wait(15) == 0
-    assert time.monotonic() - t0 < 6
+    # the silent one waited the short grace (2 s), not the keep-alive time (20 s)
+    assert time.monotonic() - t0 < 12

@@ -42,6 +42,8 @@ def _pausing_chunk(req, data):
     if st["chunks"] == 1:
         req.pause()
         st["paused"] = req.paused
+        if req.get_header("x-paused-marker"):
+            open(req.get_header("x-paused-marker"), "w").close()
         t0 = time.monotonic()
 
         def later():
@@ -87,6 +89,7 @@ def offset_send(req):
 async def paused_hang(req):
     marker = req.get_query("marker")
     req.pause()
+    open(marker + ".paused", "w").close()
     try:
         await kore.suspend(800)          # the client leaves meanwhile
         with open(marker + ".after-pause", "w") as f:
@@ -109,13 +112,15 @@ def srv(tmp_path_factory):
     s.cleanup()
 
 
-def test_pause_holds_body_reading_without_timing_out(srv, proto):
+def test_pause_holds_body_reading_without_timing_out(srv, proto, tmp_path):
     body = b"x" * 3000
+    paused = tmp_path / "paused"
     if proto == "h1":
         c = Conn(srv.port)
-        c.send(b"POST /upload HTTP/1.1\r\nHost: x\r\nX-Pause: 1.6\r\nContent-Length: %d\r\n\r\n"
-               % len(body) + body[:1000])
-        time.sleep(0.3)
+        c.send(b"POST /upload HTTP/1.1\r\nHost: x\r\nX-Pause: 1.6\r\nX-Paused-Marker: %s\r\n"
+               b"Content-Length: %d\r\n\r\n" % (str(paused).encode(), len(body)) + body[:1000])
+        # the first chunk paused the request: the rest arrives while paused
+        assert wait_for(paused.exists, 5)
         c.send(body[1000:])
         t0 = time.monotonic()
         r = c.read_response()
@@ -123,9 +128,10 @@ def test_pause_holds_body_reading_without_timing_out(srv, proto):
         s = Session(srv.port, proto)
         h = s.conn
         sid = h.request("/upload", "POST", headers=[("x-pause", "1.6"),
+                                                      ("x-paused-marker", str(paused)),
                                                       ("content-length", "3000")], end=False)
         h.send_body(sid, body[:1000], end=False)
-        time.sleep(0.3)
+        assert wait_for(paused.exists, 5)
         h.send_body(sid, body[1000:], end=True)
         t0 = time.monotonic()
         status, hs, data = h.response(sid)
@@ -135,7 +141,8 @@ def test_pause_holds_body_reading_without_timing_out(srv, proto):
     got = json.loads(r.body)
     assert got == {"size": 3000, "paused": True, "paused_for": got["paused_for"],
                    "now": False}
-    assert 1.5 <= got["paused_for"] < 3 and took > 1.0
+    # paused as long as asked (1.6 s); the upper bound only catches a hang
+    assert 1.5 <= got["paused_for"] < 6 and took > 1.0
     # the connection goes on
     if proto == "h1":
         c.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -187,7 +194,7 @@ def test_paused_request_is_not_cancelled_until_resumed(srv, tmp_path, proto):
     else:
         c = H2Client(srv.port)
         sid = c.request("/paused-hang?marker=%s" % marker)
-    time.sleep(0.2)
+    assert wait_for(lambda: os.path.exists(marker + ".paused"), 5)    # paused now
     if proto == "h1":
         c.sock.shutdown(socket.SHUT_WR)
         c.close()
@@ -217,12 +224,14 @@ def test_pipelined_flood_leaves_room_for_others(srv):
             if not chunk:
                 break
             data += chunk
+            got["answers"] = data.count(b"busy")
         got["flood_done"] = time.monotonic()
 
     th = threading.Thread(target=reader, daemon=True)
     th.start()
     flood.send(b"GET /busy HTTP/1.1\r\nHost: x\r\n\r\n" * n)
-    time.sleep(0.15)
+    # the worker is busy with the batch
+    assert wait_for(lambda: got.get("answers", 0) >= 10, 10, step=0.005)
     t0 = time.monotonic()
     other = Conn(srv.port)
     other.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -232,7 +241,7 @@ def test_pipelined_flood_leaves_room_for_others(srv):
     assert r.body == b"index"
     th.join(30)
     assert "flood_done" in got
-    assert answered - t0 < 0.5, answered - t0     # ~0.04 s on an idle machine
+    assert answered - t0 < 1.0, answered - t0     # ~0.04 s on an idle machine
     assert answered < got["flood_done"] - 0.3      # well before the batch ended
     flood.close()
 

@@ -29,6 +29,7 @@ def _mark(path, text):
 async def hang(req):
     marker = req.get_query("marker")
     req.on_aborted(lambda r: _mark(marker + ".aborted", "aborted=%s" % r.aborted))
+    _mark(marker + ".started", "")
     try:
         await kore.suspend(30000)
         req.response(200, b"done")
@@ -38,6 +39,7 @@ async def hang(req):
 
 def hang_sync(req):
     marker = req.get_query("marker")
+    _mark(marker + ".started", "")
     try:
         gevent.sleep(30)
         req.response(200, b"done")
@@ -46,6 +48,8 @@ def hang_sync(req):
 
 
 async def slow(req):
+    if req.get_query("started"):
+        _mark(req.get_query("started"), "")
     await kore.suspend(int(req.get_query("ms")))
     req.response(200, b"slow")
 
@@ -73,23 +77,13 @@ def cert(tmp_path_factory):
 
 @pytest.fixture
 def server(kore_server, cert):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    srv = kore_server(APP, bind=False, env={"PORT": str(port),
+    # port 0: the kernel picks the port and the log names it (no race for
+    # a "free" one)
+    srv = kore_server(APP, bind=False, env={"PORT": "0",
                                             "CERT": str(cert / "cert.pem"),
                                             "KEY": str(cert / "key.pem")})
-    assert wait_for(lambda: _connects(port), 15), srv.log()
-    srv.port = port
+    srv.port = srv.listen_port()
     return srv
-
-
-def _connects(port):
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-        return True
-    except OSError:
-        return False
 
 
 def _tls(port):
@@ -119,7 +113,7 @@ def test_tls_disconnect_cancels_suspended_handler(server, tmp_path, route, how):
     s = _tls(server.port)
     s.sendall(b"GET /%s?marker=%s HTTP/1.1\r\nHost: localhost\r\n\r\n"
               % (route.encode(), marker.encode()))
-    time.sleep(0.3)
+    assert wait_for(lambda: os.path.exists(marker + ".started"), 5)   # it is suspended
     assert not os.path.exists(marker)
     if how == "close_notify":
         try:
@@ -141,12 +135,14 @@ def test_tls_disconnect_cancels_suspended_handler(server, tmp_path, route, how):
     s.close()
 
 
-def test_tls_request_pipelined_during_handler_is_kept(server):
+def test_tls_request_pipelined_during_handler_is_kept(server, tmp_path):
+    started = tmp_path / "started"
     s = _tls(server.port)
-    s.sendall(b"GET /slow?ms=400 HTTP/1.1\r\nHost: localhost\r\n\r\n")
-    time.sleep(0.15)              # the handler is suspended now
+    s.sendall(b"GET /slow?ms=600&started=%s HTTP/1.1\r\nHost: localhost\r\n\r\n"
+              % str(started).encode())
+    assert wait_for(started.exists, 5)      # the handler is suspended now
     s.sendall(b"GET /x/1 HTTP/1.1\r\nHost: localhost\r\n\r\n")
-    time.sleep(0.1)
+    time.sleep(0.1)               # (two separate arrivals while it runs)
     s.sendall(b"GET /x/2 HTTP/1.1\r\nHost: localhost\r\n\r\n")
     data = _read_responses(s, 3)
     assert data.count(b"HTTP/1.1 200 OK") == 3

@@ -99,7 +99,7 @@ def test_a_client_that_stops_reading_gets_one_window(h2srv):
     with httpx.Client(http1=False, http2=True, timeout=10) as c:
         t0 = time.monotonic()
         assert c.get(h2srv.url + "/").content == b"hello"
-        assert time.monotonic() - t0 < 2.0
+        assert time.monotonic() - t0 < 5.0      # not held behind the stalled stream
     slow.close()
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from h2_helpers import APP, start_h2
 from h2client import H2Client, PREFACE
-from kore_testing import KORECTL
+from kore_testing import KORECTL, peer_read_all, wait_for
 
 pytestmark = pytest.mark.timeout(60)
 SC = h2.settings.SettingCodes
@@ -80,8 +80,8 @@ def test_upgrade_h2c_is_answered_as_http11(h2srv):
 def test_split_preface_is_read_whole(h2srv):
     with socket.create_connection(("127.0.0.1", h2srv.port), timeout=10) as s:
         s.sendall(PREFACE[:5])
-        import time
-        time.sleep(0.2)     # the server has read the first bytes alone
+        # the server has read the first bytes alone
+        assert wait_for(lambda: peer_read_all(s), 5)
         s.sendall(PREFACE[5:] + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00")
         data = s.recv(9)
         assert data[3] == 4       # a SETTINGS frame: HTTP/2

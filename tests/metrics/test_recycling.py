@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from kore_testing import KoreServer, wait_for
+from kore_testing import KoreServer, peer_read_all, wait_for
 from metrics_util import get_close, metrics_port, promtool_check, scrape, total
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -64,13 +64,23 @@ def test_cpu_critical_point_replaces_a_spinning_worker(tmp_path):
     s = _start(tmp_path, env={"METRICS_CPU_POINT": "1"})
     try:
         result = {}
+        spinning = socket.create_connection(("127.0.0.1", s.port), timeout=30)
+        spinning.sendall(b"GET /spin HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
 
         def spin():
-            result["spin"] = get_close(s.port, "/spin")
+            data = b""
+            with spinning:
+                while True:
+                    chunk = spinning.recv(65536)
+                    if not chunk:
+                        break
+                    data += chunk
+            head, _, body = data.partition(b"\r\n\r\n")
+            result["spin"] = (int(head.split(b" ", 2)[1]), body)
         t = threading.Thread(target=spin, daemon=True)
         t.start()
-        # the other worker keeps serving while one spins
-        wait_for(lambda: "spin" in result or len(s.log()) > 0, 1)
+        # a worker read /spin and spins now; the other keeps serving
+        assert wait_for(lambda: peer_read_all(spinning), 5)
         t0 = time.monotonic()
         served = 0
         while time.monotonic() - t0 < 2:
@@ -116,7 +126,8 @@ def test_readyz_503_during_a_sigterm_drain(tmp_path):
         c2 = socket.create_connection(("127.0.0.1", s.port), timeout=10)
         assert ask(c2, "/healthz")[0] == 200
         slow.sendall(b"GET /slow HTTP/1.1\r\nHost: t\r\n\r\n")
-        time.sleep(0.2)   # let /slow start (it takes 1.5 s)
+        # the worker read the request: /slow runs (it takes 1.5 s)
+        assert wait_for(lambda: peer_read_all(slow), 5)
         s.send_signal(signal.SIGTERM)
         assert s.wait_log("TERM received", 5)
         # the worker drains (the slow request keeps it alive): /readyz on a

@@ -166,9 +166,19 @@ class Cluster:
             with open(os.path.join(self.data, "postmaster.pid")) as f:
                 pid = int(f.readline())
             os.kill(pid, signal.SIGKILL)
-            time.sleep(0.5)
         except (OSError, ValueError):
-            pass
+            return
+        # wait until it is gone (or a zombie nobody reaped yet: pg_ctl
+        # started it detached, it is not our child)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                with open("/proc/%d/stat" % pid) as f:
+                    if f.read().rsplit(")", 1)[-1].split()[0] == "Z":
+                        return
+            except OSError:
+                return
+            time.sleep(0.02)
 
     def restart(self, mode="fast"):
         self.stop(mode)

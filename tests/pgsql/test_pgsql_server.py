@@ -10,6 +10,8 @@ import time
 
 import pytest
 
+from kore_testing import wait_for
+
 pytestmark = pytest.mark.timeout(90)
 
 try:
@@ -167,7 +169,7 @@ def test_errors_500_and_caught(kore_server, pg_up):
     assert get(srv, "/one")[0] == 200   # the worker is fine
 
 
-def test_30_concurrent_sleeps_in_one_worker(kore_server, pg_up):
+def test_30_concurrent_sleeps_in_one_worker(kore_server, pg_up, admin):
     srv = start(kore_server, pg_up, PGT_CONN_MAX=30)
     assert get(srv, "/one")[0] == 200
     results = []
@@ -180,8 +182,9 @@ def test_30_concurrent_sleeps_in_one_worker(kore_server, pg_up):
     t0 = time.monotonic()
     for t in threads:
         t.start()
-    time.sleep(0.2)
-    while any(t.is_alive() for t in threads) and time.monotonic() - t0 < 5:
+    # the slow queries run (in the worker, on the server) while /fast is asked
+    assert wait_for(lambda: "active" in backends(admin, "%'slept'%"), 10)
+    while any(t.is_alive() for t in threads) and time.monotonic() - t0 < 15:
         f0 = time.monotonic()
         status, _ = get(srv, "/fast")
         fast.append((status, time.monotonic() - f0))
@@ -194,10 +197,12 @@ def test_30_concurrent_sleeps_in_one_worker(kore_server, pg_up):
           "max %.1f ms" % (elapsed, len(lat), lat[len(lat) // 2] * 1000, lat[-1] * 1000))
     assert len(results) == 30
     assert all(r == (200, b'[{"s": "slept"}]') for r in results), results
-    assert elapsed < 2.5, elapsed
+    assert elapsed < 10, elapsed            # together: one after another takes 30 s
     assert len(fast) >= 10 and all(s == 200 for s, _ in fast)
-    assert lat[len(lat) // 2] < 0.05, lat     # median within milliseconds
-    assert lat[-1] < 0.25, lat
+    # not waiting for a query (that is a second): the median within a few
+    # milliseconds on an idle machine, bounds for a loaded one
+    assert lat[len(lat) // 2] < 0.2, lat
+    assert lat[-1] < 0.6, lat
 
 
 def test_pool_overload_is_503(kore_server, pg_up):
@@ -205,9 +210,8 @@ def test_pool_overload_is_503(kore_server, pg_up):
     results = []
     threads = [threading.Thread(target=lambda: results.append(get(srv, "/sleep")[0]))
                for _ in range(4)]
-    for t in threads:
+    for t in threads:       # in any order: one runs, one waits, two are refused
         t.start()
-        time.sleep(0.05)
     for t in threads:
         t.join(10)
     assert srv.wait_log("pgsql_queue_limit")
@@ -249,9 +253,11 @@ def test_postgresql_restart_during_traffic(kore_server, pg_up):
     threads = [threading.Thread(target=client) for _ in range(3)]
     for t in threads:
         t.start()
-    time.sleep(0.3)
+    assert wait_for(lambda: [s for s, _ in statuses].count(200) >= 3, 10), statuses
     pg_up.restart()
-    time.sleep(0.5)
+    # traffic goes on until requests succeed again after the restart
+    n = len(statuses)
+    assert wait_for(lambda: any(s == 200 for s, _ in statuses[n:]), 15), statuses
     stop.set()
     for t in threads:
         t.join(15)
@@ -270,7 +276,7 @@ def test_postgresql_down_at_startup(kore_server, pg_up):
     srv = start(kore_server, pg_up, settle=False)
     t0 = time.monotonic()
     status = get(srv, "/one")[0]
-    assert time.monotonic() - t0 < 2
+    assert time.monotonic() - t0 < 5        # refused at once, not the 10 s connect timeout
     assert srv.wait_log("cannot connect: connection to server at 127.0.0.1")
     assert get(srv, "/fast") == (200, b"fast")
     pg_up.start()

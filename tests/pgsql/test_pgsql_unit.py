@@ -7,6 +7,7 @@ import gevent
 import pytest
 
 from kore_pgsql import sql as sqlmod
+from kore_testing import gevent_wait_for
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -162,15 +163,23 @@ def _backends(admin, like):
     return [r[0] for r in cur.fetchall()]
 
 
+def _stat(pgsql, key):
+    """pool_stats() of database 'db' (its pool opens with the first query)."""
+    return pgsql.pool_stats().get("db", {}).get(key, 0)
+
+
 def test_pool_default_is_two_connections(pgsql, admin):
     t0 = time.monotonic()
     gs = [gevent.spawn(pgsql.dbquery_sync, "db", "SELECT pg_sleep(0.3) /*pool2*/")
           for _ in range(6)]
-    gevent.sleep(0.15)
-    assert _backends(admin, "%pool2%").count("active") == 2
+    # two run, four wait for a connection
+    assert gevent_wait_for(lambda: _stat(pgsql, "waiting") == 4
+                           and _backends(admin, "%pool2%").count("active") == 2)
     gevent.joinall(gs, raise_error=True)
     elapsed = time.monotonic() - t0
-    assert 0.85 < elapsed < 2.0
+    # three rounds of two: not more at once (0.6 s); the upper bound only
+    # catches a hang
+    assert 0.85 < elapsed < 10
     stats = pgsql.pool_stats()["db"]
     assert stats["open"] == 2 and stats["conn_max"] == 2 and stats["waiting"] == 0
 
@@ -178,7 +187,8 @@ def test_pool_default_is_two_connections(pgsql, admin):
 def test_queue_limit_gives_503_error(pgsql, pgsql_settings):
     pgsql_settings(conn_max=1, queue_limit=2)
     gs = [gevent.spawn(pgsql.dbquery_sync, "db", "SELECT pg_sleep(0.2)") for _ in range(3)]
-    gevent.sleep(0.05)
+    # one runs, two wait: the queue is full
+    assert gevent_wait_for(lambda: _stat(pgsql, "waiting") == 2)
     with pytest.raises(pgsql.PgsqlPoolFull) as ei:
         pgsql.dbquery_sync("db", "SELECT 1")
     assert ei.value.http_status == 503
@@ -194,10 +204,16 @@ def test_broken_connections_are_reopened(pgsql, admin, pgsql_settings):
                     for _ in range(2)])
     assert pgsql.pool_stats()["db"]["open"] == 2
     cur = admin.cursor()
-    cur.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE "
+    cur.execute("SELECT pid, pg_terminate_backend(pid) FROM pg_stat_activity WHERE "
                 "datname = current_database() AND pid <> pg_backend_pid() "
                 "AND backend_type = 'client backend'")
-    time.sleep(0.2)
+    gone = [r[0] for r in cur.fetchall()]
+    assert gone
+
+    def exited():
+        cur.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = ANY(%s)", (gone,))
+        return cur.fetchone()[0] == 0
+    assert gevent_wait_for(exited, step=0.02)   # (their sessions ended)
     for _ in range(3):
         assert pgsql.dbquery_sync("db", "SELECT 1 AS a") == [{"a": "1"}]
     assert pgsql.pool_stats()["db"]["open"] == 1
@@ -205,11 +221,10 @@ def test_broken_connections_are_reopened(pgsql, admin, pgsql_settings):
 
 def test_killed_greenlet_cancels_query_on_server(pgsql, admin):
     g = gevent.spawn(pgsql.dbquery_sync, "db", "SELECT pg_sleep(5) /*cancelme*/")
-    gevent.sleep(0.3)
-    assert _backends(admin, "%cancelme%") == ["active"]
+    assert gevent_wait_for(lambda: _backends(admin, "%cancelme%") == ["active"], step=0.02)
     t0 = time.monotonic()
     g.kill()
-    assert time.monotonic() - t0 < 0.5
+    assert time.monotonic() - t0 < 3        # not the query's 5 s
     assert isinstance(g.value, gevent.GreenletExit)
     deadline = time.monotonic() + 2
     while "active" in _backends(admin, "%cancelme%") and time.monotonic() < deadline:
@@ -231,20 +246,19 @@ def test_cancelled_coroutine_runs_its_finally(pgsql, admin):
             seen.append("finally")
 
     g = gevent.spawn(drive, handler())
-    gevent.sleep(0.3)
+    assert gevent_wait_for(lambda: _backends(admin, "%corokill%") == ["active"], step=0.02)
     g.kill()
     assert seen == ["finally"]
-    time.sleep(0.1)
-    assert "active" not in _backends(admin, "%corokill%")
+    assert gevent_wait_for(lambda: "active" not in _backends(admin, "%corokill%"),
+                           step=0.02)
 
 
 def test_killed_while_waiting_for_the_pool(pgsql, pgsql_settings):
     pgsql_settings(conn_max=1)
     busy = gevent.spawn(pgsql.dbquery_sync, "db", "SELECT pg_sleep(0.3)")
-    gevent.sleep(0.05)
+    assert gevent_wait_for(lambda: _stat(pgsql, "busy") == 1)
     waiting = gevent.spawn(pgsql.dbquery_sync, "db", "SELECT 1")
-    gevent.sleep(0.05)
-    assert pgsql.pool_stats()["db"]["waiting"] == 1
+    assert gevent_wait_for(lambda: _stat(pgsql, "waiting") == 1)
     waiting.kill()
     assert pgsql.pool_stats()["db"]["waiting"] == 0
     busy.join()
@@ -256,10 +270,9 @@ def test_timeout_cancels_query(pgsql, admin):
     t0 = time.monotonic()
     with pytest.raises(pgsql.PgsqlTimeout) as ei:
         pgsql.dbquery_sync("db", "SELECT pg_sleep(5) /*tmo*/", timeout=0.3)
-    assert time.monotonic() - t0 < 1.0
+    assert 0.25 < time.monotonic() - t0 < 3     # its timeout, not the query's 5 s
     assert ei.value.sqlstate == "57014"
-    time.sleep(0.1)
-    assert "active" not in _backends(admin, "%tmo%")
+    assert gevent_wait_for(lambda: "active" not in _backends(admin, "%tmo%"), step=0.02)
 
 
 def test_gevent_timeout_around_await(pgsql, admin):
@@ -270,9 +283,8 @@ def test_gevent_timeout_around_await(pgsql, admin):
         return "timed out"
     t0 = time.monotonic()
     assert drive(handler()) == "timed out"
-    assert time.monotonic() - t0 < 1.0
-    time.sleep(0.1)
-    assert "active" not in _backends(admin, "%gtmo%")
+    assert 0.25 < time.monotonic() - t0 < 3     # its timeout, not the query's 5 s
+    assert gevent_wait_for(lambda: "active" not in _backends(admin, "%gtmo%"), step=0.02)
 
 
 def test_30_concurrent_sleeps_do_not_block(pgsql, pgsql_settings):
@@ -292,8 +304,9 @@ def test_30_concurrent_sleeps_do_not_block(pgsql, pgsql_settings):
     gevent.joinall(gs, raise_error=True)
     elapsed = time.monotonic() - t0
     tick.kill()
-    assert elapsed < 2.5
-    assert max(gaps) < 0.25, max(gaps)
+    assert elapsed < 10                 # together: one after another takes 30 s
+    # the hub never waited for a query (that is a 1 s gap)
+    assert max(gaps) < 0.5, max(gaps)
 
 
 def test_server_restart_recovers(pgsql, pg_up, pgsql_settings):
@@ -310,7 +323,7 @@ def test_server_down_then_up(pgsql, pg_up):
     t0 = time.monotonic()
     with pytest.raises(pgsql.PgsqlUnavailable) as ei:
         pgsql.dbquery_sync("db", "SELECT 1")
-    assert time.monotonic() - t0 < 2
+    assert time.monotonic() - t0 < 5        # refused at once, not the 10 s connect timeout
     exc = ei.value
     assert exc.http_status == 503 and exc.sqlstate == "08001"
     assert "database 'db'" in str(exc) and "cannot connect" in str(exc)
@@ -345,9 +358,8 @@ def test_query_timeout_option(pgsql, pgsql_settings, admin):
     t0 = time.monotonic()
     with pytest.raises(pgsql.PgsqlTimeout):
         pgsql.dbquery_sync("db", "SELECT pg_sleep(5) /*opttmo*/")
-    assert time.monotonic() - t0 < 1.0
+    assert 0.25 < time.monotonic() - t0 < 3     # the option's 0.3 s, not 5 s
     # an explicit timeout= wins over the option
     assert pgsql.dbquery_sync("db", "SELECT pg_sleep(0.5) /*opttmo*/", timeout=3) \
         == [{"pg_sleep": ""}]
-    time.sleep(0.1)
-    assert "active" not in _backends(admin, "%opttmo%")
+    assert gevent_wait_for(lambda: "active" not in _backends(admin, "%opttmo%"), step=0.02)

@@ -411,5 +411,5 @@ def test_term_closes_websockets_1001(kore_server):
             assert await close_code(ws) == 1001
             return time.monotonic() - t0
     elapsed = run(go())
-    assert elapsed < 3
+    assert elapsed < 10     # at once, not after the 30 s graceful timeout
     assert s.proc.wait(10) == 0

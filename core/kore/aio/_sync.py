@@ -55,7 +55,8 @@ class suspend:
 
     def __del__(self):
         # created and dropped without ``await``: a sleep that never happened
-        if self.where is not None:
+        # (no ``where`` when __init__ refused the argument)
+        if getattr(self, "where", None) is not None:
             _log_never_awaited(self, self.where)
 
     def __await__(self):

@@ -233,8 +233,16 @@ async def async_boom(req):
     raise KeyError("x")
 
 
+def _started(req):
+    """?started=PATH: the file a test waits for (the handler runs now)."""
+    path = req.get_query("started")
+    if path:
+        open(path, "w").close()
+
+
 @kore.route("/slow")
 async def slow(req):
+    _started(req)
     await kore.suspend(int(req.get_query("ms") or 300))
     req.response(200, b"slow")
 
@@ -346,6 +354,7 @@ async def hang(req):
         with open(marker + ".aborted", "w") as f:
             f.write("aborted=%s" % r.aborted)
     req.on_aborted(aborted)
+    _started(req)
     try:
         await kore.suspend(30000)
         req.response(200, b"done")
@@ -358,6 +367,7 @@ async def hang(req):
 def hang_sync(req):
     import gevent
     marker = req.get_query("marker")
+    _started(req)
     try:
         gevent.sleep(30)
         req.response(200, b"done")
