@@ -46,12 +46,59 @@ def with_free_ports(count, start, attempts=5, family=socket.AF_INET, host="127.0
                 raise
 
 
+def _listen_inodes(port):
+    """The socket inodes listening on TCP ``port`` (any address)."""
+    inodes = set()
+    for name in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(name) as f:
+                lines = f.read().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            f = line.split()
+            if len(f) > 9 and f[3] == "0A" and int(f[1].rsplit(":", 1)[1], 16) == port:
+                inodes.add(f[9])
+    return inodes
+
+
+def listens(proc, port):
+    """True when the socket listening on ``port`` is held by process
+    ``proc`` (a Popen) or one of its children: a connect alone cannot tell
+    our server from another process that took the port first."""
+    inodes = _listen_inodes(port)
+    if not inodes:
+        return False
+    pids = [proc.pid]
+    try:
+        for task in os.listdir("/proc/%d/task" % proc.pid):
+            with open("/proc/%d/task/%s/children" % (proc.pid, task)) as f:
+                pids += [int(x) for x in f.read().split()]
+    except OSError:
+        pass
+    for pid in pids:
+        try:
+            fds = os.listdir("/proc/%d/fd" % pid)
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                link = os.readlink("/proc/%d/fd/%s" % (pid, fd))
+            except OSError:
+                continue
+            if link.startswith("socket:[") and link[8:-1] in inodes:
+                return True
+    return False
+
+
 def started_on(srv, ports, host="127.0.0.1", timeout=30.0):
-    """Wait until KoreServer ``srv`` accepts on every port of ``ports``;
-    raise PortTaken (after stopping it) when it exited because one was
-    taken meanwhile, AssertionError on any other failure."""
+    """Wait until KoreServer ``srv`` itself listens on every port of
+    ``ports``; raise PortTaken (after stopping it) when it exited because
+    one was taken meanwhile, AssertionError on any other failure."""
     for port in ports:
-        if not wait_port(host, port, timeout, srv.proc):
+        ok = wait_port(host, port, timeout, srv.proc) and wait_for(
+            lambda: srv.proc.poll() is not None or listens(srv.proc, port), timeout)
+        if not ok or srv.proc.poll() is not None or not listens(srv.proc, port):
             log = srv.log()
             srv.cleanup()
             if "Address already in use" in log or "address already in use" in log:
