@@ -125,6 +125,17 @@ def logged_port(text, server=None, host="127.0.0.1"):
     return int(found[-1]) if found else None
 
 
+def read_to_eof(sock, size=65536):
+    """Every byte ``sock`` receives until the peer closes (a response sent
+    with ``Connection: close``)."""
+    data = b""
+    while True:
+        chunk = sock.recv(size)
+        if not chunk:
+            return data
+        data += chunk
+
+
 def wait_port(host, port, timeout=15.0, proc=None):
     deadline = time.monotonic() + timeout
     family = socket.AF_INET6 if ":" in host else socket.AF_INET

@@ -163,6 +163,19 @@ def idle(port, n, batch=250):
     return socks
 
 
+def opened_rss(wpid, what, each, opener):
+    """Open what ``opener`` opens, print the worker's RSS before and after;
+    returns the sockets."""
+    base = rss_mb(wpid)
+    t0 = time.monotonic()
+    socks = opener()
+    t_open = time.monotonic() - t0
+    full = settled_rss(wpid)
+    print((what + ": worker RSS %.1f MB (before %.1f MB, +%.1f KB per %s); opened in %.1f s")
+          % (len(socks), full, base, (full - base) * 1024 / len(socks), each, t_open))
+    return socks
+
+
 def settled_rss(pid, timeout=10.0):
     """The RSS once it stopped growing (two reads 0.2 s apart within 0.1 MB)."""
     last = rss_mb(pid)
@@ -238,25 +251,13 @@ def main():
             print("wrk not found: part 1 skipped")
 
         if args.idle:
-            base = rss_mb(wpid)
-            t0 = time.monotonic()
-            socks = idle(port, args.idle)
-            t_open = time.monotonic() - t0
-            full = settled_rss(wpid)
-            print("%d idle keep-alive connections: worker RSS %.1f MB (before %.1f MB, "
-                  "+%.1f KB per connection); opened in %.1f s"
-                  % (len(socks), full, base, (full - base) * 1024 / len(socks), t_open))
+            socks = opened_rss(wpid, "%d idle keep-alive connections", "connection",
+                               lambda: idle(port, args.idle))
             for s in socks:
                 s.close()
 
-        base = rss_mb(wpid)
-        t0 = time.monotonic()
-        socks = hold(port, args.held)
-        t_open = time.monotonic() - t0
-        full = settled_rss(wpid)
-        print("%d suspended handlers: worker RSS %.1f MB (idle %.1f MB, +%.1f KB "
-              "per handler); opened in %.1f s"
-              % (len(socks), full, base, (full - base) * 1024 / len(socks), t_open))
+        socks = opened_rss(wpid, "%d suspended handlers", "handler",
+                           lambda: hold(port, args.held))
         t0 = time.monotonic()
         for s in socks:
             s.close()

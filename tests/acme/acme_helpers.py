@@ -10,7 +10,7 @@ import time
 
 from cryptography import x509
 
-from kore_testing import KoreServer, PortTaken, wait_port
+from kore_testing import KoreServer, PortTaken, read_to_eof, wait_port
 
 APP = os.path.join(os.path.dirname(os.path.abspath(__file__)), "apps", "acme_app.py")
 
@@ -139,12 +139,7 @@ def pid_and_serial(port, cafile=None):
         with ctx.wrap_socket(raw, server_hostname="localhost") as s:
             serial = x509.load_der_x509_certificate(s.getpeercert(True)).serial_number
             s.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-            data = b""
-            while True:
-                chunk = s.recv(65536)
-                if not chunk:
-                    break
-                data += chunk
+            data = read_to_eof(s)
     if not data.startswith(b"HTTP/1.1 200"):
         raise AssertionError(data[:200])
     return int(data.rsplit(b"hello from ", 1)[1].strip()), serial

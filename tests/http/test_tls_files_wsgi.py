@@ -13,6 +13,7 @@ import pytest
 
 from kh_proto import H2C_ENV, SERVED, Session, client, raw
 from kh_util import Conn, request, wait_for
+from kore_testing import read_to_eof
 
 
 def _openssl(*args, cwd):
@@ -78,12 +79,7 @@ def test_tls_sni_and_client_cert(kore_server, pki):
                 peer = s.getpeercert()
                 s.sendall(b"GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n"
                           % (path.encode(), sni.encode()))
-                data = b""
-                while True:
-                    chunk = s.recv(65536)
-                    if not chunk:
-                        break
-                    data += chunk
+                data = read_to_eof(s)
         return peer, data
 
     peer, data = get("a.test")

@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from kore_testing import KoreServer
+from kore_testing import KoreServer, read_to_eof
 
 HOST = "tls.test"
 DHE = "DHE-RSA-AES128-GCM-SHA256"
@@ -147,12 +147,7 @@ def _get(port, ctx):
         with ctx.wrap_socket(raw, server_hostname=HOST) as s:
             version, cipher = s.version(), s.cipher()[0]
             s.sendall(b"GET / HTTP/1.1\r\nHost: tls.test\r\nConnection: close\r\n\r\n")
-            data = b""
-            while True:
-                chunk = s.recv(65536)
-                if not chunk:
-                    break
-                data += chunk
+            data = read_to_eof(s)
             return version, cipher, data
 
 

@@ -65,14 +65,10 @@ def promtool_check(text):
 def get_close(port, path, host="127.0.0.1"):
     """One GET on a new connection (HTTP/1.0 style, closed after): so the
     kernel spreads requests over the workers.  Returns (status, body)."""
+    from kore_testing import read_to_eof
     with socket.create_connection((host, port), timeout=10) as s:
         s.sendall(b"GET %s HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
                   % path.encode())
-        data = b""
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            data += chunk
+        data = read_to_eof(s)
     head, _, body = data.partition(b"\r\n\r\n")
     return int(head.split(b" ", 2)[1]), body
