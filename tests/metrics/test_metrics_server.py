@@ -116,3 +116,35 @@ def test_health_paths_not_in_access_log(srv):
     assert wait_for(lambda: any("mark=1" in json.dumps(r) for r in logged()), 10)
     text = srv.access.read_text()
     assert "/healthz" not in text and "/readyz" not in text
+
+
+def test_websocket_connections(srv):
+    import asyncio
+    import websockets
+
+    def ws_values():
+        text = scrape(srv.mport)
+        return (total(text, "kore_websocket_connections"),
+                total(text, "kore_websocket_connections_total"), text)
+
+    open_before, accepted_before, _ = ws_values()
+
+    async def go():
+        url = "ws://127.0.0.1:%d/ws" % srv.port
+        conns = [await websockets.connect(url) for _ in range(3)]
+        for c in conns:
+            await c.send("ping")
+            assert await asyncio.wait_for(c.recv(), 10) == "ping"
+        # the master asks the workers for fresh snapshots before a scrape
+        loop = asyncio.get_running_loop()
+        opened = await loop.run_in_executor(None, ws_values)
+        for c in conns:
+            await c.close()
+        return opened
+    o, a, text = asyncio.run(asyncio.wait_for(go(), 30))
+    assert o - open_before == 3
+    assert a - accepted_before == 3
+    promtool_check(text)
+    assert wait_for(lambda: ws_values()[0] == open_before, 20)
+    # a closed connection stays counted as accepted
+    assert ws_values()[1] - accepted_before == 3

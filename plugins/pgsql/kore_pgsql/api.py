@@ -21,6 +21,7 @@ DEFAULTS = {"pgsql_conn_max": 2, "pgsql_queue_limit": 1000,
 _databases = {}     # name -> conninfo (inherited through fork)
 _pools = {}         # name -> Pool, only for the process in _pools_pid
 _pools_pid = os.getpid()
+_counts = {}        # name -> [queries, errors] of this process (metrics)
 _orphans = []       # connections inherited through fork: never touched
 
 
@@ -79,6 +80,7 @@ def _after_fork():
         p.idle = []
         p.closed = True
     _pools.clear()
+    _counts.clear()     # the child counts its own queries
     _pools_pid = os.getpid()
 
 
@@ -158,11 +160,32 @@ def _prepare(db, query, params, binary):
 
 def _execute(db, text, args, binary, timeout):
     p = get_pool(db)
+    c = _counts.get(db)
+    if c is None:
+        c = _counts[db] = [0, 0]
+    c[0] += 1
     if timeout is None:
         timeout = p.query_timeout
-    if not timeout:
-        return _pool.run(p, text, args, binary)
-    return _pool.run_with_timeout(p, text, args, binary, timeout)
+    try:
+        if not timeout:
+            return _pool.run(p, text, args, binary)
+        return _pool.run_with_timeout(p, text, args, binary, timeout)
+    except PgsqlError:
+        c[1] += 1
+        raise
+
+
+def metrics():
+    """``{name: (stats or None, queries, errors)}`` of this process for
+    every declared database and every one queried since (a pool's stats are
+    None before its first query)."""
+    _check_pid()
+    out = {}
+    for name in set(_databases) | set(_counts):
+        p = _pools.get(name)
+        queries, errors = _counts.get(name, (0, 0))
+        out[name] = (p.stats() if p is not None else None, queries, errors)
+    return out
 
 
 class DbQuery:

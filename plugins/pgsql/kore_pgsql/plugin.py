@@ -59,3 +59,37 @@ def kore_worker_init(worker):
 def kore_worker_shutdown(worker):
     api.close_pools()
 
+
+
+@hookimpl
+def kore_metrics_collect(samples):
+    # kore-plugin-metrics: this worker's pools (gauges summed over the
+    # workers) and statements (counters), one label set per declared database
+    # (OpenTelemetry's db.client.connection.* with the pool named for it)
+    fams = (
+        ("kore_pgsql_pool_connections", "gauge", "pooled PostgreSQL connections "
+         "by state (busy: running a statement or opening)"),
+        ("kore_pgsql_pool_max_connections", "gauge", "PostgreSQL connections the "
+         "pools may open (pgsql_conn_max per worker)"),
+        ("kore_pgsql_pool_pending_requests", "gauge", "statements waiting for a "
+         "busy pool's connection"),
+        ("kore_pgsql_queries_total", "counter", "statements run (dbquery, "
+         "dbquery_sync, req.pgsql)"),
+        ("kore_pgsql_query_errors_total", "counter", "statements that failed "
+         "(query error, timeout, database unavailable, pool full)"))
+    stats = api.metrics()
+    if not stats:
+        return
+    for name, kind, text in fams:
+        samples.family(name, kind, text)
+    for db, (st, queries, errors) in stats.items():
+        lab = (("database", db),)
+        if st is None:
+            st = {"idle": 0, "busy": 0, "waiting": 0,
+                  "conn_max": api._setting("pgsql_conn_max")}
+        samples.set("kore_pgsql_pool_connections", lab + (("state", "idle"),), st["idle"])
+        samples.set("kore_pgsql_pool_connections", lab + (("state", "busy"),), st["busy"])
+        samples.set("kore_pgsql_pool_max_connections", lab, st["conn_max"])
+        samples.set("kore_pgsql_pool_pending_requests", lab, st["waiting"])
+        samples.set("kore_pgsql_queries_total", lab, queries)
+        samples.set("kore_pgsql_query_errors_total", lab, errors)

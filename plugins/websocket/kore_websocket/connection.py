@@ -133,6 +133,7 @@ class WebSocket:
     def on_open(self):
         service = self.service
         service.connections.add(self)
+        service.accepted += 1
         self._opened = True
         if service.hooks.connect:
             runtime.notify("kore_websocket_connect", where="kore_websocket_connect hook",

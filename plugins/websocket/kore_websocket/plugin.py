@@ -97,7 +97,14 @@ def kore_ready_degraded():
 @hookimpl
 def kore_metrics_collect(samples):
     # kore-plugin-metrics: the backplane's status() as metrics of this worker
-    # (counters cumulative per worker, gauges summed over the live workers)
+    # (counters cumulative per worker, gauges summed over the live workers),
+    # and this worker's open and accepted connections
+    samples.family("kore_websocket_connections", "gauge",
+                   "open websocket connections")
+    samples.set("kore_websocket_connections", (), len(SERVICE.connections))
+    samples.family("kore_websocket_connections_total", "counter",
+                   "websocket connections accepted (handshake completed)")
+    samples.set("kore_websocket_connections_total", (), SERVICE.accepted)
     bp = backplane.current()
     if bp is None or type(bp) in (backplane.Backplane, backplane.LocalBackplane):
         return          # one host: nothing that can be lost or disconnected

@@ -79,6 +79,7 @@ class WebSocketService:
         self.settings = Settings()
         self.hooks = Hooks()
         self.connections = set()        # open connection.WebSocket objects of this worker
+        self.accepted = 0               # connections opened by this worker (metrics)
         self.pubsub = PubSub(self.connections)
 
     def start(self):

@@ -76,3 +76,12 @@ async def grow(req):
 
 
 GROWN = []
+
+
+def _ws_echo(c, op, data):
+    c.websocket_send(op, data)
+
+
+@kore.route("/ws", methods=["get"])
+def ws(req):
+    req.websocket_handshake(None, _ws_echo, None)
