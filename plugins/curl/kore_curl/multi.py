@@ -37,6 +37,11 @@ _multis = weakref.WeakKeyDictionary()
 _pid = None
 _inherited = []  # libcurl objects inherited through fork, never cleaned up
 
+# transfers of this process that ended, by outcome (metrics): ok, error
+# (including transfers cancelled by their greenlet), timeout
+OUTCOMES = ("ok", "error", "timeout")
+finished = [0, 0, 0]
+
 EASY_POOL_MAX = 64
 MAXCONNECTS = 500
 
@@ -158,6 +163,7 @@ class Multi:
         Returns ``(errno, message)``: ``(0, None)`` on success.
         """
         if self.closed:
+            finished[1] += 1
             return pycurl.E_ABORTED_BY_CALLBACK, "curl engine was shut down"
         transfer = Transfer(self.hub)
         self.active[easy] = transfer
@@ -165,9 +171,13 @@ class Multi:
             self.multi.add_handle(easy)
         except pycurl.error as exc:
             del self.active[easy]
+            finished[1] += 1
             return exc.args[0], exc.args[1] if len(exc.args) > 1 else str(exc)
         try:
             transfer.waiter.get()
+        except BaseException:
+            finished[1] += 1
+            raise
         finally:
             if not transfer.done:
                 # cancelled (GreenletExit) or torn down: take it out
@@ -176,7 +186,9 @@ class Multi:
                     self.multi.remove_handle(easy)
                 except pycurl.error:
                     pass
-        return transfer.errno, transfer.error
+        errno = transfer.errno
+        finished[0 if not errno else 2 if errno == pycurl.E_OPERATION_TIMEDOUT else 1] += 1
+        return errno, transfer.error
 
     def easy(self):
         """An easy handle from the pool (reset) or a new one."""
@@ -296,7 +308,15 @@ def reset_after_fork():
     for m in list(_multis.values()):
         m.forget()
     _multis.clear()
+    finished[:] = [0, 0, 0]     # this worker counts its own transfers
     _pid = os.getpid()
+
+
+def in_flight():
+    """Transfers running in this process (every hub)."""
+    if _pid != os.getpid():
+        return 0
+    return sum(len(m.active) for m in list(_multis.values()))
 
 
 def shutdown():

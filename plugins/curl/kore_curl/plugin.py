@@ -47,3 +47,19 @@ def kore_worker_init(worker):
 @hookimpl
 def kore_worker_shutdown(worker):
     multi.shutdown()
+
+
+@hookimpl
+def kore_metrics_collect(samples):
+    # kore-plugin-metrics: this worker's outgoing transfers (kore.httpclient,
+    # kore.curl): in flight (a gauge) and ended by outcome (counters)
+    samples.family("kore_curl_requests_in_flight", "gauge",
+                   "kore.httpclient / kore.curl transfers running")
+    samples.set("kore_curl_requests_in_flight", (), multi.in_flight())
+    samples.family("kore_curl_requests_total", "counter",
+                   "kore.httpclient / kore.curl transfers ended, by outcome "
+                   "(ok: libcurl finished, whatever the HTTP status; timeout: "
+                   "curl_timeout or CURLOPT_TIMEOUT; error: anything else, "
+                   "cancelled included)")
+    for outcome, n in zip(multi.OUTCOMES, multi.finished):
+        samples.set("kore_curl_requests_total", (("outcome", outcome),), n)
