@@ -1,6 +1,8 @@
 """kore-plugin-proxy: the hooks that plug the proxy into the kernel and the
 http plugin (``kore.alias``, ``kore.mount('/p', '@name')``)."""
 
+import time
+
 from kore import hookimpl
 from kore_http import declare as _http_declare
 
@@ -110,3 +112,28 @@ def kore_worker_shutdown(worker):
             for up in node.idle:
                 up.close()
             node.idle = []
+
+
+@hookimpl
+def kore_metrics_collect(samples):
+    # kore-plugin-metrics: each alias's upstream servers as this worker sees
+    # them (a gauge summed over the workers: the number of workers that send
+    # to it), requests in flight and sent (counters cumulative per worker)
+    aliases = list(_alias.ALIASES.values())
+    if not aliases:
+        return
+    samples.family("kore_proxy_upstream_healthy", "gauge", "workers that send to "
+                   "this upstream server (not taken out by health checks or failures)")
+    samples.family("kore_proxy_upstream_active_requests", "gauge",
+                   "requests in flight to this upstream server")
+    samples.family("kore_proxy_upstream_requests_total", "counter",
+                   "requests sent to this upstream server")
+    now = time.monotonic()
+    for a in aliases:
+        single = len(a.nodes) == 1      # never taken out passively
+        for node in a.nodes:
+            lab = (("alias", "@" + a.name), ("upstream", node.name))
+            up = not node.checked_down if single else node.available(now)
+            samples.set("kore_proxy_upstream_healthy", lab, 1 if up else 0)
+            samples.set("kore_proxy_upstream_active_requests", lab, node.conns)
+            samples.set("kore_proxy_upstream_requests_total", lab, node.requests)
