@@ -4,12 +4,17 @@ and the plugin's test clock (KORE_CRON_CLOCK) to run many ticks quickly."""
 import os
 import re
 import signal
+import sys
 import textwrap
 import time
 
 import pytest
 
 from kore_testing import KoreServer, wait_for
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))), "metrics"))
+import metrics_util  # noqa: E402
 
 
 def lines(path):
@@ -90,7 +95,9 @@ def test_output_status_timeout_and_python_failures(tmp_path, servers):
 
         kore.cron("* * * * *", broken)
         kore.cron("* * * * *", slow, timeout=0.5, name="slow")
-        """, clock="2026-05-04T09:59:58+02:00 x2", args=("--graceful-timeout", "3"),
+        kore.cron("* * * * *", "true", name="fine")
+        """, clock="2026-05-04T09:59:58+02:00 x2",
+        args=("--graceful-timeout", "3", "--metrics-bind", "127.0.0.1:0"),
         env={"KORE_CRON_KILL_TIMEOUT": "0.5"})
     servers.append(srv)
     assert srv.wait_log("pid", timeout=10)
@@ -110,6 +117,20 @@ def test_output_status_timeout_and_python_failures(tmp_path, servers):
     assert "failed in worker 1 after" in log and "ValueError: bad data" in log
     assert "uncaught exception ValueError('bad data') in cron job 'app.broken'" in log
     assert "cron job 'slow': failed in worker 1 after" in log and "timed out after 0.5 s" in log
+    # the master's scheduler counts each tick's outcome (kore-plugin-metrics)
+    port = metrics_util.metrics_port(srv)
+    want = {("noisy", "failed"), ("stubborn", "timeout"), ("app.broken", "failed"),
+            ("slow", "timeout"), ("fine", "ok")}
+
+    def counted():
+        text = metrics_util.scrape(port)
+        got = {(lab["job"], lab["outcome"]) for n, lab, v in metrics_util.parse(text)
+               if n == "kore_cron_runs_total" and v >= 1}
+        return text if want <= got else None
+    assert wait_for(counted, timeout=20), metrics_util.scrape(port)
+    text = counted()
+    metrics_util.promtool_check(text)
+    assert metrics_util.total(text, "kore_cron_runs_total", job="fine", outcome="failed") == 0
     assert srv.stop() == 0
 
 

@@ -168,3 +168,25 @@ def kore_worker_shutdown(worker):
 def kore_cli_commands(subparsers, app_arguments, load_app):
     from . import cli
     cli.add_commands(subparsers, app_arguments, load_app)
+
+
+@hookimpl
+def kore_metrics_collect_master(samples):
+    # kore-plugin-metrics: the master's scheduler (one per server): ticks by
+    # job and outcome since the server started, and runs going on now
+    sch = _scheduler[0]
+    if sch is None:
+        return
+    from .scheduler import OUTCOMES
+    samples.family("kore_cron_runs_total", "counter", "cron ticks ended, by job and "
+                   "outcome (ok, failed, timeout, skipped: the previous run still "
+                   "going, not_run: no worker took it or the server stopped)")
+    samples.family("kore_cron_running", "gauge", "cron jobs running now, by job")
+    running = sch.running()
+    names = set(running) | {name for name, _ in sch.counts}
+    for name in sorted(names):
+        lab = (("job", name),)
+        for outcome in OUTCOMES:
+            samples.set("kore_cron_runs_total", lab + (("outcome", outcome),),
+                        sch.counts.get((name, outcome), 0))
+        samples.set("kore_cron_running", lab, running.get(name, 0))

@@ -41,6 +41,12 @@ MSG_RUN = "cron.run"
 MSG_DONE = "cron.done"
 DISPATCH_WAIT = 10.0        # seconds a Python job waits for a ready worker
 MAX_COALESCE = 1000000
+# how a tick ended (kore_cron_runs_total): ran and exited 0 / returned; ran
+# and failed (a non-zero exit, a signal, an exception, a worker that died
+# with it, a command that could not start); ended at its timeout; skipped
+# because the previous run was still going; never started (no worker came,
+# the server stopped first)
+OUTCOMES = ("ok", "failed", "timeout", "skipped", "not_run")
 
 
 class JobState:
@@ -88,6 +94,7 @@ class Scheduler:
         self.stopping = False
         self.checked = None         # clock time up to which ticks were handled
         self._ids = itertools.count(1)
+        self.counts = {}            # (job name, outcome) -> ticks (metrics)
         self.state_file = runtime.option("cron_state_file")
         self.kill_timeout = runtime.option("cron_kill_timeout")
         self.claim_timeout = runtime.option("cron_claim_timeout")
@@ -96,6 +103,15 @@ class Scheduler:
 
     def now(self):
         return datetime.fromtimestamp(self.clock.now(), self.tz)
+
+    def count(self, name, outcome):
+        key = (name, outcome)
+        self.counts[key] = self.counts.get(key, 0) + 1
+
+    def running(self):
+        """{job name: runs not finished} of every job in the table."""
+        return {name: sum(1 for r in st.runs if not r.done)
+                for name, st in self.states.items()}
 
     def load(self, jobs, generation=0):
         """Install the job table (start-up or reload).
@@ -238,6 +254,7 @@ class Scheduler:
             warning("cron job '%s': still running (%s, started for %s), skipping "
                     "the tick at %s" % (job.name, _where(r), fmt(r.scheduled),
                                          fmt(scheduled)))
+            self.count(job.name, "skipped")
             return
         if reason != "@reboot":
             if claimmod.ask(job, scheduled, self.claim_timeout) is False:
@@ -260,6 +277,7 @@ class Scheduler:
         except (OSError, ValueError) as exc:
             error("cron job '%s': cannot start '%s': %s"
                   % (st.job.name, st.job.command, exc))
+            self.count(st.job.name, "failed")
             return
         self.shell_runs[run.pid] = run
         st.runs.append(run)
@@ -281,6 +299,8 @@ class Scheduler:
         why = " (timed out after %g s)" % run.job.timeout if run.timed_out else ""
         code = run.exit_code()
         log = info if code == 0 else warning
+        self.count(run.job.name, "timeout" if run.timed_out
+                   else "ok" if code == 0 else "failed")
         log("cron job '%s': pid %d %s after %.3f s%s"
             % (run.job.name, run.pid, how, took, why))
 
@@ -336,6 +356,8 @@ class Scheduler:
             return
         run.done = True
         took = data.get("duration", 0.0)
+        self.count(run.job.name, "ok" if data.get("ok") else
+                   "timeout" if data.get("timed_out") else "failed")
         if data.get("ok"):
             info("cron job '%s': finished in worker %s after %.3f s"
                  % (run.job.name, run.worker_id, took))
@@ -370,6 +392,7 @@ class Scheduler:
             if run.worker_pid is not None and run.worker_pid not in alive:
                 self.python_runs.pop(run.id, None)
                 run.done = True
+                self.count(run.job.name, "failed")
                 error("cron job '%s': worker %s (pid %d) exited while running it"
                       % (run.job.name, run.worker_id, run.worker_pid))
         for run in list(self.pending):
@@ -386,6 +409,7 @@ class Scheduler:
         self.pending.remove(run)
         self.python_runs.pop(run.id, None)
         run.done = True
+        self.count(run.job.name, "not_run")
         log("cron job '%s': the tick at %s did not run: %s"
             % (run.job.name, fmt(run.scheduled), why))
 

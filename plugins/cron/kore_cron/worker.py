@@ -50,7 +50,8 @@ def handle(worker, msg):
             error("cron job '%s': still running after its timeout of %g s, "
                   "killing it" % (job.name, timeout))
             g.kill(block=True, timeout=5)
-            _reply(worker, run_id, False, "timed out after %g s" % timeout, started)
+            _reply(worker, run_id, False, "timed out after %g s" % timeout, started,
+                   timed_out=True)
         elif g.successful() and not isinstance(g.value, gevent.GreenletExit):
             _reply(worker, run_id, True, None, started)
         else:
@@ -77,8 +78,8 @@ def _call(job):
         raise
 
 
-def _reply(worker, run_id, ok, why, started):
-    payload = json.dumps({"run": run_id, "ok": ok, "error": why,
+def _reply(worker, run_id, ok, why, started, timed_out=False):
+    payload = json.dumps({"run": run_id, "ok": ok, "error": why, "timed_out": timed_out,
                           "duration": time.monotonic() - started}).encode()
     try:
         worker.send(ipc.Message(MSG_DONE, payload, ipc.MASTER))
