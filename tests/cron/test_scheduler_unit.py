@@ -239,6 +239,8 @@ def test_a_pending_python_job_is_dropped_when_no_worker_comes():
         s.pending.append(run)
         s.load(table, generation=2)
         assert not s.pending and run.done and run.id not in s.python_runs
+    # each dropped tick is counted (kore_cron_runs_total{outcome="not_run"})
+    assert s.counts == {("a", "not_run"): 3}
 
 
 def test_the_claim_is_at_most_once(monkeypatch):
@@ -263,3 +265,26 @@ def test_the_claim_is_at_most_once(monkeypatch):
     t0 = time.monotonic()
     assert claim.ask(j, when, 0.2) is False
     assert time.monotonic() - t0 < 5
+
+
+def test_skipped_ticks_and_the_master_metrics(monkeypatch):
+    from kore_metrics.store import Samples
+    s = Scheduler(FakeArbiter(), ManualClock(datetime(2026, 5, 4, 9, 59, 30,
+                                                      tzinfo=BERLIN)), BERLIN)
+    s.load([jobs.make_job("* * * * *", noop, name="a"),
+            jobs.make_job("* * * * *", "true", name="b")])
+    st = s.states["a"]
+    run = PythonRun(st.job, st.next_run, next(s._ids), st.since)
+    st.runs.append(run)                       # still running: the next tick skips
+    s.fire(st, st.next_run, "tick")
+    s.count("b", "ok")
+    monkeypatch.setattr(plugin, "_scheduler", [s])
+    samples = Samples()
+    plugin.kore_metrics_collect_master(samples=samples)
+    v = samples.values
+    assert v[("kore_cron_runs_total", (("job", "a"), ("outcome", "skipped")))] == 1
+    assert v[("kore_cron_runs_total", (("job", "a"), ("outcome", "ok")))] == 0
+    assert v[("kore_cron_runs_total", (("job", "b"), ("outcome", "ok")))] == 1
+    assert v[("kore_cron_running", (("job", "a"),))] == 1
+    assert v[("kore_cron_running", (("job", "b"),))] == 0
+    assert samples.families["kore_cron_runs_total"].kind == "counter"
