@@ -99,8 +99,9 @@ def test_both_workers_draw_from_one_count(srv):
     refused_in_a_row = 0
     # until both workers' leases are spent: the first 429 can come from one
     # worker while the other still holds part of the count (which worker
-    # accepts a connection is the kernel's choice)
-    for _ in range(1000):
+    # accepts a connection is the kernel's choice; on a busy machine one
+    # worker can take dozens of connections in a row)
+    for _ in range(1500):
         r = fresh_get(srv, "/big", {"X-Forwarded-For": "10.9.0.1"})
         if r.status_code == 200:
             allowed += 1
@@ -109,7 +110,7 @@ def test_both_workers_draw_from_one_count(srv):
         else:
             assert r.status_code == 429
             refused_in_a_row += 1
-            if refused_in_a_row == 40:
+            if refused_in_a_row == 150:
                 break
     # both workers answered, and together they admitted no more than the limit
     # (per-worker counts would admit up to 600)
