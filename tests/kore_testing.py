@@ -125,6 +125,17 @@ def logged_port(text, server=None, host="127.0.0.1"):
     return int(found[-1]) if found else None
 
 
+def file_text(path):
+    """The text of file ``path``, or None while it does not exist (a marker
+    written by a test app: wait for its text, not for it to exist, since
+    it exists before it is written)."""
+    try:
+        with open(path) as f:
+            return f.read()
+    except FileNotFoundError:
+        return None
+
+
 def read_to_eof(sock, size=65536):
     """Every byte ``sock`` receives until the peer closes (a response sent
     with ``Connection: close``)."""

@@ -11,7 +11,7 @@ import pytest
 from kh_proto import H2C_ENV, H2Client, Session, http1_only
 from kh_util import start_module_server
 from kh_util import Conn, request, wait_for
-from kore_testing import accepted, refuses
+from kore_testing import accepted, file_text, refuses
 
 SHORT = {"KORE_HTTP_HEADER_TIMEOUT": "1", "KORE_HTTP_BODY_TIMEOUT": "1",
          "KORE_HTTP_KEEPALIVE_TIME": "2", "KORE_HTTP_REQUEST_LIMIT": "2"}
@@ -130,8 +130,7 @@ def test_disconnect_cancels_suspended_handler(main_server, tmp_path, route, prot
         c.close()
     else:                   # RST_STREAM(CANCEL): the stream only
         c.reset(sid, 8)
-    assert wait_for(lambda: os.path.exists(marker), 5)
-    assert open(marker).read() == "finally"
+    assert wait_for(lambda: file_text(marker) == "finally", 5), (file_text(marker))
     if route == "hang":
         assert wait_for(lambda: os.path.exists(marker + ".aborted"), 5)
         assert open(marker + ".aborted").read() == "aborted=True"

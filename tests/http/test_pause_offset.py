@@ -13,6 +13,7 @@ import pytest
 
 from kh_proto import H2C_ENV, H2Client, Session, http1_only, raw
 from kh_util import Conn, Response, start_module_server, wait_for
+from kore_testing import file_text
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -202,8 +203,7 @@ def test_paused_request_is_not_cancelled_until_resumed(srv, tmp_path, proto):
         c.reset(sid, 8)
     assert wait_for(lambda: os.path.exists(marker + ".after-pause"), 5)
     # resumed: the disconnect is seen and the handler cancelled
-    assert wait_for(lambda: os.path.exists(marker), 5), srv.log()
-    assert open(marker).read() == "finally"
+    assert wait_for(lambda: file_text(marker) == "finally", 5), (file_text(marker), srv.log())
     if proto != "h1":
         c.close()
 

@@ -11,6 +11,7 @@ import time
 import pytest
 
 from kh_util import wait_for
+from kore_testing import file_text
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -123,8 +124,7 @@ def test_tls_disconnect_cancels_suspended_handler(server, tmp_path, route, how):
         s.close()
     else:
         s.close()                 # no close_notify: FIN only
-    assert wait_for(lambda: os.path.exists(marker), 5), server.log()
-    assert open(marker).read() == "finally"
+    assert wait_for(lambda: file_text(marker) == "finally", 5), (file_text(marker), server.log())
     if route == "hang":
         assert wait_for(lambda: os.path.exists(marker + ".aborted"), 5)
         assert open(marker + ".aborted").read() == "aborted=True"
