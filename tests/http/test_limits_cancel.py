@@ -132,8 +132,8 @@ def test_disconnect_cancels_suspended_handler(main_server, tmp_path, route, prot
         c.reset(sid, 8)
     assert wait_for(lambda: file_text(marker) == "finally", 5), (file_text(marker))
     if route == "hang":
-        assert wait_for(lambda: os.path.exists(marker + ".aborted"), 5)
-        assert open(marker + ".aborted").read() == "aborted=True"
+        assert wait_for(lambda: file_text(marker + ".aborted") == "aborted=True", 5), \
+            file_text(marker + ".aborted")
     if proto != "h1":       # the connection goes on serving
         ok = c.request("/")
         assert c.response(ok)[2] == b"hello" and c.goaway is None
