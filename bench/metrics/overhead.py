@@ -13,9 +13,9 @@ plugin's ``kore_http_access_log_fields`` (the gateway's transaction ids) is
 that plugin's cost, measured with ``--plugins all``.  The access log of
 "on" is removed at the end.
 
-Note: the metrics plugin counts every request as soon as it is installed
-(the counting is the cost measured); "off" still has the plugin installed
-but no listener and no access log.
+"off" has the plugin installed but no listener and no access log: its
+workers count nothing (requests are counted only when --metrics-bind or
+--max-requests is given), so the counting is part of what "on" costs.
 """
 
 import argparse

@@ -148,3 +148,30 @@ def test_websocket_connections(srv):
     assert wait_for(lambda: ws_values()[0] == open_before, 20)
     # a closed connection stays counted as accepted
     assert ws_values()[1] - accepted_before == 3
+
+
+def test_requests_counted_only_when_something_reads_the_counts(srv, tmp_path):
+    # with --metrics-bind (srv), every worker counts through the plugin's hook
+    for _ in range(4):
+        assert get_close(srv.port, "/counting") == (200, b"True kore-plugin-metrics.counting")
+    # without a listener or --max-requests nothing can read the counts: the
+    # plugin implements no kore_request_done (no cost per request)
+    plain = KoreServer(_dir(tmp_path, "plain"), APP, workers=1)
+    try:
+        plain.wait_ready(1)
+        assert get_close(plain.port, "/counting") == (200, b"False -")
+    finally:
+        plain.cleanup()
+    # --max-requests alone counts (a worker needs its own count to recycle)
+    mr = KoreServer(_dir(tmp_path, "mr"), APP, workers=1, args=["--max-requests", "1000"])
+    try:
+        mr.wait_ready(1)
+        assert get_close(mr.port, "/counting") == (200, b"True kore-plugin-metrics.counting")
+    finally:
+        mr.cleanup()
+
+
+def _dir(tmp, name):
+    d = tmp / name
+    d.mkdir()
+    return d

@@ -133,6 +133,7 @@ def kore_worker_init(worker):
     if m is not None:
         m.close_inherited()
     W.init(worker)
+    _count_requests()
 
 
 @hookimpl
@@ -155,7 +156,22 @@ def kore_worker_message(worker, msg):
     return W.message(worker, msg)
 
 
-kore_request_done = hookimpl(specname="kore_request_done")(W.request_done)
+class Counting:
+    """``kore_request_done``, registered in a worker only when something
+    reads the counts: the ``--metrics-bind`` listener (its /metrics and
+    status page are the only readers) or ``--max-requests``.  Without
+    either, an answered request costs this plugin nothing (about 5% of a
+    hello-world request's CPU otherwise)."""
+
+    kore_request_done = staticmethod(hookimpl(specname="kore_request_done")(W.request_done))
+
+
+def _count_requests():
+    pm = runtime.plugin_manager()
+    if pm is None or pm.has_plugin("kore-plugin-metrics.counting"):
+        return
+    if runtime.option("metrics_bind") or runtime.option("max_requests"):
+        pm.register(Counting, name="kore-plugin-metrics.counting")
 
 
 @hookimpl

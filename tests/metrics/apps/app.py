@@ -85,3 +85,13 @@ def _ws_echo(c, op, data):
 @kore.route("/ws", methods=["get"])
 def ws(req):
     req.websocket_handshake(None, _ws_echo, None)
+
+
+@kore.route("/counting", methods=["get"])
+def counting(req):
+    # whether this worker's metrics plugin counts answered requests
+    from kore import runtime
+    pm = runtime.plugin_manager()
+    on = pm.has_plugin("kore-plugin-metrics.counting")
+    impls = [i.plugin_name for i in pm.hook.kore_request_done.get_hookimpls()]
+    req.response(200, ("%s %s" % (on, ",".join(impls) or "-")).encode())
