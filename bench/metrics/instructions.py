@@ -11,9 +11,10 @@ not counted) under callgrind, with N1 and N2 requests, and prints
     .venv/bin/python bench/metrics/instructions.py --formats off,json,common
 
 ``off`` is no access log; the others are ``--access-log FILE
---access-log-format X`` (the file is written and removed).  Both load only
-the http and metrics plugins (the metrics plugin counts every request in
-each).  Needs valgrind; each configuration takes about a minute.
+--access-log-format X`` (the file is written and removed); ``+metrics``
+(``json+metrics``, ``off+metrics``) adds the request counting a worker with
+``--metrics-bind`` does.  All load only the http and metrics plugins.
+Needs valgrind; each configuration takes about a minute.
 
 ``--child N FORMAT`` is the process callgrind runs.  Its clock for the log
 lines advances 25 us per request (40,000 requests/s), whatever valgrind's
@@ -48,6 +49,14 @@ def child(n, fmt, path, logfile):
     from kore_http.settings import SETTINGS
     reg = runtime.registry()
     reg.set("http_request_ms", 1000000, "cli")
+    parts = fmt.split("+")
+    if "metrics" in parts:
+        # what a worker with --metrics-bind registers (kore_worker_init)
+        reg.set("metrics_bind", "127.0.0.1:0", "cli")
+        from kore_metrics import plugin as metrics_plugin
+        metrics_plugin._count_requests()
+        parts.remove("metrics")
+    fmt = parts[0] if parts else "off"
     if fmt != "off":
         reg.set("http_access_log", logfile, "cli")
         reg.set("http_access_log_format", fmt, "cli")

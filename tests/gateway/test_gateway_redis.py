@@ -133,3 +133,19 @@ def test_hung_redis_costs_a_timeout_not_a_refusal(two):
     lines = [l for l in hosts[0].log().splitlines()
              if "shared rate-limit count cannot be reached" in l]
     assert lines and "imeout" in lines[-1], lines
+
+
+def test_a_lease_given_back_to_redis(two):
+    """The master gives a worker's idle lease back to the shared count
+    (one Lua script: DECRBY, never below zero, nothing for an expired key)."""
+    from kore_redis.counters import RedisCounterStore
+    rd, _hosts = two
+    store = RedisCounterStore(rd.url, "kore-test-giveback")
+    i = int(time.time() // 3600) + 1           # the next hour: it cannot end meanwhile
+    assert store.take("g", 10, 10, 3600, i) == (10, 0)
+    store.give_back("g", 4, i)
+    assert store.take("g", 10, 10, 3600, i) == (4, 0)
+    store.give_back("g", 50, i)                     # never below zero
+    assert store.take("g", 20, 10, 3600, i) == (10, 0)
+    store.give_back("g", 5, i - 1)                      # a window with no key: nothing
+    assert rd.cli("exists", "kore-test-giveback:ratelimit:g:%d" % (i - 1)).strip() == "0"

@@ -413,9 +413,10 @@ class FakeArbiter:
 
 
 class Msg:
-    def __init__(self, payload, src):
+    def __init__(self, payload, src, kind="gateway.take"):
         self.payload = payload
         self.src = src
+        self.kind = kind
 
 
 def test_master_leases_shrink_with_what_is_left():
@@ -466,6 +467,87 @@ def test_concurrent_requests_share_leases_and_never_exceed(monkeypatch):
     # one take per granted request; the last grant said nothing is left, so
     # the 30 others were refused without asking again
     assert len(sent) == 20
+
+
+def test_memory_store_takes_back_an_unused_lease():
+    s = MemoryCounterStore()
+    assert s.take("k", 10, 10, 60, 5) == (10, 0)
+    s.give_back("k", 4, 5)
+    assert s.take("k", 10, 10, 60, 5) == (4, 0)
+    s.give_back("k", 3, 4)                          # a window already over: ignored
+    assert s.take("k", 10, 10, 60, 5) == (0, 0)
+    s.give_back("k", 50, 5)                         # never below zero used
+    assert s.take("k", 20, 10, 60, 5) == (10, 0)
+
+
+def test_master_gives_a_returned_lease_to_the_next_asker():
+    from kore_gateway.ratelimit import MSG_RETURN
+    mc = MasterCounts()
+    arb = FakeArbiter(workers=2)
+
+    def take(i, src):
+        mc.take(arb, Msg(json.dumps({"id": i, "key": "k", "limit": 8, "window": 60,
+                                     "index": 1}).encode(), src=src))
+        return json.loads(arb.sent[-1].payload)
+    got = [take(i, 1 + i % 2)["granted"] for i in range(12)]
+    assert sum(got) == 8
+    # worker 2 gives 3 unused back: worker 1 gets them, and no more
+    mc.give_back(Msg(json.dumps({"key": "k", "index": 1, "n": 3}).encode(), src=2,
+                     kind=MSG_RETURN))
+    got = [take(20 + i, 1)["granted"] for i in range(5)]
+    assert sum(got) == 3 and got[-1] == 0
+    # a return for a window that is over changes nothing
+    mc.give_back(Msg(json.dumps({"key": "k", "index": 0, "n": 3}).encode(), src=2,
+                     kind=MSG_RETURN))
+    assert take(30, 1)["granted"] == 0
+
+
+def test_idle_lease_goes_back_and_a_refused_worker_asks_again(monkeypatch):
+    """Worker A holds a lease it stops drawing on; worker B, refused, asks
+    again after RECHECK and gets what A gave back after IDLE."""
+    import gevent
+    from kore import runtime
+    from kore_gateway import ratelimit
+    from kore_gateway.ratelimit import MSG_RETURN
+    monkeypatch.setattr(ratelimit, "IDLE", 0.2)
+    monkeypatch.setattr(ratelimit, "RECHECK", 0.05)
+    mc = MasterCounts()
+    arb = FakeArbiter(workers=2)
+    limiters = {1: Limiter(), 2: Limiter()}
+    returns = []
+
+    class W:
+        def __init__(self, src):
+            self.src = src
+
+        def send(self, msg):
+            m = Msg(msg.payload, src=self.src, kind=msg.kind)
+            if msg.kind == MSG_RETURN:
+                returns.append((self.src, json.loads(msg.payload)["n"]))
+                mc.give_back(m)
+                return
+            mc.take(arb, m)
+            reply = arb.sent[-1]
+            gevent.spawn(limiters[reply.dst].granted, reply.payload)
+
+    current = {"w": None}
+    monkeypatch.setattr(runtime, "worker", lambda: current["w"])
+    rate = policy.Rate(20, 3600)
+
+    def check(src):
+        current["w"] = W(src)
+        return limiters[src].check("k", rate).allowed
+    assert check(1)                                 # A leases 20 // 4 = 5, spends 1
+    admitted = 1 + sum(check(2) for _ in range(30))  # B takes every other request
+    assert admitted == 16                           # A still holds 4
+    assert not check(2)
+    deadline = time.monotonic() + 10
+    while not returns and time.monotonic() < deadline:
+        gevent.sleep(0.05)                          # A's lease goes idle
+    assert returns == [(1, 4)]
+    gevent.sleep(0.1)                               # past RECHECK: B asks again
+    assert sum(check(2) for _ in range(10)) == 4    # the whole limit, no more
+    assert not check(1) and not check(2)
 
 
 def test_handle_wrapper_only_while_the_gateway_is_enabled(monkeypatch):

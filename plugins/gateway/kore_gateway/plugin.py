@@ -20,7 +20,7 @@ from kore import hookimpl, runtime
 
 from . import config, policy, txn
 from .gate import admit, admit_known
-from .ratelimit import MSG_GRANT, MSG_TAKE, Limiter, MasterCounts
+from .ratelimit import MSG_GRANT, MSG_RETURN, MSG_TAKE, Limiter, MasterCounts
 from .tokens import Verifier
 
 
@@ -131,13 +131,16 @@ def kore_httpclient_headers(method, url):
 
 @hookimpl
 def kore_master_message(arbiter, msg):
-    if msg.kind != MSG_TAKE:
+    if msg.kind != MSG_TAKE and msg.kind != MSG_RETURN:
         return None
     if PROC.master is None:
         shared = runtime.notify("kore_gateway_counter_store",
                                 where="kore_gateway_counter_store")
         PROC.master = MasterCounts(shared=shared)
-    PROC.master.take(arbiter, msg)
+    if msg.kind == MSG_TAKE:
+        PROC.master.take(arbiter, msg)
+    else:
+        PROC.master.give_back(msg)
     return True
 
 

@@ -7,9 +7,13 @@ worker asks it for a *lease* of several requests of the current window
 the lease is used up.  The master grants at most
 ``left / (2 * workers)`` at a time (at least 1, at most ``MAX_LEASE``), so
 the requests admitted in a window never exceed the limit and little of it
-sits unused in another worker's lease near the end of a window.  Once the
-master says nothing is left, the worker refuses locally until the window
-ends: a flood of refused requests costs no messages either.
+sits unused in another worker's lease near the end of a window.  A lease
+a worker has not drawn on for ``IDLE`` seconds goes back to the master
+(``gateway.return``), so a worker that stopped getting requests (the kernel
+chooses which worker accepts) does not keep part of the count from the
+others.  Once the master says nothing is left, the worker refuses locally
+and asks again at most every ``RECHECK`` seconds (for what other workers
+gave back): a flood of refused requests costs one message per ``RECHECK``.
 
 If the master does not answer within ``TIMEOUT`` seconds the request is
 let through (fail open, as Kong's ``fault_tolerant``) and a warning logged.
@@ -20,6 +24,7 @@ import json
 import math
 import time
 
+import gevent
 from gevent.event import AsyncResult, Event
 
 from kore import ipc, runtime
@@ -29,18 +34,23 @@ from .store import MemoryCounterStore
 
 MSG_TAKE = "gateway.take"
 MSG_GRANT = "gateway.grant"
+MSG_RETURN = "gateway.return"
 MAX_LEASE = 100
 TIMEOUT = 2.0
+IDLE = 0.5        # seconds a lease may sit unused before it is given back
+RECHECK = 0.25    # seconds between asks of a worker the master refused
 
 
 class Lease:
-    __slots__ = ("index", "tokens", "left", "pending")
+    __slots__ = ("index", "tokens", "left", "pending", "used_at", "asked_at")
 
     def __init__(self, index):
         self.index = index
         self.tokens = 0       # requests this worker may still admit
         self.left = None      # what the master had left at the last grant
         self.pending = None   # AsyncResult of an outstanding take
+        self.used_at = 0.0    # monotonic time of the last grant or admission
+        self.asked_at = 0.0   # monotonic time of the last answer
 
 
 class Decision:
@@ -63,6 +73,7 @@ class Limiter:
         self.next_id = 1
         self.local = None      # MemoryCounterStore when there is no master
         self.warned = 0.0
+        self.returner = None   # the greenlet giving idle leases back
 
     def check(self, key, rate):
         now = self.clock()
@@ -76,8 +87,9 @@ class Limiter:
                 self._sweep(index)
             if lease.tokens > 0:
                 lease.tokens -= 1
+                lease.used_at = time.monotonic()
                 return Decision(True, rate.limit, lease.tokens + (lease.left or 0), reset)
-            if lease.left == 0:
+            if lease.left == 0 and time.monotonic() - lease.asked_at < RECHECK:
                 return Decision(False, rate.limit, 0, reset)
             if lease.pending is not None:
                 # another request of this worker is asking: wait for its answer
@@ -98,6 +110,7 @@ class Limiter:
                                             lease.index)
             lease.tokens += granted
             lease.left = left
+            lease.asked_at = time.monotonic()
             return True
         rid = self.next_id
         self.next_id += 1
@@ -108,8 +121,17 @@ class Limiter:
                                   "window": rate.window, "index": lease.index})
             w.send(ipc.Message(MSG_TAKE, payload.encode("utf-8")))
             reply = result.get(timeout=TIMEOUT)
-            lease.tokens += int(reply["granted"])
+            granted = int(reply["granted"])
+            if granted and lease.index < self._index(rate):
+                # the window ended while the master answered: a lease of a
+                # window no request will draw on goes straight back
+                self._give_back(w, key, lease.index, granted)
+                granted = 0
+            lease.tokens += granted
             lease.left = int(reply["left"])
+            lease.used_at = lease.asked_at = time.monotonic()
+            if lease.tokens and self.returner is None:
+                self.returner = gevent.spawn(self._return_idle, w)
             return True
         except Exception as exc:
             now = time.monotonic()
@@ -123,6 +145,38 @@ class Limiter:
             self.waiting.pop(rid, None)
             lease.pending = None
             done.set()
+
+    def _index(self, rate):
+        return int(self.clock() // rate.window)
+
+    def _give_back(self, w, key, index, n):
+        payload = json.dumps({"key": key, "index": index, "n": n})
+        try:
+            w.send(ipc.Message(MSG_RETURN, payload.encode("utf-8")))
+        except ipc.ChannelClosed:
+            pass
+
+    def _return_idle(self, w):
+        """Give back leases not drawn on for IDLE seconds; ends when this
+        worker holds no lease."""
+        try:
+            while True:
+                gevent.sleep(IDLE / 2)
+                now = time.monotonic()
+                holding = False
+                for key, lease in list(self.leases.items()):
+                    if lease.tokens <= 0 or lease.pending is not None:
+                        continue
+                    if now - lease.used_at < IDLE:
+                        holding = True
+                        continue
+                    n, lease.tokens = lease.tokens, 0
+                    lease.left = None          # the next request asks again
+                    self._give_back(w, key, lease.index, n)
+                if not holding:
+                    return
+        finally:
+            self.returner = None
 
     def granted(self, payload):
         """A ``gateway.grant`` from the master."""
@@ -159,9 +213,10 @@ class MasterCounts:
         self.clock = clock
         self.down_since = None      # monotonic time the shared store failed
         self.retry_at = 0.0
-        self.last_left = {}     # key -> (window index, left)
+        self.last_left = {}     # key -> (window index, left, the store that granted)
 
     def _take(self, key, want, limit, window, index):
+        """(granted, left, the store that granted them)."""
         shared = self.shared
         if shared is not None and self.clock() >= self.retry_at:
             try:
@@ -180,8 +235,8 @@ class MasterCounts:
                     LOG.write(LOG_WARNING, "gateway: the shared rate-limit count "
                               "answers again after %.1f s" % (self.clock() - self.down_since))
                     self.down_since = None
-                return result
-        return self.store.take(key, want, limit, window, index)
+                return result[0], result[1], shared
+        return self.store.take(key, want, limit, window, index) + (self.store,)
 
     def take(self, arbiter, msg):
         req = json.loads(msg.payload)
@@ -192,9 +247,28 @@ class MasterCounts:
         last = self.last_left.get(key)
         left = last[1] if last is not None and last[0] == index else limit
         want = max(1, min(MAX_LEASE, left // (2 * workers)))
-        granted, left = self._take(key, want, limit, int(req["window"]), index)
+        granted, left, store = self._take(key, want, limit, int(req["window"]), index)
         if len(self.last_left) > 100000:
             self.last_left.clear()
-        self.last_left[key] = (index, left)
+        self.last_left[key] = (index, left, store)
         reply = json.dumps({"id": req["id"], "granted": granted, "left": left})
         arbiter.route(ipc.Message(MSG_GRANT, reply.encode("utf-8"), dst=msg.src))
+
+    def give_back(self, msg):
+        """``gateway.return``: a worker's unused lease goes back into the
+        count of its window (a shared store without ``give_back`` keeps it
+        spent until the window ends)."""
+        req = json.loads(msg.payload)
+        key, index, n = req["key"], int(req["index"]), int(req["n"])
+        last = self.last_left.get(key)
+        if n <= 0 or last is None or last[0] != index:
+            return          # a window already over: nothing to give back to
+        store = last[2]     # where the window's leases came from
+        back = getattr(store, "give_back", None)
+        if back is None:
+            return
+        try:
+            back(key, n, index)
+        except Exception:
+            return          # the shared store is down: the lease expires with it
+        self.last_left[key] = (index, last[1] + n, store)

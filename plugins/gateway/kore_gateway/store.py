@@ -22,6 +22,10 @@ class CounterStore:
         without exceeding ``limit``; return ``(granted, left)``."""
         raise NotImplementedError
 
+    # optional: ``give_back(key, n, index)`` returns ``n`` unused requests
+    # of window ``index`` (a worker's idle lease); a store without it keeps
+    # them spent until the window ends
+
 
 class MemoryCounterStore(CounterStore):
     """Counts in this process (the master's, for one host)."""
@@ -42,6 +46,13 @@ class MemoryCounterStore(CounterStore):
         c[1] += granted
         self._sweep()
         return granted, left - granted
+
+    def give_back(self, key, n, index):
+        """Return ``n`` unused requests of window ``index`` (a worker's
+        idle lease); nothing once that window is over."""
+        c = self.counts.get(key)
+        if c is not None and c[0] == index:
+            c[1] = max(0, c[1] - n)
 
     def _sweep(self):
         now = self.clock()

@@ -7,7 +7,8 @@ counter) costs.  When every implementation of a hook is a plain one (no
 wrapper), ``direct(name, where)`` gives a function calling them in pluggy's
 order with the same outcome as ``notify``: an implementation that raises is
 reported (labelled ``where`` and its plugin) and stops the call; nothing is
-returned.  With a wrapper implementation, or with ``KORE_TRACE_HOOKS=1``
+returned.  ``kore_request_done``'s caller takes its arguments by
+position too (``call(req, status, duration)``).  With a wrapper implementation, or with ``KORE_TRACE_HOOKS=1``
 (pluggy's tracing must see every call), it gives ``None``: use ``notify``.
 It is built when the worker loads its settings, like the ``implemented``
 flags there.
@@ -39,6 +40,12 @@ def direct(name, where):
             except Exception:
                 report(sys.exc_info(), where="%s (plugin '%s', %s)" % (where, plugin, name))
                 return
+
+    if name == "kore_request_done":
+        many = call
+
+        def call(req, status, duration):          # noqa: F811 -- positional, as finish() calls
+            many(req=req, status=status, duration=duration)
 
     if len(calls) == 1 and calls[0][1] == ("req", "status", "duration") \
             and name == "kore_request_done":

@@ -174,7 +174,7 @@ def finish(req):
             report(sys.exc_info(), where="on_free hook of route '%s'" % route.name, req=req)
     if S.hook_done:
         if S.done_call is not None:
-            S.done_call(req=req, status=req._status, duration=monotonic() - req.start)
+            S.done_call(req, req._status, monotonic() - req.start)
         else:
             runtime.notify("kore_request_done", where="kore_request_done hook", req=req,
                            status=req._status, duration=monotonic() - req.start)

@@ -49,7 +49,8 @@ class State:
         self.max_block = 0.0
         self.greenlets = []
         self.acked = Event()
-        self.cache = {}         # (route, method, status) -> (counter key, histogram)
+        self.cache = {}         # (route, method, status) -> histogram
+        self.counters = {}      # counter key -> the histogram counting it
 
 
 STATE = State()
@@ -102,6 +103,7 @@ def push(kind=MSG_SNAPSHOT):
         return
     s = STATE.samples
     s.set(ACTIVE, (), STATE.active)
+    sync_counters()
     try:
         runtime.notify("kore_metrics_collect", where="kore_metrics_collect hook",
                        samples=s)
@@ -114,22 +116,21 @@ def push(kind=MSG_SNAPSHOT):
 
 
 def request_done(req, status, duration):
-    """Count one answered request (``kore_request_done``): a dict look-up
-    for the label set, then in-place additions (about 1 us)."""
+    """Count one answered request (``kore_request_done``): one dict look-up
+    for the histogram of the label set, then in-place additions.  The
+    request counter of a label set is its histogram's count, copied into
+    the snapshot when it is sent (``push``)."""
     st = STATE
-    key = (req.route, req._meth, status)
-    ent = st.cache.get(key)
-    if ent is None:
-        ent = st.cache[key] = _entry(req, status)
-    values = st.samples.values
-    values[ent[0]] += 1
-    h = ent[1]
+    h = st.cache.get((req.route, req._meth, status))
+    if h is None:
+        h = _entry(req, status)
     h[bisect_left(DURATION_BUCKETS, duration)] += 1
     h[-2] += duration
     h[-1] += 1
-    st.requests += 1
-    if st.limit and st.requests >= st.limit and not st.recycling:
-        recycle("max_requests", "%d requests" % st.requests)
+    if st.limit:
+        st.requests += 1
+        if st.requests >= st.limit and not st.recycling:
+            recycle("max_requests", "%d requests" % st.requests)
 
 
 def _entry(req, status):
@@ -138,16 +139,29 @@ def _entry(req, status):
     labels = (("http_request_method", meth if meth in METHODS else "_OTHER"),
               ("http_response_status_code", str(status)),
               ("http_route", route.path if route is not None else "_OTHER"))
-    s = STATE.samples
-    ck = (REQUESTS, labels)
-    s.values.setdefault(ck, 0)
+    st = STATE
+    values = st.samples.values
     hk = (DURATION, labels)
-    h = s.values.get(hk)
+    h = values.get(hk)
     if h is None:
-        h = s.values[hk] = [0] * (len(DURATION_BUCKETS) + 3)
-    if len(STATE.cache) > 10000:    # bounded: label sets are bounded anyway
-        STATE.cache.clear()
-    return ck, h
+        h = values[hk] = [0] * (len(DURATION_BUCKETS) + 3)
+    ck = (REQUESTS, labels)
+    if ck not in st.counters:
+        # a label set's counter: its histogram's count (synced in push)
+        st.counters[ck] = h
+        values.setdefault(ck, 0)
+    if len(st.cache) > 10000:       # bounded: label sets are bounded anyway
+        st.cache.clear()
+    st.cache[(route, meth, status)] = h
+    return h
+
+
+def sync_counters():
+    """Copy each label set's request count (its histogram's count) into
+    its counter before a snapshot is taken."""
+    values = STATE.samples.values
+    for ck, h in STATE.counters.items():
+        values[ck] = h[-1]
 
 
 def recycle(reason, detail):

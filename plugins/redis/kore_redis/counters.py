@@ -25,6 +25,14 @@ end
 return {granted, left - granted}
 """
 
+# KEYS[1] the count; ARGV: n (a worker's unused lease, given back)
+_GIVE_BACK = """
+local used = tonumber(redis.call('get', KEYS[1]) or '0')
+local n = math.min(tonumber(ARGV[1]), used)
+if n > 0 then redis.call('decrby', KEYS[1], n) end
+return n
+"""
+
 TIMEOUT = 0.5       # seconds; the worker waits 2 s for its lease
 
 
@@ -36,12 +44,18 @@ class RedisCounterStore:
                                            socket_connect_timeout=timeout)
         self.prefix = prefix + ":ratelimit:"
         self.script = self.client.register_script(_TAKE)
+        self.give_back_script = self.client.register_script(_GIVE_BACK)
 
     def take(self, key, want, limit, window, index):
         expire = ((index + 1) * window + 1) * 1000
         granted, left = self.script(keys=["%s%s:%d" % (self.prefix, key, index)],
                                     args=[int(want), int(limit), int(expire)])
         return int(granted), max(0, int(left))
+
+    def give_back(self, key, n, index):
+        """A worker's unused lease back into the window's count (a key
+        that expired, its window over, is left alone: GET gives 0)."""
+        self.give_back_script(keys=["%s%s:%d" % (self.prefix, key, index)], args=[int(n)])
 
     def __repr__(self):
         return "<RedisCounterStore %s>" % self.prefix
