@@ -256,17 +256,18 @@ def main():
             for s in socks:
                 s.close()
 
-        socks = opened_rss(wpid, "%d suspended handlers", "handler",
-                           lambda: hold(port, args.held))
-        t0 = time.monotonic()
-        for s in socks:
-            s.close()
-        deadline = time.monotonic() + 120
-        while count(port)[0] > 0 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        held, cancelled = count(port)
-        print("clients closed: %d handlers cancelled in %.2f s (%d still held)"
-              % (cancelled, time.monotonic() - t0, held))
+        if args.held:
+            socks = opened_rss(wpid, "%d suspended handlers", "handler",
+                               lambda: hold(port, args.held))
+            t0 = time.monotonic()
+            for s in socks:
+                s.close()
+            deadline = time.monotonic() + 120
+            while count(port)[0] > 0 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            held, cancelled = count(port)
+            print("clients closed: %d handlers cancelled in %.2f s (%d still held)"
+                  % (cancelled, time.monotonic() - t0, held))
     finally:
         stop_group(srv)
         log.close()

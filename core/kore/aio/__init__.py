@@ -10,10 +10,10 @@ underneath.  See docs/async.md.
 from ._proc import proc, split_command
 from ._socket import socket, socket_wrap
 from ._sync import TaskKilled, gather, lock, queue, suspend, timer
-from ._task import (Task, coroname, corotrace, current, drive, start_deferred,
-                    task_create, task_id, task_kill)
+from ._task import (Task, coroname, corotrace, current, drive, drive_void,
+                    start_deferred, task_create, task_id, task_kill)
 
-__all__ = ["coroname", "corotrace", "current", "drive", "gather", "lock", "proc",
-           "queue", "socket", "socket_wrap", "split_command", "start_deferred",
+__all__ = ["coroname", "corotrace", "current", "drive", "drive_void", "gather", "lock",
+           "proc", "queue", "socket", "socket_wrap", "split_command", "start_deferred",
            "suspend", "Task", "TaskKilled", "task_create", "task_id",
            "task_kill", "timer"]

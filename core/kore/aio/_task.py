@@ -150,6 +150,51 @@ def drive(coro, task=None):
         if _tracing:
             task = Task(coro)
     g = getcurrent()
+    prev = _enter(g, coro, task)
+    try:
+        try:
+            yielded = coro.send(None)
+        except StopIteration as stop:
+            return stop.value
+        except RuntimeError as err:
+            raise _asyncio_error(coro, err)
+        return _refuse_foreign(coro, yielded)
+    finally:
+        _leave(g, prev)
+
+
+def drive_void(coro):
+    """``drive(coro)`` for a coroutine whose value nobody wants (a request
+    handler's): the same outcome, about a quarter of a microsecond less.
+    A for loop over ``__await__()`` ends without the StopIteration that
+    ``send`` raises (CPython makes none for a coroutine returning None)."""
+    if coro.__class__ is not types.CoroutineType or _tracing:
+        drive(coro)
+        return
+    g = getcurrent()
+    prev = _running.get(g)
+    _running[g] = coro          # _enter() inlined: becomes a Task on demand
+    try:
+        try:
+            for yielded in coro.__await__():
+                break
+            else:
+                return
+        except RuntimeError as err:
+            raise _asyncio_error(coro, err)
+        _refuse_foreign(coro, yielded)
+    finally:
+        # _leave() inlined (no tracing here)
+        if prev is None:
+            task = _running.pop(g)
+        else:
+            task = _running[g]
+            _running[g] = prev
+        if task.__class__ is Task:
+            _tasks.pop(task.id, None)
+
+
+def _enter(g, coro, task):
     prev = _running.get(g)
     if task is None:
         _running[g] = coro      # becomes a Task on demand (_current)
@@ -159,39 +204,45 @@ def drive(coro, task=None):
         task.greenlet = g
         if _tracing:
             _trace("running", task)
+    return prev
+
+
+def _leave(g, prev):
+    task = _running.get(g)
+    if task.__class__ is Task:
+        if _tracing:
+            _trace("deleted", task)
+        _tasks.pop(task.id, None)
+    if prev is None:
+        del _running[g]
+    else:
+        _running[g] = prev
+
+
+def _asyncio_error(coro, err):
+    # asyncio's awaitables (asyncio.sleep(0.01), ...) look for a running
+    # loop before they yield: name them as for the others
+    foreign = _asyncio_caller(err)
+    if foreign is None:
+        return err
+    exc = TypeError(
+        "coroutine %s awaited %s, which is not a kore awaitable (kore runs "
+        "coroutines without an asyncio event loop)" % (_coro_name(coro), foreign))
+    exc.__cause__ = err
+    return exc
+
+
+def _refuse_foreign(coro, yielded):
+    """The coroutine yielded ``yielded`` (it awaits something foreign):
+    raise TypeError at that await; its value if it then returns."""
+    exc = _foreign_error(coro, yielded)
     try:
-        try:
-            yielded = coro.send(None)
-        except StopIteration as stop:
-            return stop.value
-        except RuntimeError as err:
-            # asyncio's awaitables (asyncio.sleep(0.01), ...) look for a
-            # running loop before they yield: name them as for the others
-            foreign = _asyncio_caller(err)
-            if foreign is None:
-                raise
-            raise TypeError(
-                "coroutine %s awaited %s, which is not a kore awaitable (kore runs "
-                "coroutines without an asyncio event loop)"
-                % (_coro_name(coro), foreign)) from err
-        exc = _foreign_error(coro, yielded)
-        try:
-            coro.throw(exc)
-        except StopIteration as stop:
-            return stop.value
-        # It caught the TypeError and awaited something foreign again.
-        coro.close()
-        raise exc
-    finally:
-        task = _running.get(g)
-        if task.__class__ is Task:
-            if _tracing:
-                _trace("deleted", task)
-            _tasks.pop(task.id, None)
-        if prev is None:
-            del _running[g]
-        else:
-            _running[g] = prev
+        coro.throw(exc)
+    except StopIteration as stop:
+        return stop.value
+    # It caught the TypeError and awaited something foreign again.
+    coro.close()
+    raise exc
 
 
 def _as_coroutine(obj):

@@ -26,7 +26,7 @@ import time
 from gevent import GreenletExit
 
 from kore import runtime
-from kore.aio import drive
+from kore.aio import drive, drive_void
 from kore.log import LOG, LOG_ERR, LOG_WARNING
 from kore.trace import report
 
@@ -226,7 +226,7 @@ def run(req, fn, auth, where):
         res = fn(req, *req.args)
         if res is not None:
             if _is_coro(res):
-                drive(res)
+                drive_void(res)
             else:
                 LOG.write(LOG_WARNING, "handler of %s returned %r (ignored; handlers "
                           "return None)" % (where, type(res).__name__))
