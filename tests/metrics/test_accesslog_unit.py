@@ -174,6 +174,16 @@ def test_gunicorn_refused_request():
     assert rec["client.address"] == "198.51.100.2" and rec["http.route"] is None
 
 
+def test_refused_requests_of_two_clients_keep_their_addresses():
+    # one line cache per format: two clients refused alike (same method,
+    # target, status and size) must not share the first one's line
+    for fmt in (JsonFormat(), CommonFormat()):
+        lines = [fmt(Refused(addr, "BREW", "/pot", "1.1", 77), 501, 0.0, NOW, None)
+                 for addr in ("198.51.100.2", "198.51.100.3", "198.51.100.2")]
+        for line, addr in zip(lines, ("198.51.100.2", "198.51.100.3", "198.51.100.2")):
+            assert addr in line and line.count("198.51.100.") == 1, (fmt, lines)
+
+
 @pytest.mark.parametrize("spec, words", [
     ("%(h)s %(zz)s", "unknown atom '%(zz)s'"),
     ("%(h)s %({}i)s", "unknown atom '%({}i)s'"),

@@ -33,7 +33,7 @@ class Refused:
     _rheaders = None
 
     class _Stream:
-        __slots__ = ("http_version",)
+        __slots__ = ("http_version", "addr")
         tls = False
         proxied_address = None
         trusted = False
@@ -41,8 +41,14 @@ class Refused:
         def remote_address(self):
             return ""
 
-        def __init__(self, version):
+        def log_peer(self):
+            # the client's address is part of a line's shape: two clients
+            # refused alike must not share one cached line
+            return (False, self.addr, None, False)
+
+        def __init__(self, version, addr):
             self.http_version = version
+            self.addr = addr
 
     def __init__(self, addr, method, target, version, nbytes):
         self._addr = addr
@@ -50,7 +56,7 @@ class Refused:
         self.target = target
         self.path, _, self.query = target.partition("?")
         self.bytes_sent = nbytes
-        self.stream = self._Stream(version)
+        self.stream = self._Stream(version, addr)
         self._fields = ()
 
     def get_proxied_remote_address(self):
@@ -154,7 +160,7 @@ def shape(req, status):
         f = agent_referer(req)
     return (req._meth, req.target, status, req.bytes_sent,
             route.path if route is not None else None, req.host, stream.http_version,
-            stream.tls, stream.remote_address(), stream.proxied_address, stream.trusted, f)
+            stream.log_peer(), f)
 
 
 class ShapeCache(dict):
@@ -246,7 +252,7 @@ class JsonFormat:
             f = agent_referer(req)
         key = (req._meth, req.target, status, req.bytes_sent,
                route.path if route is not None else None, req.host, stream.http_version,
-               stream.tls, stream.remote_address(), stream.proxied_address, stream.trusted, f)
+               stream.log_peer(), f)
         mid = self.cache.get(key)
         if mid is None:
             mid = self.cache.put(key, self._mid(req, status))

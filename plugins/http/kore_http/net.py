@@ -60,7 +60,7 @@ class Client:
 
     __slots__ = ("sock", "fd", "addr", "family", "listener", "server", "tls",
                  "trusted", "proxied_address", "glet", "deadline", "alpn", "_facade",
-                 "closed", "successor")
+                 "closed", "successor", "_log_peer")
 
     def __init__(self, sock, addr, listener):
         self.sock = sock
@@ -77,6 +77,7 @@ class Client:
         self._facade = None
         self.closed = False
         self.successor = None
+        self._log_peer = None
         if self.family in _INET:
             ip = addr[0] if addr else ""
             self.trusted = "*" in S.forwarded_allow or ip in S.forwarded_allow
@@ -102,6 +103,15 @@ class Client:
     def set_facade(self, obj):
         """What ``req.connection`` returns from now on (a websocket)."""
         self._facade = obj
+
+    def log_peer(self):
+        """``Stream.log_peer``, made once per connection (a PROXY header
+        that names the client comes before it is first asked)."""
+        p = self._log_peer
+        if p is None:
+            p = self._log_peer = (self.tls, self.remote_address(), self.proxied_address,
+                                  self.trusted)
+        return p
 
     def remote_address(self):
         """The peer's IP; for a unix socket "unix:" and the socket's path."""
@@ -381,6 +391,7 @@ def read_proxy_header(c):
     address, n = r
     if address is not None:
         c.proxied_address = address
+        c._log_peer = None
     return buf[n:]
 
 

@@ -49,6 +49,12 @@ class Stream:
     family = 0
     log_fields = None
 
+    def log_peer(self):
+        """(tls, remote address, proxied address, trusted): what the access
+        log's line cache keys a line's peer on (a connection makes the
+        tuple once; see ``net.Client.log_peer``)."""
+        return (self.tls, self.remote_address(), self.proxied_address, self.trusted)
+
     # -- responses ---------------------------------------------------------
 
     def send_response(self, req, status, body, ctype=None, close=False):

@@ -132,6 +132,9 @@ class H2Stream(Stream):
     def remote_address(self):
         return self.conn.remote_address()
 
+    def log_peer(self):
+        return self.conn.log_peer()
+
     def peer_cert_der(self):
         return self.conn.peer_cert_der()
 
