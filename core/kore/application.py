@@ -19,6 +19,7 @@ functions (``kore_parent_configure``, ``kore_parent_teardown``,
 """
 
 import importlib
+import importlib.machinery
 import importlib.util
 import inspect
 import os
@@ -100,7 +101,8 @@ class Application:
         name = os.path.splitext(os.path.basename(path))[0]
         if not name.isidentifier():
             name = "kore_app_" + "".join(c if c.isalnum() else "_" for c in name)
-        spec = importlib.util.spec_from_file_location(name, path)
+        spec = importlib.util.spec_from_file_location(
+            name, path, loader=_SourceLoader(name, path) if path.endswith(".py") else None)
         if spec is None:
             raise AppLoadError("cannot import '%s': not a Python file" % path)
         module = importlib.util.module_from_spec(spec)
@@ -240,6 +242,17 @@ class Application:
             raise AppLoadError("koreapp.configure() raised %s%s: %s\n%s"
                                % (user_location(exc), type(exc).__name__, exc,
                                   traceback.format_exc().rstrip())) from exc
+
+
+class _SourceLoader(importlib.machinery.SourceFileLoader):
+    """The application file is compiled from its source at every load,
+    never taken from ``__pycache__``: a cached file is trusted when the
+    source's size and modification second match, so an edit that keeps the
+    size within the second of the last load (``VERSION = "v2"``) then a HUP
+    would start the old code."""
+
+    def get_code(self, fullname):
+        return self.source_to_code(self.get_data(self.path), self.path)
 
 
 _OWN = ("kore", "importlib", "pluggy", "runpy", "gevent")

@@ -210,6 +210,28 @@ def test_failed_reload_leaves_the_master_with_the_working_app(kore_server, tmp_p
     assert srv.stop() == 0
 
 
+def test_hup_serves_an_edit_of_the_same_size_within_the_same_second(kore_server, tmp_path):
+    """Python trusts a cached .pyc whose source has the same size and
+    modification second: the application file is compiled from source at
+    every load, so such an edit is what a reload serves."""
+    # Python writes (and then trusts) __pycache__ unless told not to
+    srv = kore_server(APP, workers=1, env={"PYTHONDONTWRITEBYTECODE": ""})
+    srv.wait_ready(1)
+    assert get(srv.url).text == "v1"
+    app_file = tmp_path / "app.py"
+    st = os.stat(app_file)
+    app_file.write_text(app_file.read_text().replace('VERSION = "v1"', 'VERSION = "v2"'))
+    os.utime(app_file, ns=(st.st_atime_ns, st.st_mtime_ns))     # the same second
+    assert os.stat(app_file).st_size == st.st_size
+    old = set(srv.children())
+    srv.send_signal(signal.SIGHUP)
+    assert srv.wait_log("reload complete", timeout=20), srv.log()
+    assert wait_for(lambda: srv.children() and not (set(srv.children()) & old), timeout=15)
+    assert wait_for(lambda: _ok(srv.url), timeout=15), srv.log()
+    assert get(srv.url).text == "v2"
+    assert srv.stop() == 0
+
+
 def _ok(url):
     try:
         return get(url, timeout=2).status_code == 200
