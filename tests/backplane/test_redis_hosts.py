@@ -85,9 +85,9 @@ def cluster(tmp_path_factory):
     c.close()
 
 
-async def connect_everywhere(url, per_place=1, limit=400):
-    """Clients through nginx until every (instance, worker) has
-    ``per_place``: {(instance, worker): [ws, ...]}.
+async def connect_everywhere(url, per_place=1, limit=400, places=4):
+    """Clients (through nginx) until each of the ``places`` (instance,
+    worker) pairs has ``per_place``: {(instance, worker): [ws, ...]}.
 
     Which worker of an instance accepts is the kernel's choice, and on an
     idle machine one worker can win accept after accept; so clients connect
@@ -102,7 +102,7 @@ async def connect_everywhere(url, per_place=1, limit=400):
         return (inst, int(wid)), ws
 
     def done():
-        return len(by) == 4 and all(len(v) == per_place for v in by.values())
+        return len(by) == places and all(len(v) == per_place for v in by.values())
 
     while not done() and opened < limit:
         batch = await asyncio.gather(*(one() for _ in range(8)))
