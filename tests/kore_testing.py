@@ -173,6 +173,24 @@ def wait_for(pred, timeout=10.0, step=0.05):
     return False
 
 
+def every_worker(fetch, workers=2, timeout=60.0, batch=8):
+    """``fetch()`` (one request on a new connection, returning ``(worker,
+    value)``) in concurrent batches until ``workers`` distinct workers
+    answered or ``timeout`` passed: {worker: value}.
+
+    Which worker accepts a connection is the kernel's choice, and beside a
+    busy process one worker can win dozens of sequential accepts in a row;
+    several connections pending at once spread over the workers."""
+    from concurrent.futures import ThreadPoolExecutor
+    seen = {}
+    deadline = time.monotonic() + timeout
+    with ThreadPoolExecutor(batch) as pool:
+        while len(seen) < workers and time.monotonic() < deadline:
+            for worker, value in pool.map(lambda _i: fetch(), range(batch)):
+                seen.setdefault(worker, value)
+    return seen
+
+
 def gevent_wait_for(pred, timeout=10.0, step=0.002):
     """wait_for for in-process gevent tests: poll ``pred()`` with
     gevent.sleep, so the greenlets the condition depends on run meanwhile

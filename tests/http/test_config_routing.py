@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from kh_util import Conn, request
-from kore_testing import wait_for
+from kore_testing import every_worker, wait_for
 
 MULTI = """
 import kore
@@ -196,13 +196,10 @@ def w(req):
     req.response(200, str(kore.worker()).encode())
 """, workers=2)
     srv.wait_ready(2)
-    seen = set()
-    for _ in range(60):
+    def one():
         r, _ = request(srv.port, b"GET /w HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        if r is not None:
-            seen.add(r.body)
-        if len(seen) == 2:
-            break
+        return (r.body if r is not None else None), None
+    seen = set(every_worker(one)) - {None}
     assert seen == {b"1", b"2"}
 
 

@@ -10,7 +10,7 @@ import signal
 import httpx
 import pytest
 
-from kore_testing import KoreServer, wait_for
+from kore_testing import KoreServer, every_worker, wait_for
 from metrics_util import get_close, metrics_port, promtool_check, scrape, total
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -47,7 +47,7 @@ def test_exact_totals_across_workers_and_a_sigkill(srv):
     assert total(text, "kore_http_server_request_duration_seconds_bucket",
                  http_route=ITEM, le="+Inf") - before == 1000
     crashes = total(text, "kore_worker_respawns_total", reason="crash")
-    pids = {int(get_close(srv.port, "/pid")[1]) for _ in range(60)}
+    pids = set(every_worker(lambda: (int(get_close(srv.port, "/pid")[1]), None)))
     assert len(pids) == 2, "both workers answered"
     victim = sorted(pids)[0]
     os.kill(victim, signal.SIGKILL)

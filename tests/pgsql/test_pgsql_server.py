@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from kore_testing import wait_for
+from kore_testing import every_worker, wait_for
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -324,15 +324,14 @@ def test_configure_sync_query_and_per_worker_pools(kore_server, pg_up):
     import signal
     srv = kore_server(CONFIGURE_APP, pg_up.dsn, workers=2)
     srv.wait_ready(2)
-    seen = {}
-    deadline = time.monotonic() + 10
-    while len(seen) < 2 and time.monotonic() < deadline:
+    def one():
         status, body = get(srv, "/who")
         assert status == 200, srv.log()
         d = json.loads(body)
-        seen[d["worker"]] = d["backend"]
         # the master's connection was closed before the workers were forked
         assert d["master_alive"] == "0" and d["backend"] != d["master_backend"]
+        return d["worker"], d["backend"]
+    seen = every_worker(one)
     assert len(seen) == 2 and len(set(seen.values())) == 2   # one pool per worker
     # a reload forgets the databases and the reloaded app declares them again
     os.kill(srv.pid, signal.SIGHUP)
