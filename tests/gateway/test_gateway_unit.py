@@ -573,6 +573,8 @@ def test_handle_wrapper_only_while_the_gateway_is_enabled(monkeypatch):
 
 
 class FakeTokenReq:
+    _fields = None          # not HTTP/1.1: no raw field block
+
     def __init__(self, token):
         self.headers = {"authorization": "Bearer " + token}
 
@@ -605,13 +607,73 @@ def test_a_known_token_takes_the_short_path_with_the_same_outcome():
     other.headers["authorization"] = "Basic " + tok
     assert not gate.admit_known(other, g, pol, v)
     # expiry is checked against the clock on the short path too
-    st, exp, nbf, stored = v.states[tok]
-    v.states[tok] = (st, time.time() - 1, nbf, stored)
+    st, since, until = v.states[tok]
+    v.states[tok] = (st, since, time.time() - 1)
     assert not gate.admit_known(FakeTokenReq(tok), g, pol, v)
     assert tok not in v.states
     # a source list or a rate limit always takes the full path
     assert policy.Policy(auth=True, source=policy.parse_sources("127.0.0.1", "t")).plan().mode == 2
     assert policy.Policy(auth=False).plan().mode == 0
+
+
+class FakeH1Req:
+    """A request with HTTP/1.1's raw field block; request_header() counts
+    its calls (the block's look-up should make them unnecessary)."""
+
+    def __init__(self, token, extra=b""):
+        self._fields = (b"Host: x\r\nAuthorization: Bearer %s\r\n%s"
+                        % (token.encode(), extra))
+        self.calls = 0
+
+    def request_header(self, name):
+        self.calls += 1
+        from kore_http.parser import raw_field
+        return raw_field(self._fields, name)
+
+
+def test_a_repeated_request_head_is_matched_to_its_token_by_its_bytes():
+    from kore_gateway import gate
+    v = verifier(leeway=0)
+    g = config.GATEWAY
+    now = int(time.time())
+    tok = jwt.encode({"sub": "a", "roles": ["user"], "exp": now + 60}, SECRET)
+    other = jwt.encode({"sub": "b", "roles": [], "exp": now + 60}, SECRET)
+    pol = policy.Policy(auth=True).plan()
+    first = FakeH1Req(tok)
+    assert not gate.admit_known(first, g, pol, v)
+    assert gate.authenticate(first, g, v)
+    second = FakeH1Req(tok)
+    assert gate.admit_known(second, g, pol, v) and second.calls == 1   # found by header
+    assert v.heads == {second._fields: tok}
+    third = FakeH1Req(tok)
+    assert gate.admit_known(third, g, pol, v) and third.calls == 0     # by its bytes
+    assert third.__dict__["_gw"].username == "a"
+    # another head (another token) is not taken for it
+    b = FakeH1Req(other)
+    assert not gate.admit_known(b, g, pol, v)
+    assert gate.authenticate(b, g, v) and b.__dict__["_gw"].username == "b"
+    c = FakeH1Req(other)
+    assert gate.admit_known(c, g, pol, v) and c.__dict__["_gw"].username == "b"
+    # roles are still checked per policy, and expiry against the clock
+    assert not gate.admit_known(FakeH1Req(tok), g,
+                                policy.Policy(auth=True, roles=("admin",)).plan(), v)
+    st, since, until = v.states[tok]
+    v.states[tok] = (st, since, time.time() - 1)
+    late = FakeH1Req(tok)
+    assert not gate.admit_known(late, g, pol, v) and late.calls == 0
+    assert tok not in v.states
+    # a huge head is not kept
+    big = FakeH1Req(other, b"X-Pad: " + b"p" * 4096 + b"\r\n")
+    assert gate.admit_known(big, g, pol, v) and big._fields not in v.heads
+    # the map is bounded by the cache size
+    v2 = verifier(leeway=0, token_cache=4)
+    g = config.GATEWAY
+    for i in range(10):
+        t = jwt.encode({"sub": "u%d" % i, "exp": now + 60}, SECRET)
+        r = FakeH1Req(t)
+        assert gate.authenticate(r, g, v2)
+        assert gate.admit_known(FakeH1Req(t), g, pol, v2)
+        assert len(v2.heads) <= 4
 
 
 def test_the_short_path_is_off_with_an_authorizer_or_without_a_cache():

@@ -178,14 +178,28 @@ def admit_known(req, g, policy, verifier):
     """The common case, cheaply: a policy of ``mode`` 1 (a token and maybe
     roles), no Authorizer, and a bearer token the verifier verified before
     (``Verifier.known``, which still checks exp/nbf against the clock).
-    True when admitted; False sends the request down ``admit``."""
+    An HTTP/1.1 request whose raw field block was seen before is matched to
+    its token by that block (``Verifier.note_head``).  True when admitted;
+    False sends the request down ``admit``."""
     if verifier is None or g.authorizer is not None:
         return False
-    value = req.request_header("authorization")
-    if value is None or value[:7].lower() != "bearer ":
-        return False
-    st = verifier.known(value[7:].strip())
-    if st is None or (policy.need and policy.need.isdisjoint(st.roles)):
+    f = req._fields
+    token = verifier.heads.get(f) if type(f) is bytes else None
+    if token is None:
+        value = req.request_header("authorization")
+        if value is None or value[:7].lower() != "bearer ":
+            return False
+        token = value[7:].strip()
+        st = verifier.known(token)
+        if st is None:
+            return False
+        if type(f) is bytes:
+            verifier.note_head(f, token)
+    else:
+        st = verifier.known(token)
+        if st is None:
+            return False
+    if policy.need and policy.need.isdisjoint(st.roles):
         return False
     req.__dict__["_gw"] = st
     return True

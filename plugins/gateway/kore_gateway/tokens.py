@@ -12,6 +12,7 @@ token's life; entries are dropped after ``jwks_ttl`` so a key removed from
 a JWKS stops being honoured.
 """
 
+import math
 import time
 
 import jwt
@@ -40,6 +41,8 @@ def looks_like_jwt(token):
 class Verifier:
     """Verifies JWTs for one gateway configuration."""
 
+    HEAD_BYTES = 2048
+
     def __init__(self, g):
         self.g = g
         self.algorithms = list(g.algorithms)
@@ -50,7 +53,8 @@ class Verifier:
             opts["verify_aud"] = False
         self.options = opts
         self.cache = {}
-        self.states = {}          # token -> (GatewayState, exp, nbf, stored): known()
+        self.states = {}          # token -> (GatewayState, since, until): known()
+        self.heads = {}           # raw field block -> token (note_head)
         self.cache_size = g.cache_size
         self.cache_ttl = max(1.0, min(g.jwks_ttl or 300.0, 300.0))
         self.decodes = 0          # full verifications (the microbenchmark reads it)
@@ -96,18 +100,17 @@ class Verifier:
         hit = self.states.get(token)
         if hit is None:
             return None
-        st, expires, not_before, stored = hit
         now = time.time()
-        leeway = self.g.leeway
-        if now - stored > self.cache_ttl or (expires is not None and now > expires + leeway) \
-                or (not_before is not None and now < not_before - leeway):
-            self.states.pop(token, None)
-            return None
-        return st
+        if hit[1] <= now <= hit[2]:
+            return hit[0]
+        self.states.pop(token, None)
+        return None
 
     def remember(self, token, st):
         """Keep ``st`` (username and roles from the claims alone, no
-        Authorizer) for ``known``; a request never changes it."""
+        Authorizer) for ``known``; a request never changes it.  Kept with
+        the span of time it may be used in: from ``nbf`` to ``exp`` (each
+        widened by the leeway) and no longer than the cache's time to live."""
         if not self.cache_size:
             return
         hit = self.cache.get(token)
@@ -116,8 +119,29 @@ class Verifier:
         if len(self.states) >= self.cache_size:
             for k in list(self.states)[:max(1, self.cache_size // 2)]:
                 del self.states[k]
-        claims, expires, not_before, stored, _user, _roles = hit
-        self.states[token] = (st, expires, not_before, stored)
+        _claims, expires, not_before, stored, _user, _roles = hit
+        leeway = self.g.leeway
+        until = stored + self.cache_ttl
+        if expires is not None:
+            until = min(until, expires + leeway)
+        since = -math.inf if not_before is None else not_before - leeway
+        self.states[token] = (st, since, until)
+
+    def note_head(self, fields, token):
+        """Remember that the raw HTTP/1.1 field block ``fields`` carries
+        ``token`` (``heads``): a client repeating its request head (every
+        keep-alive client of an API does) is then recognised by one look-up
+        of bytes it already sent, without finding and slicing its
+        Authorization header again.  The token itself is still checked by
+        ``known`` on every request; blocks over ``HEAD_BYTES`` are not kept,
+        so the map holds at most ``cache_size`` x ``HEAD_BYTES`` bytes."""
+        if len(fields) > self.HEAD_BYTES:
+            return
+        heads = self.heads
+        if len(heads) >= self.cache_size:
+            for k in list(heads)[:max(1, self.cache_size // 2)]:
+                del heads[k]
+        heads[fields] = token
 
     def _decode(self, token):
         self.decodes += 1
