@@ -3,15 +3,20 @@ route without auth (wrk, one worker each), and PyJWT's decode per token.
 
     python bench/gateway/bench.py [--rounds 5] [--duration 10] [--connections 64]
 
-Servers, all ``korectl run --workers 1`` on this machine:
+Cases, all served by ``korectl run --workers 1`` on this machine:
 
 * ``no-plugin``   KORE_PLUGINS=http: the gateway is not installed, GET /plain;
-* ``public``      the gateway loaded, GET /plain with ``auth=False``;
-* ``token``       GET /secure with ``Authorization: Bearer <HS256 JWT>``;
+* ``public``      the gateway enabled, GET /plain with ``auth=False``;
+* ``token``       the same server, GET /secure with ``Authorization: Bearer <HS256 JWT>``;
 * ``token-nocache`` the same with ``token_cache=0`` (PyJWT decodes every token).
 
-Each round runs wrk once per server in a shuffled order; the summary prints
-the median req/s and each one's ratio to ``no-plugin``.  Then the
+``public`` and ``token`` are two routes of the same server.  Each round
+starts the servers one at a time in a shuffled order (only one is alive at
+any time), warms each case up, runs wrk once per case in a shuffled order
+and stops the server; the summary prints the median req/s and each one's
+ratio to ``no-plugin``, and the median of the rounds' token/public ratios
+(both measured within one server run, so a machine that slows down between
+runs moves both).  Then the
 microbenchmark: microseconds per verification (HS256, RS256) through the
 gateway's Verifier with and without its verified-token cache.
 """
@@ -35,15 +40,18 @@ SECRET = "bench-secret-bench-secret-bench-0001"
 
 
 def servers():
+    """(server, env, [(case, path, token), ...]): ``public`` and ``token``
+    are two routes of one server, measured in the same run."""
     import jwt
     tok = jwt.encode({"sub": "bench", "roles": ["user"],
                       "exp": int(time.time()) + 86400}, SECRET)
     base = dict(os.environ)
     return [
-        ("no-plugin", dict(base, KORE_PLUGINS="http", BENCH_GATEWAY="0"), "/plain", None),
-        ("public", dict(base), "/plain", None),
-        ("token", dict(base), "/secure", tok),
-        ("token-nocache", dict(base, BENCH_TOKEN_CACHE="0"), "/secure", tok),
+        ("no-plugin", dict(base, KORE_PLUGINS="http", BENCH_GATEWAY="0"),
+         [("no-plugin", "/plain", None)]),
+        ("gateway", dict(base), [("public", "/plain", None), ("token", "/secure", tok)]),
+        ("gateway-nocache", dict(base, BENCH_TOKEN_CACHE="0"),
+         [("token-nocache", "/secure", tok)]),
     ]
 
 
@@ -110,28 +118,34 @@ def main():
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--duration", type=int, default=10)
     ap.add_argument("--connections", type=int, default=64)
+    ap.add_argument("--warmup", type=int, default=1)
     args = ap.parse_args()
-    running = []
-    try:
-        for name, env, path, tok in servers():
-            proc, port = start(env)
-            running.append((name, proc, port, path, tok))
-        results = {name: [] for name, *_ in running}
-        cpu = {name: [] for name, *_ in running}
-        for rnd in range(args.rounds):
-            order = list(running)
-            random.shuffle(order)
-            for name, proc, port, path, tok in order:
-                c0 = group_cpu(proc.pid)
-                rps, total = wrk(port, path, tok, args.duration, args.connections)
-                used = group_cpu(proc.pid) - c0
-                results[name].append(rps)
-                cpu[name].append(used / max(1, total) * 1e6)
-                print("round %d %-14s %9.0f req/s  %6.1f us CPU/request"
-                      % (rnd + 1, name, rps, cpu[name][-1]), flush=True)
-    finally:
-        for _name, proc, *_ in running:
-            stop_group(proc)
+    table = servers()
+    results = {case: [] for _s, _e, cases in table for case, *_ in cases}
+    cpu = {case: [] for case in results}
+    paired = []             # token / public of each round (the same server run)
+    for rnd in range(args.rounds):
+        order = list(table)
+        random.shuffle(order)
+        for server, env, cases in order:
+            proc, port = start(env)         # one server alive at a time
+            try:
+                for _case, path, tok in cases:
+                    wrk(port, path, tok, args.warmup, args.connections)
+                got = {}
+                for case, path, tok in random.sample(cases, len(cases)):
+                    c0 = group_cpu(proc.pid)
+                    rps, total = wrk(port, path, tok, args.duration, args.connections)
+                    used = group_cpu(proc.pid) - c0
+                    results[case].append(rps)
+                    cpu[case].append(used / max(1, total) * 1e6)
+                    got[case] = rps
+                    print("round %d %-14s %9.0f req/s  %6.1f us CPU/request"
+                          % (rnd + 1, case, rps, cpu[case][-1]), flush=True)
+                if "token" in got:
+                    paired.append(got["token"] / got["public"])
+            finally:
+                stop_group(proc)
     base = statistics.median(results["no-plugin"])
     cbase = statistics.median(cpu["no-plugin"])
     print("\nmedians over %d rounds (wrk -t1 -c%d -d%ds, 1 worker); CPU: the server's "
@@ -149,6 +163,9 @@ def main():
         cb = statistics.median(cpu[b])
         print("  %s vs %s: %.1f%% fewer req/s; %.1f%% fewer requests per CPU second"
               % (a, b, 100.0 * (1 - ra / rb), 100.0 * (1 - cb / ca)))
+    print("  token vs public, paired (the same server run, each round): median %.1f%% "
+          "fewer req/s (rounds: %s)" % (100.0 * (1 - statistics.median(paired)),
+                                       " ".join("%.1f" % (100.0 * (1 - r)) for r in paired)))
     print("\nmicrobenchmark: microseconds per verification (Verifier.verify)")
     for name, cache, us in microbench():
         print("  %-6s cache=%-5s %8.2f us" % (name, "on" if cache else "off", us))
