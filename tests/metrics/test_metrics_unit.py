@@ -137,3 +137,49 @@ def test_readyz_warns_for_what_is_degraded_and_fails_first(monkeypatch):
                               "backplane redis degraded: reader: gone; other: slow"})
     why[:] = ["draining"]           # not ready wins over degraded
     assert answer() == (503, {"status": "fail", "output": "draining"})
+
+
+def test_a_scrape_waits_for_the_answer_to_its_own_pull(monkeypatch):
+    """A periodic snapshot the worker sent before it read the scrape's
+    request is not taken for the answer: the scrape counts every request
+    answered before it began."""
+    import gevent
+    from kore import ipc
+    from kore_metrics import master as M
+    from kore_metrics.worker import MSG_PULL, MSG_SNAPSHOT
+
+    class WP:
+        id, ready, pid = 1, True, 4242
+
+    class Arb:
+        procs = {4242: WP()}
+        slots = {1: WP()}
+        num_workers = 1
+        stopping = False
+        reloading = None
+
+        def __init__(self):
+            self.sent = []
+
+        def route(self, msg):
+            if msg.kind != MSG_PULL:
+                return
+            self.sent.append(msg)
+            # already on its way: the periodic snapshot of 400 requests,
+            # then (later) the answer to this pull with all 500
+            gevent.spawn_later(0.01, m.message, ipc.Message(
+                MSG_SNAPSHOT, b"4242 0\n" + _worker(400, 0, 0).dump().encode(), 1))
+            gevent.spawn_later(0.2, m.message, ipc.Message(
+                MSG_SNAPSHOT, b"4242 " + msg.payload + b"\n"
+                + _worker(500, 0, 0).dump().encode(), 1))
+
+    monkeypatch.setattr(M.runtime, "notify", lambda *a, **k: [])
+    arb = Arb()
+    m = M.Master(arb)
+    m.check()
+    m.refresh()
+    assert arb.sent[0].payload == b"1"
+    assert m.agg.total()[("kore_req_total", (("code", "200"),))] == 500
+    m.refresh()                                         # the next pull is number 2
+    assert arb.sent[1].payload == b"2"
+    gevent.sleep(0.3)

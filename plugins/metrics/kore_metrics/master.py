@@ -6,8 +6,9 @@ The listener is a small gevent WSGI server run in the master with
 ``arbiter.spawn``: the totals live in the master, so a scrape never depends
 on which worker the kernel hands the connection to, and it keeps answering
 while every worker is being replaced.  A scrape first asks the workers for
-fresh snapshots (one IPC round trip, at most 0.3 s), so a counter is exact
-the moment the requests were answered.
+fresh snapshots (one IPC round trip, at most ``Master.PULL_WAIT``) and waits
+for each one's answer to that numbered request, so a counter is exact the
+moment the requests were answered.
 """
 
 import os
@@ -32,6 +33,10 @@ RSS = "kore_worker_resident_memory_bytes"
 
 
 class Master:
+    #: seconds a scrape waits for the workers' answers (a worker busy with a
+    #: long CPU-bound handler answers after it)
+    PULL_WAIT = 1.0
+
     def __init__(self, arbiter):
         self.arbiter = arbiter
         self.agg = Aggregate()
@@ -47,6 +52,8 @@ class Master:
         self.reasons = {}       # pid -> reason it announced or was given
         self.all_ready = None
         self.fresh = Event()
+        self.pulls = 0          # snapshot requests sent (MSG_PULL's number)
+        self.answered = {}      # pid -> the last request number it answered
         self.stat = procstat.Sampler()
 
     # -- messages ---------------------------------------------------------------
@@ -55,9 +62,12 @@ class Master:
         if msg.kind in (MSG_SNAPSHOT, MSG_FINAL):
             head, _, body = msg.payload.partition(b"\n")
             try:
-                pid = int(head)
+                pid, _, pull = head.partition(b" ")
+                pid = int(pid)
                 if pid in self.known or pid in self.arbiter.procs:
                     self.agg.update(pid, body.decode("utf-8"))
+                    if pull:
+                        self.answered[pid] = max(self.answered.get(pid, 0), int(pull))
             except (ValueError, KeyError) as exc:
                 warning("bad metrics snapshot from worker %s: %s" % (msg.src, exc))
             self.fresh.set()
@@ -122,6 +132,7 @@ class Master:
             if reason is not None and not arb.stopping:
                 self.own.inc(RESPAWNS, (("reason", reason),))
             self.agg.forget(pid)
+            self.answered.pop(pid, None)
             self.stat.forget(pid)
         ready = sum(1 for wp in procs.values() if wp.ready)
         self.own.set(WORKERS, (("state", "ready"),), ready)
@@ -185,16 +196,20 @@ class Master:
         return text
 
     def refresh(self):
-        """Ask every ready worker for a fresh snapshot and wait for them
-        (at most 0.3 s)."""
+        """Ask every ready worker for a fresh snapshot and wait for each
+        one's answer to this request (at most ``PULL_WAIT`` seconds; a
+        worker that does not answer in time is counted as of its last
+        snapshot).  Requests a worker finished before it read the request
+        are in its answer."""
         t0 = time.monotonic()
         procs = [pid for pid, wp in self.arbiter.procs.items() if wp.ready]
-        before = {pid: self.agg.seq.get(pid, 0) for pid in procs}
         if procs:
-            self.arbiter.route(ipc.Message(MSG_PULL, b"", ipc.ALL_WORKERS))
-            deadline = t0 + 0.3
+            self.pulls += 1
+            n = self.pulls
+            self.arbiter.route(ipc.Message(MSG_PULL, b"%d" % n, ipc.ALL_WORKERS))
+            deadline = t0 + self.PULL_WAIT
             while True:
-                if all(self.agg.seq.get(p, 0) > before[p] or p not in self.arbiter.procs
+                if all(self.answered.get(p, 0) >= n or p not in self.arbiter.procs
                        for p in procs):
                     break
                 left = deadline - time.monotonic()

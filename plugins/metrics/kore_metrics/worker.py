@@ -13,8 +13,8 @@ from kore.log import error, notice
 
 from .store import DURATION_BUCKETS, METHODS, Samples
 
-MSG_SNAPSHOT = "metrics.snapshot"   # worker -> master: "pid\n" + Samples.dump()
-MSG_PULL = "metrics.pull"           # master -> workers: send a snapshot now
+MSG_SNAPSHOT = "metrics.snapshot"   # worker -> master: "pid pull\n" + Samples.dump()
+MSG_PULL = "metrics.pull"           # master -> workers: b"<pull>": send a snapshot now
 MSG_RECYCLE = "metrics.recycle"     # worker -> master: "pid reason": I am leaving
 MSG_CLUSTER = "metrics.cluster"     # master -> workers: b"1" all workers ready, b"0" not
 MSG_HELLO = "metrics.hello"         # worker -> master: send me the cluster state
@@ -96,8 +96,11 @@ def _push_loop():
         push()
 
 
-def push(kind=MSG_SNAPSHOT):
-    """Send this worker's snapshot to the master."""
+def push(kind=MSG_SNAPSHOT, pull=0):
+    """Send this worker's snapshot to the master; ``pull`` is the number of
+    the master's request it answers (0: a periodic one), so a scrape waits
+    for the answer to its own request, not for a periodic snapshot taken
+    before it."""
     w = STATE.worker
     if w is None:
         return
@@ -110,7 +113,7 @@ def push(kind=MSG_SNAPSHOT):
     except Exception as exc:        # notify reports; never lose the snapshot
         error("kore_metrics_collect: %s" % exc)
     try:
-        w.send(ipc.Message(kind, "%d\n%s" % (os.getpid(), s.dump()), ipc.MASTER))
+        w.send(ipc.Message(kind, "%d %d\n%s" % (os.getpid(), pull, s.dump()), ipc.MASTER))
     except ipc.ChannelClosed:
         pass
 
@@ -190,7 +193,11 @@ def connection_close(conn):
 
 def message(worker, msg):
     if msg.kind == MSG_PULL:
-        push()
+        try:
+            pull = int(msg.payload or b"0")
+        except ValueError:
+            pull = 0
+        push(pull=pull)
         return True
     if msg.kind == MSG_ACK:
         STATE.acked.set()
