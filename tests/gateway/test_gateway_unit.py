@@ -550,7 +550,7 @@ def test_idle_lease_goes_back_and_a_refused_worker_asks_again(monkeypatch):
     assert not check(1) and not check(2)
 
 
-def test_handle_wrapper_only_while_the_gateway_is_enabled(monkeypatch):
+def test_admission_hook_only_while_the_gateway_is_enabled(monkeypatch):
     """An installed but unused gateway adds nothing to the request path."""
     import pluggy
     from kore import runtime
@@ -564,12 +564,12 @@ def test_handle_wrapper_only_while_the_gateway_is_enabled(monkeypatch):
         def domains(self):
             return []
     plugin.kore_http_routes(routes=Routes())
-    assert pm.get_plugin(plugin.HandleWrapper.NAME) is None
+    assert pm.get_plugin(plugin.Admission.NAME) is None
     config.enable_gateway(False)
     plugin.kore_http_routes(routes=Routes())
-    assert len(pm.hook.kore_http_handle.get_hookimpls()) == 1
+    assert len(pm.hook.kore_http_admit.get_hookimpls()) == 1
     plugin.kore_app_reset()                       # a reload without the gateway
-    assert pm.get_plugin(plugin.HandleWrapper.NAME) is None
+    assert pm.get_plugin(plugin.Admission.NAME) is None
 
 
 class FakeTokenReq:

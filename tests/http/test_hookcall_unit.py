@@ -89,3 +89,34 @@ def test_hook_tracing_goes_through_pluggy(pm, monkeypatch):
     pm.register(plugin([], "m"), name="metrics")
     monkeypatch.setenv("KORE_TRACE_HOOKS", "1")
     assert hookcall.direct("kore_request_done", "w") is None
+
+
+def test_admitters_in_pluggy_order_and_wrappers_refused(pm):
+    class A:
+        @staticmethod
+        @impl
+        def kore_http_admit(req, target):
+            return None
+
+    class B:
+        @staticmethod
+        @impl
+        def kore_http_admit(req, target):
+            return False
+
+    assert hookcall.admitters() == ()
+    pm.register(A, name="a")
+    pm.register(B, name="b")
+    assert hookcall.admitters() == ((B.kore_http_admit, "b"), (A.kore_http_admit, "a"))
+    assert [i.plugin_name for i in reversed(pm.hook.kore_http_admit.get_hookimpls())] \
+        == ["b", "a"]
+
+    class W:
+        @staticmethod
+        @impl(wrapper=True)
+        def kore_http_admit(req, target):
+            return (yield)
+
+    pm.register(W, name="w")
+    with pytest.raises(RuntimeError, match="plugin 'w' implements it as a wrapper"):
+        hookcall.admitters()

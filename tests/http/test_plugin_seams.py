@@ -1,7 +1,8 @@
 """A throwaway third-party plugin uses every seam of the http plugin over a
 real server: routes of its own (on the app's domains and on a server of its
 own), a kore_http_handle wrapper that sees the route and the status (and
-refuses a request before its handler runs), a request attribute, access-log
+refuses a request before its handler runs), a kore_http_admit check that
+stops requests before the wrappers and the handler, a request attribute, access-log
 fields, a protocol chosen by ALPN and one chosen by a cleartext preface."""
 
 import json
@@ -47,6 +48,19 @@ def kore_http_handle(req, target):
     status = yield
     SEEN.append("%s %s" % (req.path, status))
     return status
+
+
+@hookimpl
+def kore_http_admit(req, target):
+    req.response_header("X-Seam-Admit", target.where)
+    if req.path == "/admit/stop":
+        req.response(401, b"refused by admit")
+        return False
+    if req.path == "/admit/raise":
+        raise ValueError("admit failed")
+    if req.path == "/admit/silent":
+        return False
+    return None
 
 
 @hookimpl
@@ -139,6 +153,8 @@ def secret(req):
 for d in (plain, secure):
     d.route("/app", hello, methods=["get"])
     d.route("/secret", secret, methods=["get"])
+    for p in ("/admit/stop", "/admit/raise", "/admit/silent"):
+        d.route(p, secret, methods=["get"])
 '''
 
 
@@ -279,3 +295,20 @@ def test_cleartext_preface_chooses_protocol(seam_server):
     with httpx.Client(timeout=10) as c:
         for _ in range(3):
             assert c.get(seam_server.url + "/seam/hello").text == "from plugin"
+
+
+def test_admit_stops_requests_before_wrappers_and_handler(seam_server):
+    r = httpx.get(seam_server.url + "/app", timeout=10)
+    assert r.status_code == 200 and r.headers["x-seam-admit"] == "route '/app'"
+    r = httpx.get(seam_server.url + "/admit/stop", timeout=10)
+    assert (r.status_code, r.text) == (401, "refused by admit")
+    assert "x-seam-route" not in r.headers              # the wrapper did not run
+    for path in ("/admit/raise", "/admit/silent"):
+        r = httpx.get(seam_server.url + path, timeout=10)
+        assert r.status_code == 500 and r.text != "handler ran", path
+    # the wrapper saw none of the stopped requests; the server keeps serving
+    r = httpx.get(seam_server.url + "/app", timeout=10)
+    assert r.status_code == 200 and "/admit/" not in r.text
+    assert wait_for(lambda: "admit failed" in seam_server.log()
+                    and "stopped the request to /admit/silent without answering it"
+                    in seam_server.log(), 10)

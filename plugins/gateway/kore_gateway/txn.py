@@ -15,8 +15,9 @@ gets fresh ids.  Ids are made on first use (the access log, an outgoing
 call, ``req.gtxid``), so a request that needs none costs nothing.
 
 ``CURRENT`` is the request whose handler runs in this greenlet (set by the
-gateway's ``kore_http_handle`` wrapper; greenlets have their own
-contextvars context), which is how ``kore.httpclient`` finds the ids.
+gateway's ``kore_http_admit``, left until the greenlet's next request;
+greenlets have their own contextvars context), which is how
+``kore.httpclient`` finds the ids.
 """
 
 import contextvars

@@ -58,3 +58,19 @@ def direct(name, where):
                 report(sys.exc_info(), where="%s (plugin '%s', %s)" % (where, plugin0, name))
 
     return call
+
+
+def admitters():
+    """``kore_http_admit``'s implementations in pluggy's call order, as
+    ``((function, plugin name), ...)``, for ``pipeline.admit``; a wrapper
+    implementation is refused (the hook is for plain checks)."""
+    try:
+        impls = runtime.hook("kore_http_admit").get_hookimpls()
+    except (RuntimeError, AttributeError):
+        return ()
+    for i in impls:
+        if i.hookwrapper or getattr(i, "wrapper", False):
+            raise RuntimeError("kore_http_admit: plugin '%s' implements it as a wrapper; "
+                               "implement it as a plain function (wrap kore_http_handle "
+                               "instead to run code around the handler)" % i.plugin_name)
+    return tuple((i.function, i.plugin_name) for i in reversed(impls))

@@ -172,6 +172,27 @@ def kore_http_handle(req, target):
 
 
 @hookspec
+def kore_http_admit(req, target):
+    """May a routed request run its handler?  (A gateway's token check.)
+
+    Runs in the worker, in the request's greenlet, after routing (``target``:
+    a ``kore.route`` or a mount; ``req.route``, ``req.domain``, ``req.args``
+    are set and the body was read) and before the route's auth, prerequest
+    callbacks, ``kore_http_handle`` wrappers and handler, only when some
+    plugin implements it.  Plain implementations (no wrappers) are called
+    directly, without pluggy's per-call machinery, in pluggy's order: much
+    cheaper per request than a ``kore_http_handle`` wrapper when nothing is
+    needed after the handler.  Answer the request (a 401, a 429) and return
+    False to stop it: the handler does not run, the rest of the
+    implementations are not called, the response is logged as usual.  An
+    implementation that raises is reported and the request answered 500.
+
+    :returns: False to stop the request (after answering it), anything else
+        to let it run.
+    """
+
+
+@hookspec
 def kore_request_done(req, status, duration):
     """A response was sent completely (access logs, metrics).
 

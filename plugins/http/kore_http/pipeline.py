@@ -118,13 +118,38 @@ def handle(req):
         elif extra is not None:
             req.response_header("Allow", extra)
         return simple(req, target)
-    if S.wrapped:
-        _run_wrapped(req, target)
-    else:
-        run(req, target.callback, target.auth, target.where)
+    if not S.admit or admit(req, target):
+        if S.wrapped:
+            _run_wrapped(req, target)
+        else:
+            run(req, target.callback, target.auth, target.where)
     if stream.closed:
         return False
     return finish(req)
+
+
+def admit(req, target):
+    """``kore_http_admit``: False when an implementation stopped the
+    request (it answered it; an error answers 500)."""
+    for fn, plugin in S.admit:
+        try:
+            ok = fn(req, target)
+        except (ClientGone, GreenletExit):
+            raise
+        except Exception:
+            report(sys.exc_info(), where="kore_http_admit hook (plugin '%s')" % plugin,
+                   req=req)
+            if req._sent == NOT_SENT:
+                req._rheaders = None
+                req._error(500)
+            return False
+        if ok is False or req._sent:
+            if req._sent == NOT_SENT:
+                LOG.write(LOG_ERR, "kore_http_admit (plugin '%s') stopped the request "
+                          "to %s without answering it" % (plugin, req.path))
+                req._error(500)
+            return False
+    return True
 
 
 def _log_no_domain(server, host):

@@ -8,7 +8,7 @@ too, so an unimplemented hook costs nothing per request.
 
 from kore import runtime
 
-from .hookcall import direct
+from .hookcall import admitters, direct
 
 from .status import HEADERS
 
@@ -19,7 +19,7 @@ class Settings:
                  "disk_offload", "disk_path", "hsts", "pretty_error",
                  "max_connections", "accept_threshold", "proxy_protocol",
                  "forwarded_allow", "accesslog", "hook_start", "hook_done", "done_call",
-                 "hook_open", "hook_close", "hook_log_fields", "wrapped")
+                 "hook_open", "hook_close", "hook_log_fields", "wrapped", "admit")
 
     def __init__(self):
         self.header_max = 4096
@@ -45,6 +45,7 @@ class Settings:
         self.hook_close = False      # kore_connection_close implemented
         self.hook_log_fields = False  # kore_http_access_log_fields implemented
         self.wrapped = False         # a plugin wraps kore_http_handle
+        self.admit = ()              # kore_http_admit: ((function, plugin name), ...)
 
     def load(self):
         get = runtime.option
@@ -75,6 +76,7 @@ class Settings:
         self.hook_open = impl("kore_connection_open")
         self.hook_close = impl("kore_connection_close")
         self.hook_log_fields = impl("kore_http_access_log_fields")
+        self.admit = admitters() if impl("kore_http_admit") else ()
         pm = runtime.plugin_manager()
         self.wrapped = False
         if pm is not None:
