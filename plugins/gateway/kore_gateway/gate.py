@@ -184,21 +184,19 @@ def admit_known(req, g, policy, verifier):
     if verifier is None or g.authorizer is not None:
         return False
     f = req._fields
-    token = verifier.heads.get(f) if type(f) is bytes else None
-    if token is None:
+    h1 = type(f) is bytes
+    token = verifier.heads.get(f) if h1 else None
+    seen = token is not None
+    if not seen:
         value = req.request_header("authorization")
         if value is None or value[:7].lower() != "bearer ":
             return False
         token = value[7:].strip()
-        st = verifier.known(token)
-        if st is None:
-            return False
-        if type(f) is bytes:
-            verifier.note_head(f, token)
-    else:
-        st = verifier.known(token)
-        if st is None:
-            return False
+    st = verifier.known(token)
+    if st is None:
+        return False
+    if h1 and not seen:
+        verifier.note_head(f, token)
     if policy.need and policy.need.isdisjoint(st.roles):
         return False
     req.__dict__["_gw"] = st

@@ -63,7 +63,7 @@ def kore_namespace():
 def kore_app_reset():
     config.reset()
     policy.reset()
-    _install_wrapper(False)
+    _install_admission(False)
 
 
 @hookimpl
@@ -72,7 +72,7 @@ def kore_http_routes(routes):
     # plugin counts kore_http_handle wrappers when a worker starts serving)
     config.check_loaded()
     policy.REGISTRY.check_targets(routes.domains())
-    _install_wrapper(config.GATEWAY.enabled)
+    _install_admission(config.GATEWAY.enabled)
 
 
 @hookimpl
@@ -109,7 +109,7 @@ class Admission:
         return True
 
 
-def _install_wrapper(on):
+def _install_admission(on):
     pm = runtime.plugin_manager()
     if pm is None:
         return

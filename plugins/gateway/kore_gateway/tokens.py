@@ -38,6 +38,15 @@ def looks_like_jwt(token):
     return token.count(".") == 2
 
 
+def _put(cache, key, value, size):
+    """``cache[key] = value``, first dropping the oldest half when ``cache``
+    holds ``size`` entries (insertion order is age order)."""
+    if len(cache) >= size:
+        for k in list(cache)[:max(1, size // 2)]:
+            del cache[k]
+    cache[key] = value
+
+
 class Verifier:
     """Verifies JWTs for one gateway configuration."""
 
@@ -82,15 +91,11 @@ class Verifier:
         claims = self._decode(token)
         user, roles = claim_identity(claims)
         if self.cache_size:
-            if len(self.cache) >= self.cache_size:
-                # drop the oldest half: insertion order is age order
-                for k in list(self.cache)[:max(1, self.cache_size // 2)]:
-                    del self.cache[k]
             exp = claims.get("exp")
             nbf = claims.get("nbf")
-            self.cache[token] = (claims, exp if isinstance(exp, (int, float)) else None,
-                                 nbf if isinstance(nbf, (int, float)) else None,
-                                 time.time(), user, roles)
+            _put(self.cache, token, (claims, exp if isinstance(exp, (int, float)) else None,
+                                     nbf if isinstance(nbf, (int, float)) else None,
+                                     time.time(), user, roles), self.cache_size)
         return claims, user, roles
 
     def known(self, token):
@@ -116,16 +121,13 @@ class Verifier:
         hit = self.cache.get(token)
         if hit is None:
             return
-        if len(self.states) >= self.cache_size:
-            for k in list(self.states)[:max(1, self.cache_size // 2)]:
-                del self.states[k]
         _claims, expires, not_before, stored, _user, _roles = hit
         leeway = self.g.leeway
         until = stored + self.cache_ttl
         if expires is not None:
             until = min(until, expires + leeway)
         since = -math.inf if not_before is None else not_before - leeway
-        self.states[token] = (st, since, until)
+        _put(self.states, token, (st, since, until), self.cache_size)
 
     def note_head(self, fields, token):
         """Remember that the raw HTTP/1.1 field block ``fields`` carries
@@ -135,13 +137,8 @@ class Verifier:
         Authorization header again.  The token itself is still checked by
         ``known`` on every request; blocks over ``HEAD_BYTES`` are not kept,
         so the map holds at most ``cache_size`` x ``HEAD_BYTES`` bytes."""
-        if len(fields) > self.HEAD_BYTES:
-            return
-        heads = self.heads
-        if len(heads) >= self.cache_size:
-            for k in list(heads)[:max(1, self.cache_size // 2)]:
-                del heads[k]
-        heads[fields] = token
+        if len(fields) <= self.HEAD_BYTES:
+            _put(self.heads, fields, token, self.cache_size)
 
     def _decode(self, token):
         self.decodes += 1

@@ -114,19 +114,16 @@ class Aggregate:
         self.families = {}
         self.live = {}          # pid -> values
         self.dead = {}          # folded counters and histograms of gone workers
-        self.seq = {}           # pid -> number of snapshots received
 
     def update(self, pid, text):
         fams, values = load(text)
         for name, f in fams.items():
             self.families.setdefault(name, f)
         self.live[pid] = values
-        self.seq[pid] = self.seq.get(pid, 0) + 1
 
     def forget(self, pid):
         """Worker ``pid`` is gone: keep its counters and histograms."""
         values = self.live.pop(pid, None)
-        self.seq.pop(pid, None)
         if not values:
             return
         for key, v in values.items():
