@@ -325,3 +325,20 @@ def test_pipelined_responses_held_go_out_before_an_error(main_server):
     bodies = [c.read_response() for _ in range(21)]
     assert [r.body for r in bodies[:20]] == [b"hello"] * 20
     assert bodies[20].status == 400 and c.closed()
+
+
+@http1_only
+def test_a_response_too_big_for_one_send_is_finished_while_the_connection_waits(main_server):
+    """A held response that a non-blocking send takes only part of is
+    written on by the event loop while the connection waits for the client's
+    next request (which the client sends only after the whole response)."""
+    body = (b"0123456789abcdef" * 3751)[:60000]
+    c = Conn(main_server.port, timeout=20)
+    for _ in range(3):
+        c.send(b"GET /tiny-sndbuf?size=60000 HTTP/1.1\r\nHost: x\r\n\r\n")
+        r = c.read_response()
+        assert r.status == 200 and r.body == body
+    c.send(b"GET /tiny-sndbuf?size=30000 HTTP/1.1\r\nHost: x\r\n\r\n" * 3
+           + b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    got = [c.read_response().body for _ in range(4)]
+    assert got == [body[:30000]] * 3 + [b"hello"] and c.closed()

@@ -247,6 +247,16 @@ async def slow(req):
     req.response(200, b"slow")
 
 
+@kore.route("/tiny-sndbuf")
+def tiny_sndbuf(req):
+    """?size=N bytes, sent on a socket whose send buffer is made tiny first,
+    so that one non-blocking send cannot take the response."""
+    import socket
+    req.stream.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    n = int(req.get_query("size") or 60000)
+    req.response(200, (b"0123456789abcdef" * (n // 16 + 1))[:n])
+
+
 @kore.route("/tag")
 def tag(req):
     req.response(200, str(getattr(req, "tag", None)).encode())

@@ -7,8 +7,10 @@ object per request): status lines, Content-Length or chunked bodies (close-
 delimited for HTTP/1.0), ``Connection:`` keep-alive/close, ``100 Continue``,
 switching protocols, pause/resume and the disconnect watcher that cancels a
 suspended handler when the client goes away.  Each complete response is one
-``send`` (head and body joined); the complete responses to requests that
-were pipelined in one read are held and sent together (see ``hold``).
+``send`` (head and body joined), made by the event loop once it has run
+every connection that was readable, the way an asyncio server's transport
+writes (see ``hold``); the responses to requests pipelined in one read go
+out together in that one send.
 """
 
 import socket
@@ -47,8 +49,8 @@ class H1Connection(Client, Stream):
     __slots__ = ("keepalive", "hsts", "watcher", "rwatcher", "idle", "req",
                  "buffered", "requests", "pause_evt", "pause_t0", "paused_total",
                  "watch_paused", "buf", "pos", "blen", "bchunked", "chunked",
-                 "pending", "corked", "http_version", "more", "batch", "batch_len",
-                 "flush_cb")
+                 "pending", "corked", "http_version", "batch", "batch_len",
+                 "flush_cb", "wwatcher")
 
     def __init__(self, client):
         self.adopt(client)
@@ -73,10 +75,10 @@ class H1Connection(Client, Stream):
         self.pending = None
         self.corked = None
         self.http_version = "1.1"
-        self.more = False
         self.batch = None
         self.batch_len = 0
         self.flush_cb = None
+        self.wwatcher = None
 
     # -- writing -------------------------------------------------------------
 
@@ -94,23 +96,30 @@ class H1Connection(Client, Stream):
         if n < len(data):
             self.sock.sendall(memoryview(data)[n:])
 
-    # -- held pipelined responses ---------------------------------------------
+    # -- held responses ----------------------------------------------------------
     #
-    # The connection loop sets ``more`` for a plain-TCP request without a
-    # body when more pipelined bytes follow it in the buffer: its complete
-    # response is then held (``hold``) instead of sent, and goes out with the
-    # next one that is sent, in one write.  Held bytes go out first on any
-    # other write, before the loop waits for a read or yields, when they
-    # reach BATCH_MAX, and (``_flush_soon``, a loop callback) as soon as the
-    # connection's greenlet waits for anything while a handler runs, so a
-    # slow handler does not hold back the responses before it.
+    # A complete response under BATCH_MAX bytes to a plain-TCP keep-alive
+    # request is held (``hold``), not sent, and a loop callback
+    # (``_flush_soon``) sends what the connection holds once the connection's
+    # greenlet waits for anything: its next request, or a handler's I/O.  The
+    # event loop runs its callbacks after it has run every connection that
+    # was readable, so the responses to one poll's requests go out after all
+    # of them are handled: the client, woken by the first, usually finds
+    # the others ready as well instead of sleeping and being woken for each
+    # (on loopback that wake-up is most of the kernel time of a send).
+    # Responses to requests pipelined in one read join the held bytes and
+    # go out in the same send.  Held bytes go out first on any other write,
+    # and at once when they reach BATCH_MAX.  What a non-blocking send
+    # leaves over is written by a write watcher (``_send_held``), so the
+    # greenlet can wait for the next request meanwhile.  The invariant: while
+    # ``batch`` is set, ``flush_cb`` is queued or ``wwatcher`` is started.
 
     def hold(self, data):
         b = self.batch
         if b is None:
             self.batch = [data]
             self.batch_len = len(data)
-            if self.flush_cb is None:
+            if self.flush_cb is None and not self._writing():
                 self.flush_cb = get_hub().loop.run_callback(self._flush_soon)
         else:
             b.append(data)
@@ -118,8 +127,13 @@ class H1Connection(Client, Stream):
             if self.batch_len >= BATCH_MAX:
                 self.flush()
 
+    def _writing(self):
+        w = self.wwatcher
+        return w is not None and w.active
+
     def take_batch(self):
         b, self.batch = self.batch, None
+        self.batch_len = 0
         return b[0] if len(b) == 1 else b"".join(b)
 
     def flush(self):
@@ -128,21 +142,33 @@ class H1Connection(Client, Stream):
             self.send(b"")
 
     def _flush_soon(self):
-        # in the hub: the connection's greenlet waits (or is about to wait
-        # for the next read, having flushed already): a non-blocking send of
-        # what is held; a remainder stays held for the greenlet's next write
         self.flush_cb = None
+        self._send_held()
+
+    def _send_held(self):
+        # in the hub: a non-blocking send of what is held; the write watcher
+        # sends the rest when the socket takes more
         b = self.batch
-        if b is None:
-            return
-        data = b[0] if len(b) == 1 else b"".join(b)
-        try:
-            n = self.sock._sock.send(data)
-        except BlockingIOError:
-            n = 0
-        except OSError:
-            n = len(data)      # gone: the greenlet's next read or write says so
-        self.batch = [data[n:]] if n < len(data) else None
+        if b is not None:
+            data = b[0] if len(b) == 1 else b"".join(b)
+            try:
+                n = self.sock._sock.send(data)
+            except BlockingIOError:
+                n = 0
+            except OSError:
+                n = len(data)   # gone: the greenlet's next read or write says so
+            if n < len(data):
+                self.batch = [data[n:]]
+                self.batch_len = len(data) - n
+                w = self.wwatcher
+                if w is None:
+                    w = self.wwatcher = get_hub().loop.io(self.fd, 2)
+                if not w.active:
+                    w.start(self._send_held)
+                return
+            self.batch = None
+        if self._writing():
+            self.wwatcher.stop()
 
     def _out(self, req, data):
         if self.corked is not None:
@@ -199,7 +225,7 @@ class H1Connection(Client, Stream):
             self.corked.append(head)
             return
         req.bytes_sent += len(head)
-        if self.more and req.keepalive:
+        if req.keepalive and not self.tls and len(head) < BATCH_MAX:
             self.hold(head)
             return
         if self.batch is not None:
@@ -426,6 +452,8 @@ class H1Connection(Client, Stream):
             self.watcher.close()
         if self.rwatcher is not None:
             self.rwatcher.close()
+        if self.wwatcher is not None:
+            self.wwatcher.close()
 
 
 __all__ = ["H1Connection", "CONNS"]

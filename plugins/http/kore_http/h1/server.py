@@ -66,9 +66,8 @@ def loop(c, buf):
     run0 = 0.0
     while True:
         if pos >= len(buf):
-            # wait for the next request on an idle connection
-            if c.batch is not None:
-                c.flush()
+            # wait for the next request on an idle connection (held
+            # responses go out from the loop: see H1Connection.hold)
             wait = S.keepalive_time
             if not c.keepalive or CONNS.stopping:
                 if c.closed or not CONNS.stopping:
@@ -114,8 +113,6 @@ def loop(c, buf):
             send_error(c, exc.status)
             return
         if r is None:
-            if c.batch is not None:
-                c.flush()
             buf, pos = _read_head(c, buf, pos)
             if buf is None:
                 return
@@ -295,8 +292,6 @@ def request(c, method, target, http11, fields, special):
         c.blen = length
         c.bchunked = chunked
     c.http_version = "1.1" if http11 else "1.0"
-    # more pipelined bytes follow a bodyless request: hold its response
-    c.more = not length and not chunked and not c.tls and c.pos < len(c.buf)
     c.req = req
     c.requests += 1
     load.inflight += 1
